@@ -1,0 +1,372 @@
+"""CPU twins of the propagation kernels (numba, parallel over videos).
+
+Packed ragged input: features x (N, D) float32/float64 and offsets (V+1,) int64; video v owns rows
+offsets[v]:offsets[v+1]. Per video of length L:
+
+    a_ij  = log Wf_ij - |i - j| / s               (log affinity; a_ii = -inf)
+    lse_i = logsumexp_j a_ij
+    S_ij  = exp(a_ij - (lse_i + lse_j) / 2)       (= D^-1/2 W D^-1/2, exact where W underflows)
+    (I - alpha S) z = y  by conjugate gradient, y = 1 at the seeds.
+
+Dot products accumulate in the feature dtype across SIMD lanes (float32 products in float32
+lanes); norms, distances, logs, S and CG are float64. A dense graph is stored as an (L, L) float64
+scratch matrix, a banded one (half-width k) as (L, 2k+1) with column c <-> j = i + c - k.
+At most one such matrix per thread exists at a time.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# keep NaN/Inf semantics (no 'nnan'/'ninf'): -inf marks missing edges, NaN marks bad input
+FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+
+SQEUCLIDEAN, RMS, COSINE = 0, 1, 2
+STATUS_OK, STATUS_NONFINITE, STATUS_ZERO = 0, 1, 2
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def squared_norms(xv, zero, needs_nonzero, out):
+    """out[i] = ||x_i||^2 (float64). Returns (status, snippet): a non-finite row, or a zero row
+    when ``needs_nonzero`` (cosine or L2 normalisation), is reported instead of computed on."""
+    L, D = xv.shape
+    for i in range(L):
+        acc = zero
+        for d in range(D):
+            v = xv[i, d]
+            acc += v * v
+        n = np.float64(acc)
+        if not math.isfinite(n):
+            return STATUS_NONFINITE, i
+        if needs_nonzero and n == 0.0:
+            return STATUS_ZERO, i
+        out[i] = n
+    return STATUS_OK, -1
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gram_dense(xv, zero, G):
+    """G[i, j] = x_i . x_j for j >= i (upper triangle incl. the diagonal), in 4 x 4 register tiles.
+    Rows past the end are clamped to L-1 (computed, never stored)."""
+    L, D = xv.shape
+    for i0 in range(0, L, 4):
+        i1 = min(i0 + 1, L - 1)
+        i2 = min(i0 + 2, L - 1)
+        i3 = min(i0 + 3, L - 1)
+        for j0 in range(i0, L, 4):
+            j1 = min(j0 + 1, L - 1)
+            j2 = min(j0 + 2, L - 1)
+            j3 = min(j0 + 3, L - 1)
+            a00 = zero; a01 = zero; a02 = zero; a03 = zero
+            a10 = zero; a11 = zero; a12 = zero; a13 = zero
+            a20 = zero; a21 = zero; a22 = zero; a23 = zero
+            a30 = zero; a31 = zero; a32 = zero; a33 = zero
+            for d in range(D):
+                u0 = xv[i0, d]; u1 = xv[i1, d]; u2 = xv[i2, d]; u3 = xv[i3, d]
+                w0 = xv[j0, d]; w1 = xv[j1, d]; w2 = xv[j2, d]; w3 = xv[j3, d]
+                a00 += u0 * w0; a01 += u0 * w1; a02 += u0 * w2; a03 += u0 * w3
+                a10 += u1 * w0; a11 += u1 * w1; a12 += u1 * w2; a13 += u1 * w3
+                a20 += u2 * w0; a21 += u2 * w1; a22 += u2 * w2; a23 += u2 * w3
+                a30 += u3 * w0; a31 += u3 * w1; a32 += u3 * w2; a33 += u3 * w3
+            tile = ((a00, a01, a02, a03), (a10, a11, a12, a13),
+                    (a20, a21, a22, a23), (a30, a31, a32, a33))
+            for r in range(4):
+                i = i0 + r
+                if i >= L:
+                    break
+                row = tile[r]
+                for c in range(4):
+                    j = j0 + c
+                    if j >= L:
+                        break
+                    if j >= i:
+                        G[i, j] = row[c]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def gram_band(xv, zero, k, B):
+    """B[i, c] = x_i . x_j for j = i + c - k, k < c, j < L (the upper half of the band)."""
+    L, D = xv.shape
+    for i in range(L):
+        jmax = min(L - 1, i + k)
+        j = i + 1
+        while j <= jmax:
+            j1 = min(j + 1, L - 1)
+            j2 = min(j + 2, L - 1)
+            j3 = min(j + 3, L - 1)
+            a0 = zero; a1 = zero; a2 = zero; a3 = zero
+            for d in range(D):
+                u = xv[i, d]
+                a0 += u * xv[j, d]; a1 += u * xv[j1, d]; a2 += u * xv[j2, d]; a3 += u * xv[j3, d]
+            vals = (a0, a1, a2, a3)
+            for c in range(4):
+                if j + c <= jmax:
+                    B[i, j + c - i + k] = vals[c]
+            j += 4
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def log_affinity(g, ni, nj, dt, D, distance, normalize, inv_two_sigma2, inv_scale):
+    """a_ij = log Wf_ij - |i-j|/s from the dot product g = x_i.x_j and squared norms ni, nj."""
+    if distance == COSINE or normalize:
+        c = g / math.sqrt(ni * nj)
+    else:
+        c = 0.0
+    if distance == COSINE:
+        if c <= 0.0:
+            return -np.inf
+        return math.log(c) - dt * inv_scale
+    if normalize:
+        d2 = 2.0 - 2.0 * c
+    else:
+        d2 = ni + nj - 2.0 * g
+    if d2 < 0.0:
+        d2 = 0.0
+    if distance == RMS:
+        return -math.sqrt(d2 / D) * inv_two_sigma2 - dt * inv_scale
+    return -d2 * inv_two_sigma2 - dt * inv_scale
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def build_graph(xv, norms, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse):
+    """Fill S (L, L) if k == 0, else (L, 2k+1) band, with the normalised similarity of one video.
+
+    temporal_scale <= 0 means s = L. ``lse`` (L,) receives the row log-sum-exp (-inf: isolated).
+    """
+    L, D = xv.shape
+    inv_scale = 1.0 / (L if temporal_scale <= 0.0 else temporal_scale)
+    if k == 0:
+        gram_dense(xv, zero, S)
+        for i in range(L):
+            S[i, i] = -np.inf
+            for j in range(i + 1, L):
+                a = log_affinity(S[i, j], norms[i], norms[j], j - i, D, distance, normalize,
+                                 inv_two_sigma2, inv_scale)
+                S[i, j] = a
+                S[j, i] = a
+    else:
+        width = 2 * k + 1
+        gram_band(xv, zero, k, S)
+        for i in range(L):
+            for c in range(k + 1):          # lower half and diagonal: filled from earlier rows
+                if c == k or i + c - k < 0:
+                    S[i, c] = -np.inf
+            for c in range(k + 1, width):
+                j = i + c - k
+                if j >= L:
+                    S[i, c] = -np.inf
+                else:
+                    a = log_affinity(S[i, c], norms[i], norms[j], c - k, D, distance, normalize,
+                                     inv_two_sigma2, inv_scale)
+                    S[i, c] = a
+                    S[j, 2 * k - c] = a
+    width = S.shape[1]
+    for i in range(L):
+        m = -np.inf
+        for c in range(width):
+            if S[i, c] > m:
+                m = S[i, c]
+        if m == -np.inf:
+            lse[i] = -np.inf
+            continue
+        acc = 0.0
+        for c in range(width):
+            acc += math.exp(S[i, c] - m)
+        lse[i] = m + math.log(acc)
+    for i in range(L):
+        for c in range(width):
+            j = c if k == 0 else i + c - k
+            a = S[i, c]
+            if a == -np.inf or lse[i] == -np.inf:
+                S[i, c] = 0.0
+            else:
+                S[i, c] = math.exp(a - 0.5 * (lse[i] + lse[j]))
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def apply_operator(S, k, alpha, p, q):
+    """q = (I - alpha S) p for a dense (k == 0) or banded S."""
+    L = p.shape[0]
+    if k == 0:
+        for i in range(L):
+            acc = 0.0
+            for j in range(L):
+                acc += S[i, j] * p[j]
+            q[i] = p[i] - alpha * acc
+    else:
+        width = 2 * k + 1
+        for i in range(L):
+            lo = max(0, k - i)
+            hi = min(width, L - i + k)
+            acc = 0.0
+            for c in range(lo, hi):
+                acc += S[i, c] * p[i + c - k]
+            q[i] = p[i] - alpha * acc
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _dot(a, b):
+    acc = 0.0
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    return acc
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def conjugate_gradient(S, k, y, alpha, tol, maxiter, z):
+    """Solve (I - alpha S) z = y from z = 0. Stops when ||r|| <= tol ||y|| (recursive residual).
+
+    Returns (iterations, true relative residual ||y - (I - alpha S) z|| / ||y||, converged).
+    """
+    L = y.shape[0]
+    r = y.copy()
+    p = y.copy()
+    q = np.empty(L)
+    z[:] = 0.0
+    yy = _dot(y, y)
+    rr = yy
+    threshold = tol * tol * yy
+    it = 0
+    while it < maxiter and rr > threshold:
+        apply_operator(S, k, alpha, p, q)
+        pq = _dot(p, q)
+        if not pq > 0.0:                    # exact breakdown (r == 0) or lost definiteness
+            break
+        step = rr / pq
+        for i in range(L):
+            z[i] += step * p[i]
+            r[i] -= step * q[i]
+        rr_new = _dot(r, r)
+        beta = rr_new / rr
+        for i in range(L):
+            p[i] = r[i] + beta * p[i]
+        rr = rr_new
+        it += 1
+    converged = rr <= threshold
+    apply_operator(S, k, alpha, z, q)
+    res = 0.0
+    for i in range(L):
+        e = y[i] - q[i]
+        res += e * e
+    return it, math.sqrt(res / yy), converged
+
+
+@njit(cache=True)
+def seed_vector(L, seeds, y):
+    y[:] = 0.0
+    for s in seeds:
+        y[s if s >= 0 else L + s] = 1.0
+
+
+@njit(cache=True, parallel=True)
+def propagate_packed(x, offsets, order, zero, band, distance, normalize, inv_two_sigma2,
+                     temporal_scale, seeds, alpha, tol, maxiter,
+                     z_out, iters_out, residual_out, converged_out, status_out, where_out):
+    """Fused similarity + CG for every video (videos visited in ``order``, largest first).
+
+    band = 0: dense graph; band = k: half-width k (k >= L-1 is built as dense-equivalent band
+    min(k, L-1)). Outputs are per snippet (z_out) and per video (the rest); status_out[v] != 0
+    marks bad input at snippet where_out[v] and leaves that video's outputs unwritten.
+    """
+    needs_nonzero = normalize or distance == COSINE
+    for t in prange(order.shape[0]):
+        v = order[t]
+        a = offsets[v]
+        L = offsets[v + 1] - a
+        xv = x[a:a + L]
+        norms = np.empty(L)
+        status, where = squared_norms(xv, zero, needs_nonzero, norms)
+        if status != STATUS_OK:
+            status_out[v] = status
+            where_out[v] = where
+            continue
+        k = 0 if band == 0 else min(band, L - 1)
+        width = L if k == 0 else 2 * k + 1
+        S = np.empty((L, width))
+        lse = np.empty(L)
+        build_graph(xv, norms, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
+        y = np.empty(L)
+        seed_vector(L, seeds, y)
+        zv = np.empty(L)
+        it, res, conv = conjugate_gradient(S, k, y, alpha, tol, maxiter, zv)
+        for i in range(L):
+            z_out[a + i] = zv[i]
+        iters_out[v] = it
+        residual_out[v] = res
+        converged_out[v] = conv
+        status_out[v] = STATUS_OK
+
+
+@njit(cache=True, parallel=True)
+def similarity_packed(x, offsets, order, graph_offsets, zero, band, distance, normalize,
+                      inv_two_sigma2, temporal_scale, values, status_out, where_out):
+    """Unfused similarity: S of every video into ``values``.
+
+    Dense (band = 0): values is flat float64, video v's (L, L) matrix row-major at
+    graph_offsets[v]. Banded: values is (N, 2*band+1), entries outside the video are 0.
+    """
+    needs_nonzero = normalize or distance == COSINE
+    for t in prange(order.shape[0]):
+        v = order[t]
+        a = offsets[v]
+        L = offsets[v + 1] - a
+        xv = x[a:a + L]
+        norms = np.empty(L)
+        status, where = squared_norms(xv, zero, needs_nonzero, norms)
+        if status != STATUS_OK:
+            status_out[v] = status
+            where_out[v] = where
+            continue
+        lse = np.empty(L)
+        if band == 0:
+            g0 = graph_offsets[v]
+            S = values[g0:g0 + L * L].reshape((L, L))
+            build_graph(xv, norms, zero, 0, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
+        else:
+            S = values[a:a + L]
+            build_graph(xv, norms, zero, band, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
+        status_out[v] = STATUS_OK
+
+
+@njit(cache=True, parallel=True)
+def solve_packed(values, offsets, order, graph_offsets, band, seeds, alpha, tol, maxiter,
+                 z_out, iters_out, residual_out, converged_out):
+    """CG on a graph built by :func:`similarity_packed` (same layout)."""
+    for t in prange(order.shape[0]):
+        v = order[t]
+        a = offsets[v]
+        L = offsets[v + 1] - a
+        if band == 0:
+            g0 = graph_offsets[v]
+            S = values[g0:g0 + L * L].reshape((L, L))
+        else:
+            S = values[a:a + L]
+        y = np.empty(L)
+        seed_vector(L, seeds, y)
+        zv = np.empty(L)
+        it, res, conv = conjugate_gradient(S, band, y, alpha, tol, maxiter, zv)
+        for i in range(L):
+            z_out[a + i] = zv[i]
+        iters_out[v] = it
+        residual_out[v] = res
+        converged_out[v] = conv
+
+
+def largest_first(lengths: np.ndarray, band: int) -> np.ndarray:
+    """Visiting order for dynamic scheduling: the most expensive videos first."""
+    lengths = lengths.astype(np.int64)
+    cost = lengths * lengths if band == 0 else lengths * np.minimum(lengths, 2 * band + 1)
+    return np.argsort(-cost, kind="stable").astype(np.int64)
+
+
+def run_dynamic(kernel, *args):
+    """Run a prange kernel with chunk size 1 so ragged videos balance across threads."""
+    previous = numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_parallel_chunksize(previous)
