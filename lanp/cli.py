@@ -1,0 +1,67 @@
+"""Command line: ``lanp <command>`` and ``lanp-propagate`` (= ``lanp propagate``).
+
+Each command lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``;
+modules are imported only when their command runs, so ``lanp propagate`` never imports torch.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lanp import __version__
+from lanp.kernels import InputError
+
+# command -> (module, one-line help)
+COMMANDS = {
+    "propagate": ("lanp.commands.propagate", "normality propagation: pseudo-labels and loss weights"),
+    "synth": ("lanp.commands.synth", "write a seeded synthetic dataset and its ground truth"),
+}
+
+
+def _parser_for(name: str, prog: str = None) -> argparse.ArgumentParser:
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=prog, description=module.__doc__ or help_text,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.configure(parser)
+    parser.set_defaults(_run=module.run)
+    return parser
+
+
+def _execute(parser: argparse.ArgumentParser, argv) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no output was written", file=sys.stderr)
+        return 130
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        width = max(map(len, COMMANDS))
+        lines = "\n".join(f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items())
+        print(f"usage: lanp <command> [options]\n\ncommands:\n{lines}\n\n"
+              f"'lanp <command> --help' describes a command.")
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"lanp {__version__}")
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"error: unknown command {argv[0]!r}: choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    return _execute(_parser_for(argv[0], prog=f"lanp {argv[0]}"), argv[1:])
+
+
+def propagate_main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return _execute(_parser_for("propagate", prog="lanp-propagate"), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
