@@ -1,0 +1,243 @@
+"""Train the detector on propagated pseudo-labels with the weighted BCE loss (paper eq. 9).
+
+Each mini-batch holds ``batch_videos`` (30) training videos, each represented by ``snippets`` (32)
+snippets sampled uniformly over its length: local indices floor(i * L / 32), i = 0..31 (indices
+repeat when L < 32). With ``random_offsets`` each epoch draws, independently for every video and
+segment, u_i in [0, 1) and uses floor((i + u_i) * L / 32), a random snippet inside segment i.
+
+Loss (eq. 9): mean over the batch's snippets of -w (y log s + (1 - y) log(1 - s)), with y the
+pseudo-label and w the loss weight from the labels file. RMSprop(lr 1e-4, momentum 0.6).
+
+An optional validation split (``val_fraction``) holds out a seeded random part of the TRAINING
+videos; their weighted loss on pseudo-labels (same uniform 32-snippet sampling) is computed after
+each epoch and the checkpoint keeps the epoch with the lowest validation loss. Test data is never
+used here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lanp import __version__
+from lanp.detector import DROPOUT, HIDDEN, Detector
+from lanp.io import FeatureFile, atomic_path, read_h5
+from lanp.kernels import InputError
+
+LABEL_DATASETS = ("pseudo_label", "weight", "offsets", "video_ids")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 300
+    batch_videos: int = 30
+    snippets: int = 32
+    lr: float = 1e-4
+    momentum: float = 0.6
+    random_offsets: bool = False
+    seed: int = 0
+    val_fraction: float = 0.0
+    hidden: int = HIDDEN
+    dropout: float = DROPOUT
+
+    def check(self):
+        for name in ("epochs", "batch_videos", "snippets", "hidden"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name}={getattr(self, name)!r} is invalid: it must be >= 1")
+        if not self.lr > 0:
+            raise InputError(f"lr={self.lr!r} is invalid: it must be > 0")
+        if not 0 <= self.momentum < 1:
+            raise InputError(f"momentum={self.momentum!r} is invalid: it must be in [0, 1)")
+        if not 0 <= self.val_fraction < 1:
+            raise InputError(f"val_fraction={self.val_fraction!r} is invalid: it must be in [0, 1)")
+
+
+def sample_indices(lengths, snippets: int = 32, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """(V, snippets) local snippet indices, floor((i + u) * L / snippets) with u = 0, or u ~ U[0, 1)
+    per video and segment when ``rng`` is given."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    i = np.arange(snippets, dtype=np.float64)[None, :]
+    if rng is not None:
+        i = i + rng.random((lengths.shape[0], snippets))
+    idx = np.floor(i * lengths[:, None] / snippets).astype(np.int64)
+    return np.minimum(idx, lengths[:, None] - 1)
+
+
+def weighted_bce(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Eq. 9: mean of -w (y log s + (1 - y) log(1 - s)) over all snippets (log clamped at -100)."""
+    return F.binary_cross_entropy(scores, labels, weight=weights, reduction="mean")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise InputError(f"device={device!r} is invalid: choose cpu or cuda")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device={device!r} was requested but torch {torch.__version__} sees no CUDA device "
+                         f"(a CPU-only torch build, or no GPU): use --device cpu")
+    return torch.device(device)
+
+
+def load_labels(labels_path, features: FeatureFile):
+    """Pseudo-labels and weights from a labels file, reordered to the feature file's videos by name."""
+    data, attrs = read_h5(labels_path, "labels", required=LABEL_DATASETS)
+    ids, offsets = list(data["video_ids"]), np.asarray(data["offsets"], dtype=np.int64)
+    y, w = np.asarray(data["pseudo_label"], np.float32), np.asarray(data["weight"], np.float32)
+    if offsets.shape != (len(ids) + 1,) or offsets[-1] != y.shape[0] or w.shape != y.shape:
+        raise InputError(f"labels file {str(labels_path)!r}: offsets {offsets.shape} ending at "
+                         f"{offsets[-1] if offsets.size else None} do not match {len(ids)} videos and "
+                         f"pseudo_label {y.shape} / weight {w.shape}")
+    where = {vid: k for k, vid in enumerate(ids)}
+    N = features.num_snippets
+    y_out, w_out = np.empty(N, np.float32), np.empty(N, np.float32)
+    for v, vid in enumerate(features.video_ids):
+        k = where.get(vid)
+        if k is None:
+            raise InputError(f"labels file {str(labels_path)!r} has no video {vid!r} of features file "
+                             f"{features.path!r}: propagate this feature file first")
+        L = offsets[k + 1] - offsets[k]
+        if L != features.lengths[v]:
+            raise InputError(f"video {vid!r}: {L} snippets in labels file {str(labels_path)!r} but "
+                             f"{features.lengths[v]} in features file {features.path!r}")
+        s = slice(features.offsets[v], features.offsets[v + 1])
+        y_out[s], w_out[s] = y[offsets[k]:offsets[k + 1]], w[offsets[k]:offsets[k + 1]]
+    if not np.all(np.isfinite(w_out)):
+        raise InputError(f"labels file {str(labels_path)!r}: 'weight' holds NaN or Inf")
+    return y_out, w_out
+
+
+class _Rows:
+    """Gathers snippet rows (crops averaged) by global index: from memory when the features fit in
+    ``max_bytes``, else by streaming the file in chunks of videos (bounded memory)."""
+
+    def __init__(self, features: FeatureFile, max_bytes: int):
+        self.ff = features
+        self.x = None
+        if features.num_snippets * features.dim * 4 <= max_bytes:
+            self.x = np.concatenate([features.read(v0, v1)[0] for v0, v1 in features.chunks()], axis=0)
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        flat = rows.reshape(-1)
+        if self.x is not None:
+            return self.x[flat].reshape(rows.shape + (self.ff.dim,))
+        out = np.empty((flat.shape[0], self.ff.dim), np.float32)
+        order = np.argsort(flat, kind="stable")
+        sorted_rows = flat[order]
+        for v0, v1 in self.ff.chunks():
+            a, b = self.ff.offsets[v0], self.ff.offsets[v1]
+            lo, hi = np.searchsorted(sorted_rows, [a, b])
+            if hi > lo:
+                x, _ = self.ff.read(v0, v1)
+                out[order[lo:hi]] = x[sorted_rows[lo:hi] - a]
+        return out.reshape(rows.shape + (self.ff.dim,))
+
+
+def save_checkpoint(path, model: Detector, config: TrainConfig, extra: dict) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"state_dict": state, "hparams": asdict(config), "feature_size": model.feature_size,
+               "lanp_version": __version__, **extra}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path, device="cpu"):
+    """(model in eval mode, checkpoint dict). Loads with weights_only=True (never unpickles code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise InputError(f"model checkpoint {str(path)!r} cannot be loaded as a lanp checkpoint "
+                         f"(weights_only=True): {exc}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "feature_size" not in ckpt:
+        raise InputError(f"model checkpoint {str(path)!r} is not a lanp checkpoint (no state_dict / feature_size)")
+    hp = ckpt.get("hparams", {})
+    model = Detector(int(ckpt["feature_size"]), hidden=int(hp.get("hidden", HIDDEN)),
+                     dropout=float(hp.get("dropout", DROPOUT)))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(f"model checkpoint {str(path)!r}: state dict does not fit the detector: {exc}") from None
+    return model.to(device).eval(), ckpt
+
+
+def train(features_path, labels_path, out_path, config: Optional[TrainConfig] = None, device: str = "cpu",
+          quiet: bool = False, max_memory_gb: float = 4.0, log=print) -> dict:
+    """Train a detector and write its checkpoint atomically to ``out_path``. Returns a summary dict."""
+    from tqdm.auto import tqdm
+
+    config = config or TrainConfig()
+    config.check()
+    dev = resolve_device(device)
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+
+    with FeatureFile(features_path) as ff:
+        y, w = load_labels(labels_path, ff)
+        V = ff.num_videos
+        perm = rng.permutation(V)
+        n_val = int(math.floor(config.val_fraction * V))
+        if config.val_fraction > 0 and (n_val < 1 or n_val >= V):
+            raise InputError(f"val_fraction={config.val_fraction} leaves {n_val} validation and {V - n_val} "
+                             f"training videos out of {V}: both need at least one")
+        val_videos, train_videos = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        rows = _Rows(ff, int(max_memory_gb * 1024 ** 3))
+        offsets, lengths = ff.offsets, ff.lengths
+
+        def batch_of(videos, local):
+            g = offsets[videos][:, None] + local
+            to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+            return to(rows.gather(g)), to(y[g]), to(w[g])
+
+        fixed = batch_of(train_videos, sample_indices(lengths[train_videos], config.snippets))
+        val = batch_of(val_videos, sample_indices(lengths[val_videos], config.snippets)) if n_val else None
+
+        model = Detector(ff.dim, hidden=config.hidden, dropout=config.dropout).to(dev)
+        opt = torch.optim.RMSprop(model.parameters(), lr=config.lr, momentum=config.momentum)
+        history, val_history = [], []
+        best = (math.inf, -1, None)
+        bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=quiet, leave=False)
+        for epoch in bar:
+            if config.random_offsets:
+                xt, yt, wt = batch_of(train_videos, sample_indices(lengths[train_videos], config.snippets, rng))
+            else:
+                xt, yt, wt = fixed
+            model.train()
+            order = torch.from_numpy(rng.permutation(len(train_videos))).to(dev)
+            total, count = 0.0, 0
+            for b in range(0, len(order), config.batch_videos):
+                idx = order[b:b + config.batch_videos]
+                loss = weighted_bce(model(xt[idx]), yt[idx], wt[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            history.append(total / count)
+            postfix = {"loss": f"{history[-1]:.4f}"}
+            if val is not None:
+                model.eval()
+                with torch.no_grad():
+                    vloss = float(weighted_bce(model(val[0]), val[1], val[2]))
+                val_history.append(vloss)
+                postfix["val"] = f"{vloss:.4f}"
+                if vloss < best[0]:
+                    best = (vloss, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            bar.set_postfix(postfix)
+        bar.close()
+
+    selected = "final"
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+        selected = "best_validation_loss"
+    extra = {"epoch": best[1] + 1 if best[2] is not None else config.epochs, "selected": selected,
+             "loss_history": history, "val_loss_history": val_history,
+             "train_videos": len(train_videos), "val_videos": int(n_val),
+             "features": str(features_path), "labels": str(labels_path)}
+    save_checkpoint(out_path, model, config, extra)
+    return {"out": str(out_path), "final_loss": history[-1], "first_loss": history[0], **extra}
