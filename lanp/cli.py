@@ -16,6 +16,7 @@ from lanp.kernels import InputError
 COMMANDS = {
     "propagate": ("lanp.commands.propagate", "normality propagation: pseudo-labels and loss weights"),
     "synth": ("lanp.commands.synth", "write a seeded synthetic dataset and its ground truth"),
+    "convert": ("lanp.commands.convert", "convert RTFM / C2FPL / LANP-split / folder .npy features to packed h5"),
 }
 
 
