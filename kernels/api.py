@@ -82,6 +82,9 @@ def raise_for_status(status, where_idx, offsets, video_ids, params: GraphParams,
         return
     v = int(bad[0])
     snippet = int(where_idx[v])
+    if status[v] < 0:
+        raise RuntimeError(f"{where}: the kernel wrote no result for {video_name(video_ids, v)} "
+                           f"({bad.size} video(s)): this is a bug in lanp, please report it")
     if status[v] == 1:
         what = "a NaN or Inf value (or a value too large to square in this dtype)"
     else:
@@ -117,6 +120,7 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
     seeds_arr = resolve_seeds(solver.seeds, np.diff(offsets), video_ids, where)
     impl = backends.get(backend)
     result = impl.propagate(features, offsets, graph, solver, seeds_arr, dt, video_ids, where)
+    check_written(result, video_ids, where)
     if warn:
         warn_unconverged(result, solver, video_ids, where)
     return result
@@ -140,9 +144,18 @@ def solve(graph: Graph, *, alpha: float = 0.99, seeds: Sequence[int] = (0, -1), 
     solver = SolverParams(alpha=alpha, seeds=tuple(seeds), tol=tol, maxiter=maxiter)
     seeds_arr = resolve_seeds(solver.seeds, np.diff(np.asarray(graph.offsets)), video_ids, where)
     result = backends.get(backend).solve(graph, solver, seeds_arr)
+    check_written(result, video_ids, where)
     if warn:
         warn_unconverged(result, solver, video_ids, where)
     return result
+
+
+def check_written(result: Propagation, video_ids, where: str) -> None:
+    """Outputs start poisoned (iterations -1, z NaN): anything left so is a backend bug."""
+    missing = np.flatnonzero(backends.to_numpy(result.iterations) < 0)
+    if missing.size:
+        raise RuntimeError(f"{where}: the kernel wrote no result for {video_name(video_ids, int(missing[0]))} "
+                           f"({missing.size} video(s)): this is a bug in lanp, please report it")
 
 
 def warn_unconverged(result: Propagation, solver: SolverParams, video_ids, where: str) -> None:

@@ -8,8 +8,9 @@ offsets[v]:offsets[v+1]. Per video of length L:
     S_ij  = exp(a_ij - (lse_i + lse_j) / 2)       (= D^-1/2 W D^-1/2, exact where W underflows)
     (I - alpha S) z = y  by conjugate gradient, y = 1 at the seeds.
 
-Dot products accumulate in the feature dtype across SIMD lanes (float32 products in float32
-lanes); norms, distances, logs, S and CG are float64. A dense graph is stored as an (L, L) float64
+Squared distances accumulate in the feature dtype across SIMD lanes (float32 products in float32
+lanes): dense graphs as a Gram matrix of the mean-centred rows, banded graphs by direct differences;
+logs, S and CG are float64. A dense graph is stored as an (L, L) float64
 scratch matrix, a banded one (half-width k) as (L, 2k+1) with column c <-> j = i + c - k.
 At most one such matrix per thread exists at a time.
 """
@@ -87,20 +88,55 @@ def gram_dense(xv, zero, G):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def gram_band(xv, zero, k, B):
-    """B[i, c] = x_i . x_j for j = i + c - k, k < c, j < L (the upper half of the band)."""
+def centred_rows(xv, norms, unit, out):
+    """out = x_i / ||x_i|| (if unit) minus the video mean of those rows, in the feature dtype.
+
+    Distances are unchanged by the shift, but ||x_i - x_j||^2 = G_ii + G_jj - 2 G_ij then cancels
+    on the spread of the video instead of on the norms (raw features: norms >> distances)."""
+    L, D = xv.shape
+    mean = np.zeros(D)
+    for i in range(L):
+        scale = 1.0 / math.sqrt(norms[i]) if unit else 1.0
+        for d in range(D):
+            mean[d] += xv[i, d] * scale
+    for d in range(D):
+        mean[d] /= L
+    for i in range(L):
+        scale = 1.0 / math.sqrt(norms[i]) if unit else 1.0
+        for d in range(D):
+            out[i, d] = xv[i, d] * scale - mean[d]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _row_scale(norms, i, unit, zero):
+    return zero + (1.0 / math.sqrt(norms[i]) if unit else 1.0)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def band_distances(xv, norms, unit, zero, k, B):
+    """B[i, c] = ||x_i - x_j||^2 (rows scaled to unit norm if ``unit``) for j = i + c - k, k < c,
+    j < L, by direct differences (exact zero for repeated snippets), in 1 x 4 tiles."""
     L, D = xv.shape
     for i in range(L):
         jmax = min(L - 1, i + k)
+        ti = _row_scale(norms, i, unit, zero)
         j = i + 1
         while j <= jmax:
             j1 = min(j + 1, L - 1)
             j2 = min(j + 2, L - 1)
             j3 = min(j + 3, L - 1)
+            t0 = _row_scale(norms, j, unit, zero)
+            t1 = _row_scale(norms, j1, unit, zero)
+            t2 = _row_scale(norms, j2, unit, zero)
+            t3 = _row_scale(norms, j3, unit, zero)
             a0 = zero; a1 = zero; a2 = zero; a3 = zero
             for d in range(D):
-                u = xv[i, d]
-                a0 += u * xv[j, d]; a1 += u * xv[j1, d]; a2 += u * xv[j2, d]; a3 += u * xv[j3, d]
+                u = xv[i, d] * ti
+                e0 = u - xv[j, d] * t0
+                e1 = u - xv[j1, d] * t1
+                e2 = u - xv[j2, d] * t2
+                e3 = u - xv[j3, d] * t3
+                a0 += e0 * e0; a1 += e1 * e1; a2 += e2 * e2; a3 += e3 * e3
             vals = (a0, a1, a2, a3)
             for c in range(4):
                 if j + c <= jmax:
@@ -109,22 +145,15 @@ def gram_band(xv, zero, k, B):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def log_affinity(g, ni, nj, dt, D, distance, normalize, inv_two_sigma2, inv_scale):
-    """a_ij = log Wf_ij - |i-j|/s from the dot product g = x_i.x_j and squared norms ni, nj."""
-    if distance == COSINE or normalize:
-        c = g / math.sqrt(ni * nj)
-    else:
-        c = 0.0
+def log_affinity(d2, dt, D, distance, inv_two_sigma2, inv_scale):
+    """a_ij = log Wf_ij - |i-j|/s from the squared distance d2 (of unit rows for cosine)."""
+    if d2 < 0.0:
+        d2 = 0.0
     if distance == COSINE:
+        c = 1.0 - 0.5 * d2                  # cos = 1 - ||u - v||^2 / 2 for unit u, v
         if c <= 0.0:
             return -np.inf
         return math.log(c) - dt * inv_scale
-    if normalize:
-        d2 = 2.0 - 2.0 * c
-    else:
-        d2 = ni + nj - 2.0 * g
-    if d2 < 0.0:
-        d2 = 0.0
     if distance == RMS:
         return -math.sqrt(d2 / D) * inv_two_sigma2 - dt * inv_scale
     return -d2 * inv_two_sigma2 - dt * inv_scale
@@ -135,21 +164,27 @@ def build_graph(xv, norms, zero, k, distance, normalize, inv_two_sigma2, tempora
     """Fill S (L, L) if k == 0, else (L, 2k+1) band, with the normalised similarity of one video.
 
     temporal_scale <= 0 means s = L. ``lse`` (L,) receives the row log-sum-exp (-inf: isolated).
+    Dense: Gram of the centred rows (a scratch copy of the video); banded: direct differences.
+    Both give exactly d2 = 0 for repeated snippets.
     """
     L, D = xv.shape
+    unit = normalize or distance == COSINE
     inv_scale = 1.0 / (L if temporal_scale <= 0.0 else temporal_scale)
     if k == 0:
-        gram_dense(xv, zero, S)
+        centred = np.empty_like(xv)
+        centred_rows(xv, norms, unit, centred)
+        gram_dense(centred, zero, S)
         for i in range(L):
-            S[i, i] = -np.inf
             for j in range(i + 1, L):
-                a = log_affinity(S[i, j], norms[i], norms[j], j - i, D, distance, normalize,
+                a = log_affinity(S[i, i] + S[j, j] - 2.0 * S[i, j], j - i, D, distance,
                                  inv_two_sigma2, inv_scale)
                 S[i, j] = a
                 S[j, i] = a
+        for i in range(L):
+            S[i, i] = -np.inf
     else:
         width = 2 * k + 1
-        gram_band(xv, zero, k, S)
+        band_distances(xv, norms, unit, zero, k, S)
         for i in range(L):
             for c in range(k + 1):          # lower half and diagonal: filled from earlier rows
                 if c == k or i + c - k < 0:
@@ -159,8 +194,7 @@ def build_graph(xv, norms, zero, k, distance, normalize, inv_two_sigma2, tempora
                 if j >= L:
                     S[i, c] = -np.inf
                 else:
-                    a = log_affinity(S[i, c], norms[i], norms[j], c - k, D, distance, normalize,
-                                     inv_two_sigma2, inv_scale)
+                    a = log_affinity(S[i, c], c - k, D, distance, inv_two_sigma2, inv_scale)
                     S[i, c] = a
                     S[j, 2 * k - c] = a
     width = S.shape[1]

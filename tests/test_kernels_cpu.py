@@ -1,0 +1,208 @@
+"""CPU kernels against the independent float64 dense reference, plus hand-worked cases."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lanp.kernels as K
+from lanp.kernels import ConvergenceWarning, InputError
+from reference import normalized_similarity, propagate_packed_reference, relative_error
+
+TOLERANCE = {np.float32: 1e-4, np.float64: 1e-7}
+
+
+def smooth_features(rng, lengths, dim, dtype=np.float32):
+    """Temporally smooth features with a per-video offset (like real snippet features)."""
+    parts = []
+    for L in lengths:
+        base = rng.normal(size=(1, dim))
+        parts.append(base + 0.3 * np.cumsum(rng.normal(size=(L, dim)), axis=0) / math.sqrt(max(L, 1)))
+    return np.concatenate(parts).astype(dtype), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def graph_kwargs(distance, normalize, dim):
+    """sigma that keeps the graph well connected for each distance (sqeuclidean on raw features
+    gets a sigma on the scale of the feature distances)."""
+    sigma = 0.1 if normalize or distance != "sqeuclidean" else 0.5 * math.sqrt(dim)
+    if distance == "rms" and not normalize:
+        sigma = 0.5
+    return dict(distance=distance, normalize=normalize, sigma=sigma)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+       dim=st.sampled_from([1, 3, 16, 130]),
+       distance=st.sampled_from(K.DISTANCES),
+       normalize=st.booleans(),
+       window=st.sampled_from([None, 1, 2, 7]),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       temporal_scale=st.sampled_from([None, 2.0]),
+       seed=st.integers(0, 2 ** 31))
+def test_propagate_matches_dense_reference(lengths, dim, distance, normalize, window, dtype,
+                                           temporal_scale, seed):
+    rng = np.random.default_rng(seed)
+    x, offsets = smooth_features(rng, lengths, dim, dtype)
+    g = graph_kwargs(distance, normalize, dim)
+    ref = propagate_packed_reference(x, offsets, window=window, temporal_scale=temporal_scale, **g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        r = K.propagate(x, offsets, window=window, temporal_scale=temporal_scale, tol=1e-10,
+                        dtype=dtype, **g)
+    assert r.z.dtype == dtype
+    assert not np.isnan(r.z).any()
+    for v, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        assert relative_error(r.z[a:b], ref[a:b]) <= TOLERANCE[dtype], f"video {v}"
+    assert np.all(r.residual <= 1e-6) and np.all(r.converged)
+    assert np.all(r.iterations >= 1) and np.all(r.iterations <= 1000)
+
+
+@pytest.mark.parametrize("window", [None, 3])
+@pytest.mark.parametrize("distance", K.DISTANCES)
+def test_similarity_graph_matches_reference(distance, window):
+    rng = np.random.default_rng(7)
+    x, offsets = smooth_features(rng, [1, 2, 9, 17], 24, np.float64)
+    g = graph_kwargs(distance, True, 24)
+    graph = K.similarity(x, offsets, window=window, **g)
+    assert not np.isnan(graph.values).any(), "unwritten graph entries"
+    for v, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        ref = normalized_similarity(x[a:b], window=window, **g)
+        got = graph.dense(v)
+        assert np.allclose(got, got.T, rtol=0, atol=1e-15)
+        assert np.abs(got - ref).max() <= 1e-12 * max(1.0, np.abs(ref).max()), f"video {v}"
+
+
+@pytest.mark.parametrize("window", [None, 4])
+def test_solve_on_graph_equals_fused_propagate(window):
+    rng = np.random.default_rng(3)
+    x, offsets = smooth_features(rng, [5, 30, 12], 8, np.float64)
+    graph = K.similarity(x, offsets, window=window)
+    unfused = K.solve(graph, tol=1e-12)
+    fused = K.propagate(x, offsets, window=window, tol=1e-12)
+    assert relative_error(unfused.z, fused.z) <= 1e-12
+    assert np.array_equal(unfused.iterations, fused.iterations)
+
+
+def test_hand_worked_three_snippets():
+    """x = (0, 1, 0) in 1-D, 2 sigma^2 = 1, s = L = 3: W = [[0,a,b],[a,0,a],[b,a,0]] with
+    a = e^-1 e^-1/3, b = e^0 e^-2/3. By symmetry z = (p, q, p) with
+    p = (a+b) / (a + b - alpha b - alpha^2 a) and q = 2 alpha S01 p, S01 = a / sqrt(2a(a+b))."""
+    alpha = 0.9
+    a, b = math.exp(-4 / 3), math.exp(-2 / 3)
+    p = (a + b) / (a + b - alpha * b - alpha ** 2 * a)
+    q = 2 * alpha * a / math.sqrt(2 * a * (a + b)) * p
+    x = np.array([[0.0], [1.0], [0.0]])
+    r = K.propagate(x, np.array([0, 3]), alpha=alpha, sigma=math.sqrt(0.5), normalize=False,
+                    dtype=np.float64, tol=1e-14)
+    np.testing.assert_allclose(r.z, [p, q, p], rtol=1e-12)
+    graph = K.similarity(x, np.array([0, 3]), sigma=math.sqrt(0.5), normalize=False)
+    np.testing.assert_allclose(graph.dense(0)[0], [0, a / math.sqrt(2 * a * (a + b)), b / (a + b)], rtol=1e-12)
+
+
+def test_one_and_two_snippet_videos():
+    """L = 1: S = 0 so z = y = 1. L = 2: S = [[0,1],[1,0]] so z = 1/(1-alpha) at both."""
+    x = np.array([[1.0, 2.0], [0.5, 0.1], [0.3, 0.9]], dtype=np.float32)
+    r = K.propagate(x, np.array([0, 1, 3]), alpha=0.99)
+    np.testing.assert_allclose(r.z, [1.0, 100.0, 100.0], rtol=1e-5)
+    assert np.all(r.converged)
+
+
+def test_seed_list_and_underflowing_raw_features():
+    """Raw 2048-d features with sigma = 0.1 underflow every W_ij; the log domain keeps S exact."""
+    rng = np.random.default_rng(11)
+    x, offsets = smooth_features(rng, [20, 33], 2048, np.float64)
+    x *= 3.0
+    ref = propagate_packed_reference(x, offsets, normalize=False, seeds=(0, 1, -2, -1))
+    r = K.propagate(x, offsets, normalize=False, seeds=(0, 1, -2, -1), dtype=np.float64, tol=1e-12)
+    assert np.isfinite(r.z).all()
+    assert relative_error(r.z, ref) <= 1e-8
+
+
+def test_float32_error_reported_against_float64():
+    rng = np.random.default_rng(5)
+    x, offsets = smooth_features(rng, [32] * 20, 256, np.float32)
+    z32 = K.propagate(x, offsets).z
+    z64 = K.propagate(x.astype(np.float64), offsets, tol=1e-12).z
+    assert relative_error(z32, z64) <= 1e-4
+
+
+def test_convergence_warning_and_honest_counts():
+    rng = np.random.default_rng(2)
+    x, offsets = smooth_features(rng, [60, 3], 8)
+    with pytest.warns(ConvergenceWarning, match=r"video long \(#0\)"):
+        r = K.propagate(x, offsets, maxiter=1, video_ids=["long", "short"])
+    assert r.iterations[0] == 1 and not r.converged[0]
+    assert r.residual[0] > 1e-6
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(alpha=1.0), "alpha=1.0 is invalid"),
+    (dict(alpha=0.0), "open interval"),
+    (dict(sigma=0.0), "sigma=0.0 is invalid"),
+    (dict(sigma=-1.0), "sigma"),
+    (dict(window=0), "window=0 is invalid"),
+    (dict(distance="l1"), "choose one of sqeuclidean, rms, cosine"),
+    (dict(dtype="float16"), "dtype"),
+    (dict(backend="tpu"), "backend='tpu' is invalid"),
+    (dict(temporal_scale=0.0), "temporal_scale"),
+    (dict(maxiter=0), "maxiter"),
+    (dict(seeds=()), "seeds"),
+])
+def test_bad_parameters(kwargs, match):
+    x = np.ones((4, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match=match):
+        K.propagate(x, np.array([0, 4]), **kwargs)
+
+
+def test_bad_inputs_name_the_video_and_snippet():
+    x = np.random.default_rng(0).normal(size=(9, 3)).astype(np.float32)
+    ids = ["a", "b", "c"]
+    off = np.array([0, 2, 5, 9])
+    bad = x.copy(); bad[6, 1] = np.nan
+    with pytest.raises(InputError, match=r"video c \(#2\), snippet 1"):
+        K.propagate(bad, off, video_ids=ids)
+    bad = x.copy(); bad[3] = np.inf
+    with pytest.raises(InputError, match=r"video b \(#1\), snippet 1 .*NaN or Inf"):
+        K.propagate(bad, off, video_ids=ids)
+    bad = x.copy(); bad[4] = 0
+    with pytest.raises(InputError, match=r"video b \(#1\), snippet 2 .*all-zero"):
+        K.propagate(bad, off, video_ids=ids)
+    K.propagate(bad, off, video_ids=ids, normalize=False)        # zero rows are fine without cosine
+    with pytest.raises(InputError, match=r"video b \(#1\) is empty"):
+        K.propagate(x, np.array([0, 2, 2, 9]), video_ids=ids)
+    with pytest.raises(InputError, match="not non-decreasing"):
+        K.propagate(x, np.array([0, 5, 2, 9]))
+    with pytest.raises(InputError, match=r"offsets\[-1\] = 8"):
+        K.propagate(x, np.array([0, 2, 5, 8]))
+    with pytest.raises(InputError, match=r"seeds=\[0, 1, -2, -1\] are out of range for video a .*L = 1"):
+        K.propagate(x, np.array([0, 1, 5, 9]), seeds=(0, 1, -2, -1), video_ids=ids)
+
+
+def test_dense_graph_too_large_is_refused(monkeypatch):
+    import lanp.kernels.backends as B
+    monkeypatch.setattr(B, "available_memory_bytes", lambda: 2 * 8 * 100 * 100 - 2)
+    x = np.random.default_rng(0).normal(size=(110, 2)).astype(np.float32)
+    with pytest.raises(InputError, match=r"video long \(#1\) has L = 100 .*GB.*--window"):
+        K.propagate(x, np.array([0, 10, 110]), video_ids=["short", "long"])
+    K.propagate(x, np.array([0, 10, 110]), window=5)               # the band fits
+
+
+def test_outputs_are_poisoned_before_the_kernel(monkeypatch):
+    """A kernel that writes nothing leaves NaN / -1 behind, never plausible zeros."""
+    import lanp.kernels.cpu as C
+    monkeypatch.setattr(C, "run_dynamic", lambda kernel, *args: None)
+    with pytest.raises(RuntimeError, match="wrote no result for video #0"):
+        K.propagate(np.ones((3, 2), np.float32), np.array([0, 3]))
+    with pytest.raises(RuntimeError, match="wrote no result"):
+        K.similarity(np.ones((3, 2)), np.array([0, 3]), normalize=False)
+    graph = K.Graph(np.zeros(9), np.array([0, 3]), np.array([0, 9]), None)
+    with pytest.raises(RuntimeError, match="wrote no result"):
+        K.solve(graph)
+
+
+def test_backend_auto_falls_back_to_cpu_and_names():
+    assert K.propagate(np.ones((2, 2), np.float32) + np.eye(2, dtype=np.float32),
+                       np.array([0, 2]), backend="auto").backend in K.backend_names()
+    assert "cpu" in K.backend_names()
