@@ -1,0 +1,238 @@
+"""Frame-level ground-truth readers. Every reader returns ``{video name: (frames,) uint8 labels}``.
+
+Formats (``read_groundtruth`` picks one from the path):
+- lanp gt.h5 (``.h5``/``.hdf5``): ``frame_labels`` + ``frame_offsets`` + ``video_ids``, or
+  ``snippet_labels`` + ``offsets`` + ``video_ids`` (each snippet label repeated ``fps`` times).
+- RTFM concatenated ``gt-*.npy`` (any other ``.npy``) with its ``.list`` (``list_path``): one label per
+  frame, videos joined in list order, each taking fps * T entries where T is the video's snippet count,
+  taken from the scores file (``lengths``). The total must match exactly.
+- a folder of per-video ``.npy`` files (``<video>.npy`` or ``<video>_gt.npy``, e.g. PEL's
+  ``<video>__9_gt.npy`` or RTFM's ``test_frame_mask/<video>.npy``), one label per frame.
+- UCF-Crime ``Temporal_Anomaly_Annotation*.txt`` (any ``.txt``): ``video.mp4 class s1 e1 s2 e2 [frames]``;
+  frame i is abnormal when s <= i < e for an interval (0-based, end excluded; -1 = no interval).
+  The frame count comes from the 7th column, else ``frame_counts`` (e.g. a LANP split CSV
+  ``video,label,frames`` read by ``read_frame_counts``), else fps * T from the scores file.
+
+Names are matched, never positions: ``canonical_name`` drops folders (``/`` or ``\\``), the extension
+and the suffixes ``_gt``, ``__<crop>``, ``_i3d``, so ``G:\\UCF_Test\\Abuse028_x264_i3d.npy``,
+``Abuse028_x264__9_gt.npy`` and ``Abuse028_x264.mp4`` all name ``Abuse028_x264``.
+Files are read with ``np.load(allow_pickle=False)``: a pickled file is refused with an error.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+
+from lanp.kernels import InputError
+
+FRAMES_PER_SNIPPET = 16
+_SUFFIXES = re.compile(r"(_gt|__\d+|_i3d|_rgb)$", re.IGNORECASE)
+_EXTENSIONS = (".npy", ".mp4", ".avi", ".mkv", ".h5")
+
+
+def canonical_name(name: str) -> str:
+    """Base name without folders, extension and the _gt / __<crop> / _i3d suffixes."""
+    base = re.split(r"[\\/]", str(name).strip())[-1]
+    for ext in _EXTENSIONS:
+        if base.lower().endswith(ext):
+            base = base[: -len(ext)]
+            break
+    previous = None
+    while previous != base:
+        previous, base = base, _SUFFIXES.sub("", base)
+    return base
+
+
+def load_npy(path) -> np.ndarray:
+    """np.load without unpickling; a pickled (object) array is refused with a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"ground-truth file {str(path)!r} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise InputError(f"ground-truth file {str(path)!r} holds pickled Python objects; lanp never "
+                             f"unpickles files from others (allow_pickle=False): save it as a plain numeric "
+                             f"array") from None
+        raise InputError(f"ground-truth file {str(path)!r} cannot be read as .npy: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"ground-truth file {str(path)!r} cannot be read as .npy: {exc}") from None
+
+
+def _as_labels(array: np.ndarray, where: str) -> np.ndarray:
+    a = np.asarray(array)
+    if a.ndim != 1:
+        raise InputError(f"{where}: frame labels must be 1-D, got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{where}: frame labels must be numeric, got {a.dtype}")
+    bad = ~np.isin(a, (0, 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{where}: frame labels must be 0 or 1; frame {i} is {a[i].item()!r}")
+    return a.astype(np.uint8)
+
+
+def read_lanp_gt(path, fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
+    from lanp.io import read_h5
+
+    data, _ = read_h5(path, "ground-truth")
+    if {"frame_labels", "frame_offsets", "video_ids"} <= data.keys():
+        labels, offsets = data["frame_labels"], np.asarray(data["frame_offsets"], np.int64)
+        repeat = 1
+    elif {"snippet_labels", "offsets", "video_ids"} <= data.keys():
+        labels, offsets = data["snippet_labels"], np.asarray(data["offsets"], np.int64)
+        repeat = fps
+    else:
+        raise InputError(f"ground-truth file {str(path)!r} has neither frame_labels + frame_offsets + video_ids "
+                         f"nor snippet_labels + offsets + video_ids (found: {', '.join(sorted(data))})")
+    ids = list(data["video_ids"])
+    labels = _as_labels(labels, f"ground-truth file {str(path)!r}")
+    if (offsets.shape != (len(ids) + 1,) or offsets[0] != 0 or offsets[-1] != labels.shape[0]
+            or np.any(np.diff(offsets) < 0)):
+        raise InputError(f"ground-truth file {str(path)!r}: offsets must be (V+1,) = ({len(ids) + 1},), start at 0, "
+                         f"not decrease and end at {labels.shape[0]}; got {offsets.shape} ending at "
+                         f"{offsets[-1] if offsets.size else None}")
+    return {vid: np.repeat(labels[offsets[v]:offsets[v + 1]], repeat) for v, vid in enumerate(ids)}
+
+
+def read_list(list_path) -> list:
+    """Video names of an RTFM-style .list (one path per line, LF or CRLF, / or \\ folders)."""
+    path = Path(list_path)
+    if not path.is_file():
+        raise InputError(f"list file {str(path)!r} does not exist")
+    return [canonical_name(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _lookup(lengths: Mapping[str, int]) -> Dict[str, int]:
+    out = {}
+    for name, value in lengths.items():
+        out.setdefault(canonical_name(name), int(value))
+    return out
+
+
+def read_rtfm(npy_path, list_path, lengths: Mapping[str, int], fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
+    """Split a concatenated RTFM GT in list order, fps * T frames per video (T from ``lengths``)."""
+    if list_path is None:
+        raise InputError(f"ground-truth file {str(npy_path)!r} is a concatenated RTFM-style GT: it needs its "
+                         f".list file (--gt-list) to be split into videos")
+    gt = _as_labels(load_npy(npy_path), f"ground-truth file {str(npy_path)!r}")
+    names = read_list(list_path)
+    by_name = _lookup(lengths or {})
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise InputError(f"list {str(list_path)!r} names {len(missing)} video(s) the scores lack, first "
+                         f"{missing[0]!r}: a concatenated GT can only be split with every listed video's length")
+    frames = np.array([fps * by_name[n] for n in names], dtype=np.int64)
+    if frames.sum() != gt.shape[0]:
+        raise InputError(f"ground-truth file {str(npy_path)!r} has {gt.shape[0]} frames but the {len(names)} videos "
+                         f"of {str(list_path)!r} have {fps} x {frames.sum() // fps} = {frames.sum()} by their "
+                         f"snippet counts in the scores (wrong list, or features of another extraction?)")
+    ends = np.cumsum(frames)
+    return {n: gt[e - f:e] for n, f, e in zip(names, frames, ends)}
+
+
+def read_npy_folder(folder) -> Dict[str, np.ndarray]:
+    folder = Path(folder)
+    files = sorted(folder.glob("*.npy"))
+    if not files:
+        raise InputError(f"ground-truth folder {str(folder)!r} holds no .npy files")
+    out = {}
+    for f in files:
+        name = f.name[: -len(".npy")]
+        name = name[: -len("_gt")] if name.endswith("_gt") else name
+        out[name] = _as_labels(load_npy(f), f"ground-truth file {str(f)!r}")
+    return out
+
+
+def read_frame_counts(path) -> Dict[str, int]:
+    """Frame counts from a CSV ``video,label,frames`` (LANP split files) or from the 7th column of
+    ``Temporal_Anomaly_Annotation_New.txt``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"frame-count file {str(path)!r} does not exist")
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        fields = [f for f in re.split(r"[,\s]+", line.strip()) if f]
+        if not fields:
+            continue
+        if len(fields) not in (3, 7) or not fields[-1].isdigit():
+            raise InputError(f"frame-count file {str(path)!r} line {n}: expected 'video,label,frames' or an "
+                             f"annotation row with a frame count, got {line.strip()!r}")
+        out[canonical_name(fields[0])] = int(fields[-1])
+    return out
+
+
+def read_ucf_annotations(path, frame_counts: Optional[Mapping[str, int]] = None,
+                         lengths: Optional[Mapping[str, int]] = None, fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"ground-truth file {str(path)!r} does not exist")
+    counts = {canonical_name(k): int(v) for k, v in (frame_counts or {}).items()}
+    from_scores = {k: fps * v for k, v in _lookup(lengths or {}).items()}
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            values = [int(v) for v in fields[2:]]
+        except ValueError:
+            values = []
+        if len(values) not in (4, 5):
+            raise InputError(f"annotation file {str(path)!r} line {n}: expected 'video class s1 e1 s2 e2 [frames]', "
+                             f"got {line.strip()!r}")
+        name = canonical_name(fields[0])
+        frames = values[4] if len(values) == 5 else counts.get(name, from_scores.get(name))
+        if frames is None:
+            raise InputError(f"annotation file {str(path)!r} has no frame count for video {name!r} (line {n}): "
+                             f"give --frame-counts (e.g. a LANP split file video,label,frames)")
+        labels = np.zeros(frames, np.uint8)
+        for s, e in (values[0:2], values[2:4]):
+            if s >= 0 and e >= 0:
+                labels[s:e] = 1
+        out[name] = labels
+    return out
+
+
+def read_groundtruth(path, *, lengths: Optional[Mapping[str, int]] = None, list_path=None,
+                     frame_counts=None, fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
+    """Read any supported GT (see the module docstring). ``lengths``: snippet counts by video name
+    (from the scores file); ``frame_counts``: a mapping or a path for ``read_frame_counts``."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"ground-truth {str(path)!r} does not exist")
+    if path.is_dir():
+        return read_npy_folder(path)
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return read_lanp_gt(path, fps)
+    if suffix == ".npy":
+        return read_rtfm(path, list_path, lengths, fps)
+    if suffix == ".txt":
+        if frame_counts is not None and not isinstance(frame_counts, Mapping):
+            frame_counts = read_frame_counts(frame_counts)
+        return read_ucf_annotations(path, frame_counts, lengths, fps)
+    raise InputError(f"ground-truth {str(path)!r}: unknown format {suffix!r}; expected a lanp gt .h5, an RTFM "
+                     f"gt .npy (+ --gt-list), a folder of per-video .npy, or a UCF-Crime annotation .txt")
+
+
+def match_videos(score_ids, gt: Mapping[str, np.ndarray], where: str = "ground truth") -> Dict[str, str]:
+    """score video id -> GT key, exact name first, else by ``canonical_name``. An unknown id is an error."""
+    canon: Dict[str, list] = {}
+    for key in gt:
+        canon.setdefault(canonical_name(key), []).append(key)
+    out = {}
+    for vid in score_ids:
+        if vid in gt:
+            out[vid] = vid
+            continue
+        keys = canon.get(canonical_name(vid), [])
+        if len(keys) != 1:
+            problem = "has no video" if not keys else f"has {len(keys)} videos ({', '.join(keys[:3])}) matching"
+            raise InputError(f"{where} {problem} {vid!r} (names compared as {canonical_name(vid)!r})")
+        out[vid] = keys[0]
+    return out
