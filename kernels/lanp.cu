@@ -1,0 +1,535 @@
+// lanp.cu: GPU twins of lanp.kernels.cpu (similarity_packed, solve_packed, propagate_packed).
+//
+// Packed ragged input: x (N, D) float32/float64 row-major, offsets (V+1,) int64; video v owns rows
+// offsets[v]:offsets[v+1]. Per video of length L (same math as kernels/cpu.py):
+//
+//     a_ij  = log Wf_ij - |i - j| / s        (a_ii = -inf, -inf outside the band)
+//     lse_i = logsumexp_j a_ij
+//     S_ij  = exp(a_ij - (lse_i + lse_j) / 2)
+//     (I - alpha S) z = y by conjugate gradient, y = 1 at the seeds.
+//
+// Dot products and norms accumulate in double whatever the input dtype; logs, S and CG are double.
+// Output layout = the CPU layout: dense S flat float64 with video v's (L, L) matrix row-major at
+// graph_offsets[v]; banded S (N, 2k+1) float64 with column c <-> j = i + c - k, 0 outside the video.
+//
+// Structure: every algorithm is written once as a __host__ __device__ function over a "block"
+// object (LanpBlock) that supplies the thread index, the barrier and the block sum. The
+// __global__ kernels are thin wrappers (block = CUDA block, blockIdx picks the work item); the
+// extern "C" *_host functions run the same functions on the CPU with a one-thread block, looping
+// over the grid, so tests can check the math through ctypes without a GPU:
+//     nvcc -shared -Xcompiler -fPIC -arch=sm_90 -o liblanp.so lanp.cu
+// The file compiles on its own with nvcc and, host part excluded, with NVRTC (cupy.RawModule).
+
+#ifndef LANP_BLOCK
+#define LANP_BLOCK 256      // threads per block; a power of two (block sums are trees)
+#endif
+
+typedef long long lanp_i64;
+
+// ---------------------------------------------------------------------------------------------
+// scalar helpers (no headers: NVRTC has the math builtins, nvcc brings math.h on the host)
+
+__host__ __device__ inline double lanp_neg_inf()
+{
+    union { unsigned long long u; double d; } v;
+    v.u = 0xfff0000000000000ULL;
+    return v.d;
+}
+
+__host__ __device__ inline bool lanp_finite(double v) { return v - v == 0.0; }
+
+__host__ __device__ inline lanp_i64 lanp_min(lanp_i64 a, lanp_i64 b) { return a < b ? a : b; }
+__host__ __device__ inline lanp_i64 lanp_max(lanp_i64 a, lanp_i64 b) { return a > b ? a : b; }
+
+enum { LANP_SQEUCLIDEAN = 0, LANP_RMS = 1, LANP_COSINE = 2 };
+enum { LANP_OK = 0, LANP_NONFINITE = 1, LANP_ZERO = 2 };
+
+// ---------------------------------------------------------------------------------------------
+// the block: cooperation only (index, barrier, sum, atomic min); everything else is per thread
+
+struct LanpBlock {
+    double* red;            // device: shared scratch of LANP_BLOCK doubles; host: unused
+
+    __host__ __device__ int tid() const
+    {
+#ifdef __CUDA_ARCH__
+        return (int)threadIdx.x;
+#else
+        return 0;
+#endif
+    }
+    __host__ __device__ int size() const
+    {
+#ifdef __CUDA_ARCH__
+        return (int)blockDim.x;
+#else
+        return 1;
+#endif
+    }
+    __host__ __device__ void sync() const
+    {
+#ifdef __CUDA_ARCH__
+        __syncthreads();
+#endif
+    }
+    // sum of every thread's partial, returned to all threads (a fixed tree: deterministic)
+    __host__ __device__ double sum(double partial) const
+    {
+#ifdef __CUDA_ARCH__
+        const int t = (int)threadIdx.x;
+        red[t] = partial;
+        __syncthreads();
+        for (int s = (int)blockDim.x / 2; s > 0; s >>= 1) {
+            if (t < s) red[t] += red[t + s];
+            __syncthreads();
+        }
+        const double total = red[0];
+        __syncthreads();
+        return total;
+#else
+        return partial;
+#endif
+    }
+    __host__ __device__ void atomic_min(int* p, int v) const
+    {
+#ifdef __CUDA_ARCH__
+        atomicMin(p, v);
+#else
+        if (v < *p) *p = v;
+#endif
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// per-thread bodies
+
+// ||row||^2 accumulated in double
+template <typename T>
+__host__ __device__ inline double lanp_sqnorm(const T* row, lanp_i64 D)
+{
+    double acc = 0.0;
+    for (lanp_i64 d = 0; d < D; ++d) {
+        const double v = (double)row[d];
+        acc += v * v;
+    }
+    return acc;
+}
+
+// status of a squared norm: non-finite (or too large to square in T), or zero where the
+// distance needs a non-zero vector (cosine, L2 normalisation)
+template <typename T>
+__host__ __device__ inline int lanp_norm_status(double n, int needs_nonzero)
+{
+    if (!lanp_finite(n) || (sizeof(T) == 4 && n > 3.4028234663852886e38)) return LANP_NONFINITE;
+    if (needs_nonzero && n == 0.0) return LANP_ZERO;
+    return LANP_OK;
+}
+
+// out[m] = xi . x_{j0+m} for m < count (count in 1..4); rows of x are D apart
+template <typename T>
+__host__ __device__ inline void lanp_dot4(const T* xi, const T* xj0, lanp_i64 D, int count,
+                                          double out[4])
+{
+    const T* r0 = xj0;
+    const T* r1 = xj0 + (count > 1 ? 1 : 0) * D;
+    const T* r2 = xj0 + (count > 2 ? 2 : 0) * D;
+    const T* r3 = xj0 + (count > 3 ? 3 : 0) * D;
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    for (lanp_i64 d = 0; d < D; ++d) {
+        const double u = (double)xi[d];
+        a0 += u * (double)r0[d];
+        a1 += u * (double)r1[d];
+        a2 += u * (double)r2[d];
+        a3 += u * (double)r3[d];
+    }
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
+}
+
+// a_ij from g = xi.xj and the squared norms (the CPU's log_affinity)
+__host__ __device__ inline double lanp_log_affinity(double g, double ni, double nj, double dt,
+                                                    lanp_i64 D, int distance, int normalize,
+                                                    double inv_two_sigma2, double inv_scale)
+{
+    double c = 0.0;
+    if (distance == LANP_COSINE || normalize) c = g / sqrt(ni * nj);
+    if (distance == LANP_COSINE) {
+        if (c <= 0.0) return lanp_neg_inf();
+        return log(c) - dt * inv_scale;
+    }
+    double d2 = normalize ? 2.0 - 2.0 * c : ni + nj - 2.0 * g;
+    if (d2 < 0.0) d2 = 0.0;
+    if (distance == LANP_RMS) return -sqrt(d2 / (double)D) * inv_two_sigma2 - dt * inv_scale;
+    return -d2 * inv_two_sigma2 - dt * inv_scale;
+}
+
+// log-sum-exp of one row of log affinities (-inf for an isolated row)
+__host__ __device__ inline double lanp_row_lse(const double* row, lanp_i64 width)
+{
+    double m = lanp_neg_inf();
+    for (lanp_i64 c = 0; c < width; ++c)
+        if (row[c] > m) m = row[c];
+    if (m == lanp_neg_inf()) return m;
+    double acc = 0.0;
+    for (lanp_i64 c = 0; c < width; ++c) acc += exp(row[c] - m);
+    return m + log(acc);
+}
+
+__host__ __device__ inline double lanp_normalise(double a, double lse_i, double lse_j)
+{
+    if (a == lanp_neg_inf() || lse_i == lanp_neg_inf()) return 0.0;
+    return exp(a - 0.5 * (lse_i + lse_j));
+}
+
+// y_i: 1 at the seeds (negative seeds count from the end)
+__host__ __device__ inline double lanp_seed(lanp_i64 i, lanp_i64 L, const lanp_i64* seeds,
+                                            int nseeds)
+{
+    for (int s = 0; s < nseeds; ++s) {
+        const lanp_i64 pos = seeds[s] >= 0 ? seeds[s] : L + seeds[s];
+        if (pos == i) return 1.0;
+    }
+    return 0.0;
+}
+
+// ((I - alpha S) p)_i for dense (k == 0, width L) or banded (half-width k, width 2k+1) S
+__host__ __device__ inline double lanp_apply_row(const double* S, lanp_i64 width, int k,
+                                                 lanp_i64 L, double alpha, const double* p,
+                                                 lanp_i64 i)
+{
+    double acc = 0.0;
+    const double* row = S + i * width;
+    if (k == 0) {
+        for (lanp_i64 j = 0; j < L; ++j) acc += row[j] * p[j];
+    } else {
+        const lanp_i64 lo = lanp_max(0, k - i);
+        const lanp_i64 hi = lanp_min(width, L - i + k);
+        for (lanp_i64 c = lo; c < hi; ++c) acc += row[c] * p[i + c - k];
+    }
+    return p[i] - alpha * acc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// block algorithms
+
+// Similarity of the rows [r0, r1) of one video (all of it when dense: k == 0).
+// Banded rows need lse of the rows within k of them, so the block also computes the log
+// affinities of the halo rows E \ [r0, r1), E = [r0 - k, r1 + k) clipped, into ``halo``
+// (rows [e0, r0) then [r1, e1), stride width); the norms of [e0 - k, e1 + k) go to ``norms``,
+// the lse of E to ``lse``. ``own`` receives row r0 at own[0] (stride width): the log affinities
+// first, S at the end. A bad input row of [r0, r1) lowers *bad_key to 4 * row + status.
+template <typename T>
+__host__ __device__ void lanp_similarity_rows(const LanpBlock& b, const T* xv, lanp_i64 D,
+                                              lanp_i64 L, lanp_i64 r0, lanp_i64 r1, int k,
+                                              int distance, int normalize, double inv_two_sigma2,
+                                              double temporal_scale, double* own, double* halo,
+                                              double* norms, double* lse, int* bad_key)
+{
+    const lanp_i64 width = k == 0 ? L : 2 * (lanp_i64)k + 1;
+    const lanp_i64 e0 = k == 0 ? 0 : lanp_max(0, r0 - k);
+    const lanp_i64 e1 = k == 0 ? L : lanp_min(L, r1 + k);
+    const lanp_i64 c0 = k == 0 ? 0 : lanp_max(0, e0 - k);
+    const lanp_i64 c1 = k == 0 ? L : lanp_min(L, e1 + k);
+    const int needs_nonzero = normalize || distance == LANP_COSINE;
+    const double inv_scale = 1.0 / (temporal_scale <= 0.0 ? (double)L : temporal_scale);
+    const int t = b.tid(), nt = b.size();
+
+    // 1. squared norms
+    for (lanp_i64 i = c0 + t; i < c1; i += nt) {
+        const double n = lanp_sqnorm(xv + i * D, D);
+        norms[i - c0] = n;
+        const int st = lanp_norm_status<T>(n, needs_nonzero);
+        if (st != LANP_OK && i >= r0 && i < r1 && bad_key) b.atomic_min(bad_key, (int)(4 * i + st));
+    }
+    b.sync();
+
+    // 2. log affinities of the rows E, four columns per thread
+    const lanp_i64 groups = (width + 3) / 4;
+    const lanp_i64 work = (e1 - e0) * groups;
+    for (lanp_i64 w = t; w < work; w += nt) {
+        const lanp_i64 i = e0 + w / groups;
+        const lanp_i64 cs = (w % groups) * 4;
+        const lanp_i64 ce = lanp_min(width, cs + 4);
+        double* row = (i >= r0 && i < r1) ? own + (i - r0) * width
+                    : halo + (i < r0 ? i - e0 : (r0 - e0) + (i - r1)) * width;
+        // valid columns: 0 <= j < L; j = c (dense) or i + c - k (banded)
+        const lanp_i64 off = k == 0 ? 0 : i - k;
+        const lanp_i64 vs = lanp_max(cs, -off), ve = lanp_min(ce, L - off);
+        double g[4] = {0.0, 0.0, 0.0, 0.0};
+        if (ve > vs) lanp_dot4(xv + i * D, xv + (vs + off) * D, D, (int)(ve - vs), g);
+        for (lanp_i64 c = cs; c < ce; ++c) {
+            const lanp_i64 j = c + off;
+            if (c < vs || c >= ve || j == i) {
+                row[c] = lanp_neg_inf();
+            } else {
+                const double dt = (double)(j > i ? j - i : i - j);
+                row[c] = lanp_log_affinity(g[c - vs], norms[i - c0], norms[j - c0], dt, D,
+                                           distance, normalize, inv_two_sigma2, inv_scale);
+            }
+        }
+    }
+    b.sync();
+
+    // 3. row log-sum-exp over E
+    for (lanp_i64 i = e0 + t; i < e1; i += nt) {
+        const double* row = (i >= r0 && i < r1) ? own + (i - r0) * width
+                          : halo + (i < r0 ? i - e0 : (r0 - e0) + (i - r1)) * width;
+        lse[i - e0] = lanp_row_lse(row, width);
+    }
+    b.sync();
+
+    // 4. S of the own rows, in place
+    const lanp_i64 entries = (r1 - r0) * width;
+    for (lanp_i64 w = t; w < entries; w += nt) {
+        const lanp_i64 i = r0 + w / width;
+        const lanp_i64 c = w % width;
+        const lanp_i64 j = k == 0 ? c : i + c - k;
+        const double lj = (j >= e0 && j < e1) ? lse[j - e0] : lanp_neg_inf();
+        own[w] = lanp_normalise(own[w], lse[i - e0], lj);
+    }
+    b.sync();
+}
+
+// CG for (I - alpha S) z = y of one video, z = 0 first; stops when ||r||^2 <= tol^2 ||y||^2
+// (recursive residual) or after maxiter; writes iterations, the true relative residual
+// ||y - (I - alpha S) z|| / ||y|| and converged. r, p, q: scratch of length L.
+__host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lanp_i64 width,
+                                        int k, lanp_i64 L, const lanp_i64* seeds, int nseeds,
+                                        double alpha, double tol, int maxiter, double* z,
+                                        double* r, double* p, double* q, int* iterations,
+                                        double* residual, unsigned char* converged)
+{
+    const int t = b.tid(), nt = b.size();
+    double part = 0.0;
+    for (lanp_i64 i = t; i < L; i += nt) {
+        const double y = lanp_seed(i, L, seeds, nseeds);
+        z[i] = 0.0; r[i] = y; p[i] = y;
+        part += y * y;
+    }
+    const double yy = b.sum(part);          // the sum's barriers also publish p
+    const double threshold = tol * tol * yy;
+    double rr = yy;
+    int it = 0;
+    while (it < maxiter && rr > threshold) {
+        part = 0.0;
+        for (lanp_i64 i = t; i < L; i += nt) {
+            const double qi = lanp_apply_row(S, width, k, L, alpha, p, i);
+            q[i] = qi;
+            part += p[i] * qi;
+        }
+        const double pq = b.sum(part);
+        if (!(pq > 0.0)) break;             // exact breakdown (r == 0) or lost definiteness
+        const double step = rr / pq;
+        part = 0.0;
+        for (lanp_i64 i = t; i < L; i += nt) {
+            z[i] += step * p[i];
+            r[i] -= step * q[i];
+            part += r[i] * r[i];
+        }
+        const double rr_new = b.sum(part);
+        const double beta = rr_new / rr;
+        for (lanp_i64 i = t; i < L; i += nt) p[i] = r[i] + beta * p[i];
+        b.sync();
+        rr = rr_new;
+        ++it;
+    }
+    b.sync();
+    part = 0.0;
+    for (lanp_i64 i = t; i < L; i += nt) {
+        const double e = lanp_seed(i, L, seeds, nseeds) - lanp_apply_row(S, width, k, L, alpha, z, i);
+        part += e * e;
+    }
+    const double res = b.sum(part);
+    if (t == 0) {
+        *iterations = it;
+        *residual = sqrt(res / yy);
+        *converged = rr <= threshold ? 1 : 0;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// work items: one CUDA block each
+
+// items (n, 6) int64 rows: video, r0, r1, norms offset, lse offset, halo offset (into the scratch
+// buffers); built by lanp.kernels.cuda_plan.similarity_items. band 0 = dense.
+template <typename T>
+__host__ __device__ void lanp_similarity_item(const LanpBlock& b, lanp_i64 item, const T* x,
+                                              lanp_i64 D, const lanp_i64* offsets,
+                                              const lanp_i64* graph_offsets, const lanp_i64* items,
+                                              int band, int distance, int normalize,
+                                              double inv_two_sigma2, double temporal_scale,
+                                              double* values, double* norm_buf, double* lse_buf,
+                                              double* halo_buf, int* bad_key)
+{
+    const lanp_i64* it = items + 6 * item;
+    const lanp_i64 v = it[0], r0 = it[1], r1 = it[2];
+    const lanp_i64 a = offsets[v], L = offsets[v + 1] - a;
+    double* own = band == 0 ? values + graph_offsets[v] + r0 * L
+                            : values + (a + r0) * (2 * (lanp_i64)band + 1);
+    lanp_similarity_rows<T>(b, x + a * D, D, L, r0, r1, band, distance, normalize, inv_two_sigma2,
+                            temporal_scale, own, halo_buf + it[5], norm_buf + it[3],
+                            lse_buf + it[4], bad_key + v);
+}
+
+// CG of video v on a graph in the layout above (band 0 = dense); r, p, q: scratch (N,)
+__host__ __device__ inline void lanp_solve_video(const LanpBlock& b, lanp_i64 v,
+                                                 const double* values, const lanp_i64* offsets,
+                                                 const lanp_i64* graph_offsets, int band,
+                                                 const lanp_i64* seeds, int nseeds, double alpha,
+                                                 double tol, int maxiter, double* z, double* r,
+                                                 double* p, double* q, int* iterations,
+                                                 double* residual, unsigned char* converged)
+{
+    const lanp_i64 a = offsets[v], L = offsets[v + 1] - a;
+    const double* S = band == 0 ? values + graph_offsets[v] : values + a * (2 * (lanp_i64)band + 1);
+    const lanp_i64 width = band == 0 ? L : 2 * (lanp_i64)band + 1;
+    lanp_cg(b, S, width, band, L, seeds, nseeds, alpha, tol, maxiter, z + a, r + a, p + a, q + a,
+            iterations + v, residual + v, converged + v);
+}
+
+// Bytes of scratch the fused short-video path needs for a video of length L (doubles):
+// S (L x width) + norms, lse, r, p, q (L each), width = L (dense) or 2 min(k, L-1) + 1.
+__host__ __device__ inline lanp_i64 lanp_fused_doubles(lanp_i64 L, int band)
+{
+    const lanp_i64 k = band == 0 ? 0 : lanp_min(band, L - 1);
+    const lanp_i64 width = k == 0 ? L : 2 * k + 1;
+    return L * width + 5 * L;
+}
+
+// Fused similarity + CG of video videos[item] with every intermediate in ``scratch``
+// (shared memory on the device). z is written as double at the video's rows.
+template <typename T>
+__host__ __device__ void lanp_fused_video(const LanpBlock& b, lanp_i64 item, const T* x,
+                                          lanp_i64 D, const lanp_i64* offsets,
+                                          const lanp_i64* videos, int band, int distance,
+                                          int normalize, double inv_two_sigma2,
+                                          double temporal_scale, const lanp_i64* seeds,
+                                          int nseeds, double alpha, double tol, int maxiter,
+                                          double* scratch, double* z, int* iterations,
+                                          double* residual, unsigned char* converged,
+                                          int* bad_key)
+{
+    const lanp_i64 v = videos[item];
+    const lanp_i64 a = offsets[v], L = offsets[v + 1] - a;
+    const int k = band == 0 ? 0 : (int)lanp_min(band, L - 1);   // L == 1: k = 0, S = [0]
+    const lanp_i64 width = k == 0 ? L : 2 * (lanp_i64)k + 1;
+    double* S = scratch;
+    double* norms = S + L * width;
+    double* lse = norms + L;
+    double* r = lse + L;
+    double* p = r + L;
+    double* q = p + L;
+    lanp_similarity_rows<T>(b, x + a * D, D, L, 0, L, k, distance, normalize, inv_two_sigma2,
+                            temporal_scale, S, S, norms, lse, bad_key + v);
+    lanp_cg(b, S, width, k, L, seeds, nseeds, alpha, tol, maxiter, z + a, r, p, q,
+            iterations + v, residual + v, converged + v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// __global__ wrappers (grid = work items, block = LANP_BLOCK threads)
+
+#define LANP_SIMILARITY_KERNEL(NAME, T)                                                          \
+    extern "C" __global__ void __launch_bounds__(LANP_BLOCK) NAME(                              \
+        const T* x, lanp_i64 D, const lanp_i64* offsets, const lanp_i64* graph_offsets,          \
+        const lanp_i64* items, int band, int distance, int normalize, double inv_two_sigma2,     \
+        double temporal_scale, double* values, double* norm_buf, double* lse_buf,                \
+        double* halo_buf, int* bad_key)                                                          \
+    {                                                                                            \
+        __shared__ double red[LANP_BLOCK];                                                       \
+        const LanpBlock b = {red};                                                               \
+        lanp_similarity_item<T>(b, (lanp_i64)blockIdx.x, x, D, offsets, graph_offsets, items,    \
+                                band, distance, normalize, inv_two_sigma2, temporal_scale,       \
+                                values, norm_buf, lse_buf, halo_buf, bad_key);                   \
+    }
+
+LANP_SIMILARITY_KERNEL(lanp_similarity_f32, float)
+LANP_SIMILARITY_KERNEL(lanp_similarity_f64, double)
+
+extern "C" __global__ void __launch_bounds__(LANP_BLOCK) lanp_solve(
+    const double* values, const lanp_i64* offsets, const lanp_i64* graph_offsets, int band,
+    const lanp_i64* seeds, int nseeds, double alpha, double tol, int maxiter, double* z,
+    double* r, double* p, double* q, int* iterations, double* residual, unsigned char* converged)
+{
+    __shared__ double red[LANP_BLOCK];
+    const LanpBlock b = {red};
+    lanp_solve_video(b, (lanp_i64)blockIdx.x, values, offsets, graph_offsets, band, seeds, nseeds,
+                     alpha, tol, maxiter, z, r, p, q, iterations, residual, converged);
+}
+
+// dynamic shared memory: 8 * max over the launched videos of lanp_fused_doubles(L, band)
+#define LANP_FUSED_KERNEL(NAME, T)                                                               \
+    extern "C" __global__ void __launch_bounds__(LANP_BLOCK) NAME(                              \
+        const T* x, lanp_i64 D, const lanp_i64* offsets, const lanp_i64* videos, int band,       \
+        int distance, int normalize, double inv_two_sigma2, double temporal_scale,               \
+        const lanp_i64* seeds, int nseeds, double alpha, double tol, int maxiter, double* z,     \
+        int* iterations, double* residual, unsigned char* converged, int* bad_key)               \
+    {                                                                                            \
+        __shared__ double red[LANP_BLOCK];                                                       \
+        extern __shared__ double lanp_dynamic_smem[];                                            \
+        const LanpBlock b = {red};                                                               \
+        lanp_fused_video<T>(b, (lanp_i64)blockIdx.x, x, D, offsets, videos, band, distance,      \
+                            normalize, inv_two_sigma2, temporal_scale, seeds, nseeds, alpha,     \
+                            tol, maxiter, lanp_dynamic_smem, z, iterations, residual,            \
+                            converged, bad_key);                                                 \
+    }
+
+LANP_FUSED_KERNEL(lanp_fused_f32, float)
+LANP_FUSED_KERNEL(lanp_fused_f64, double)
+
+// ---------------------------------------------------------------------------------------------
+// host twins: the same functions over the whole grid, one thread per block (ctypes, tests)
+
+#ifndef __CUDACC_RTC__
+
+#define LANP_SIMILARITY_HOST(NAME, T)                                                            \
+    extern "C" void NAME(const T* x, lanp_i64 D, const lanp_i64* offsets,                        \
+                         const lanp_i64* graph_offsets, const lanp_i64* items, lanp_i64 n_items, \
+                         int band, int distance, int normalize, double inv_two_sigma2,           \
+                         double temporal_scale, double* values, double* norm_buf,                \
+                         double* lse_buf, double* halo_buf, int* bad_key)                        \
+    {                                                                                            \
+        const LanpBlock b = {0};                                                                 \
+        for (lanp_i64 t = 0; t < n_items; ++t)                                                   \
+            lanp_similarity_item<T>(b, t, x, D, offsets, graph_offsets, items, band, distance,   \
+                                    normalize, inv_two_sigma2, temporal_scale, values, norm_buf, \
+                                    lse_buf, halo_buf, bad_key);                                 \
+    }
+
+LANP_SIMILARITY_HOST(lanp_similarity_f32_host, float)
+LANP_SIMILARITY_HOST(lanp_similarity_f64_host, double)
+
+extern "C" void lanp_solve_host(const double* values, const lanp_i64* offsets,
+                                const lanp_i64* graph_offsets, lanp_i64 n_videos, int band,
+                                const lanp_i64* seeds, int nseeds, double alpha, double tol,
+                                int maxiter, double* z, double* r, double* p, double* q,
+                                int* iterations, double* residual, unsigned char* converged)
+{
+    const LanpBlock b = {0};
+    for (lanp_i64 v = 0; v < n_videos; ++v)
+        lanp_solve_video(b, v, values, offsets, graph_offsets, band, seeds, nseeds, alpha, tol,
+                         maxiter, z, r, p, q, iterations, residual, converged);
+}
+
+#define LANP_FUSED_HOST(NAME, T)                                                                 \
+    extern "C" void NAME(const T* x, lanp_i64 D, const lanp_i64* offsets,                        \
+                         const lanp_i64* videos, lanp_i64 n_items, int band, int distance,       \
+                         int normalize, double inv_two_sigma2, double temporal_scale,            \
+                         const lanp_i64* seeds, int nseeds, double alpha, double tol,            \
+                         int maxiter, double* scratch, double* z, int* iterations,               \
+                         double* residual, unsigned char* converged, int* bad_key)               \
+    {                                                                                            \
+        const LanpBlock b = {0};                                                                 \
+        for (lanp_i64 t = 0; t < n_items; ++t)                                                   \
+            lanp_fused_video<T>(b, t, x, D, offsets, videos, band, distance, normalize,          \
+                                inv_two_sigma2, temporal_scale, seeds, nseeds, alpha, tol,       \
+                                maxiter, scratch, z, iterations, residual, converged, bad_key);  \
+    }
+
+LANP_FUSED_HOST(lanp_fused_f32_host, float)
+LANP_FUSED_HOST(lanp_fused_f64_host, double)
+
+extern "C" lanp_i64 lanp_fused_doubles_host(lanp_i64 L, int band)
+{
+    return lanp_fused_doubles(L, band);
+}
+
+#endif  // __CUDACC_RTC__

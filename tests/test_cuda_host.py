@@ -1,0 +1,194 @@
+"""CUDA C kernels (kernels/*.cu) on the CPU: nvcc builds each file into a host shared library whose
+extern "C" twins run the same __host__ __device__ bodies over the whole grid; results are compared
+with the float64 dense reference (tests/reference.py). Also compile-checks every .cu for sm_90 with
+warnings as errors. Skips only when nvcc is missing."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from cuda_build import (CU_FILES, NO_BAD_ROW, NVCC, build_host_library, host_fused, host_similarity,
+                        host_solve, nvcc_run)
+from lanp.kernels import cuda_plan, similarity as cpu_similarity
+from lanp.kernels.params import GraphParams, SolverParams
+from reference import normalized_similarity, propagate_reference, relative_error
+
+pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH or at /usr/local/bin/nvcc")
+
+TOL = {np.float32: 1e-4, np.float64: 1e-6}
+LENGTH_SETS = [(1,), (2,), (1, 2, 5), (7, 3, 12, 1, 9), (40, 9, 33)]
+DISTANCES = ("sqeuclidean", "rms", "cosine")
+
+
+@pytest.fixture(scope="session")
+def lib(tmp_path_factory):
+    return build_host_library(cuda_build_file("lanp"), tmp_path_factory.mktemp("cuda_host"))
+
+
+def cuda_build_file(stem):
+    return next(f for f in CU_FILES if f.stem == stem)
+
+
+def ragged(rng, lengths, D, dtype, clustered=True):
+    """Features with a temporal drift (so neighbouring snippets are similar) plus noise."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    parts = []
+    for L in lengths:
+        base = rng.normal(size=D)
+        drift = np.cumsum(rng.normal(scale=0.3, size=(L, D)), axis=0) if clustered else 0.0
+        parts.append(base + drift + rng.normal(scale=0.2, size=(L, D)))
+    return np.concatenate(parts).astype(dtype), offsets
+
+
+def graph_kwargs(g: GraphParams):
+    return dict(distance=g.distance, sigma=g.sigma, normalize=g.normalize, window=g.window,
+                temporal_scale=g.temporal_scale)
+
+
+def dense_of(values, offsets, graph_offsets, window, v):
+    a, b = int(offsets[v]), int(offsets[v + 1])
+    L = b - a
+    if window is None:
+        g0 = int(graph_offsets[v])
+        return values[g0:g0 + L * L].reshape(L, L)
+    out = np.zeros((L, L))
+    for i in range(L):
+        for c in range(2 * window + 1):
+            j = i + c - window
+            if 0 <= j < L:
+                out[i, j] = values[a + i, c]
+    return out
+
+
+def test_every_cu_compiles_for_sm90_without_warnings():
+    assert CU_FILES, "no .cu files found in kernels/"
+    for cu in CU_FILES:
+        proc = nvcc_run(["-cubin", "-arch=sm_90", "-Werror", "all-warnings", "-o", "/dev/null", str(cu)])
+        assert proc.returncode == 0, f"{cu.name}:\n{proc.stderr}"
+
+
+def test_host_library_builds_for_every_cu(tmp_path):
+    for cu in CU_FILES:
+        build_host_library(cu, tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lengths", LENGTH_SETS)
+def test_similarity_matches_reference(lib, dtype, lengths):
+    rng = np.random.default_rng(hash((lengths, np.dtype(dtype).name)) % 2**32)
+    for distance, normalize, window, ts in itertools.product(DISTANCES, (True, False), (None, 1, 3),
+                                                             (None, 2.5)):
+        D = int(rng.integers(3, 20))
+        x, offsets = ragged(rng, lengths, D, dtype)
+        g = GraphParams(sigma=float(rng.choice([0.1, 0.7])), distance=distance,
+                        normalize=normalize, window=window, temporal_scale=ts)
+        values, goff, bad = host_similarity(lib, x, offsets, g, rows_per_item=4)
+        assert np.all(bad == NO_BAD_ROW)
+        assert not np.isnan(values).any(), "unwritten output entries"
+        for v in range(len(lengths)):
+            ref = normalized_similarity(x[offsets[v]:offsets[v + 1]].astype(np.float64), **graph_kwargs(g))
+            got = dense_of(values, offsets, goff, window, v)
+            if np.linalg.norm(ref) == 0:
+                assert np.all(got == 0)
+                continue
+            err = relative_error(got, ref)
+            assert err <= TOL[dtype], (g, v, err)
+            assert np.array_equal(got, got.T), "S must be exactly symmetric"
+
+
+@pytest.mark.parametrize("window", [None, 2])
+def test_similarity_layout_equals_cpu_backend(lib, window):
+    rng = np.random.default_rng(5)
+    x, offsets = ragged(rng, (6, 1, 11, 3), 7, np.float64)
+    g = GraphParams(window=window, normalize=True)
+    values, goff, _ = host_similarity(lib, x, offsets, g)
+    cpu = cpu_similarity(x, offsets, window=window, backend="cpu")
+    assert values.shape == cpu.values.shape
+    if window is None:
+        np.testing.assert_array_equal(goff, cpu.graph_offsets)
+    np.testing.assert_allclose(values, cpu.values, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows_per_item", [1, 2, 5, None])
+def test_banded_row_chunks_with_halo(lib, rows_per_item):
+    """Long banded videos split into row chunks give the same S as one chunk."""
+    rng = np.random.default_rng(rows_per_item or 0)
+    x, offsets = ragged(rng, (23, 4, 17), 6, np.float64)
+    g = GraphParams(window=3, sigma=0.5, normalize=False)
+    values, _, _ = host_similarity(lib, x, offsets, g, rows_per_item=rows_per_item)
+    whole, _, _ = host_similarity(lib, x, offsets, g, rows_per_item=10**6)
+    np.testing.assert_array_equal(values, whole)
+    plan = cuda_plan.similarity_plan(np.diff(offsets), 3, rows_per_item)
+    assert plan.items[:, 0].tolist().count(0) == -(-23 // (rows_per_item or 10**6))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lengths", LENGTH_SETS)
+def test_fused_propagation_matches_reference(lib, dtype, lengths):
+    rng = np.random.default_rng(7 + len(lengths) + (dtype == np.float64))
+    solver = SolverParams(alpha=0.99, tol=1e-10 if dtype == np.float64 else 1e-6, maxiter=2000)
+    for distance, normalize, window in itertools.product(DISTANCES, (True, False), (None, 2)):
+        x, offsets = ragged(rng, lengths, int(rng.integers(3, 12)), dtype)
+        g = GraphParams(sigma=0.3, distance=distance, normalize=normalize, window=window)
+        z, it, res, conv, bad = host_fused(lib, x, offsets, g, solver)
+        assert np.all(bad == NO_BAD_ROW)
+        assert conv.all() and np.all(it >= 0) and np.all(res <= 10 * solver.tol)
+        for v in range(len(lengths)):
+            a, b = offsets[v], offsets[v + 1]
+            ref = propagate_reference(x[a:b].astype(np.float64), alpha=0.99, **graph_kwargs(g))
+            assert relative_error(z[a:b], ref) <= TOL[dtype], (g, v)
+
+
+@pytest.mark.parametrize("window", [None, 1, 4])
+def test_two_step_similarity_then_solve(lib, window):
+    rng = np.random.default_rng(11)
+    x, offsets = ragged(rng, (30, 1, 2, 14), 9, np.float32)
+    g = GraphParams(window=window, sigma=0.2)
+    solver = SolverParams(tol=1e-10, maxiter=3000)
+    values, goff, _ = host_similarity(lib, x, offsets, g, rows_per_item=8)
+    z, it, res, conv = host_solve(lib, values, offsets, goff, g.band, solver)
+    assert conv.all() and np.all(res < 1e-9)
+    ref = np.concatenate([propagate_reference(x[a:b].astype(np.float64), **graph_kwargs(g))
+                          for a, b in zip(offsets[:-1], offsets[1:])])
+    assert relative_error(z, ref) <= 1e-4
+    zf, itf, _, _, _ = host_fused(lib, x, offsets, g, solver)
+    assert relative_error(zf, z) <= 1e-9
+
+
+def test_tiny_hand_checked_cases(lib):
+    """L = 1: S = [0], z = 1. L = 2: S = [[0, 1], [1, 0]], z = 1 / (1 - alpha) for both snippets."""
+    x = np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 1.0]])
+    offsets = np.array([0, 1, 3])
+    for window in (None, 1, 5):
+        g = GraphParams(window=window)
+        values, goff, _ = host_similarity(lib, x, offsets, g)
+        np.testing.assert_array_equal(dense_of(values, offsets, goff, window, 0), [[0.0]])
+        np.testing.assert_allclose(dense_of(values, offsets, goff, window, 1), [[0, 1], [1, 0]], rtol=1e-15)
+        z, it, res, conv, _ = host_fused(lib, x, offsets, g, SolverParams(alpha=0.5, tol=1e-12))
+        np.testing.assert_allclose(z, [1.0, 2.0, 2.0], rtol=1e-12)
+        assert it[0] == 1 and conv.all() and np.all(res < 1e-12)
+
+
+def test_bad_rows_are_reported_per_video(lib):
+    x = np.random.default_rng(0).normal(size=(9, 4))
+    x[5] = 0.0                       # video 1 (rows 3..8), snippet 2: zero vector
+    x[8, 1] = np.nan                 # video 1, snippet 5: NaN (later, so the zero row is first)
+    x[1, 0] = np.inf                 # video 0, snippet 1
+    offsets = np.array([0, 3, 9])
+    for window in (None, 2):
+        _, _, bad = host_similarity(lib, x, offsets, GraphParams(window=window), rows_per_item=2)
+        assert bad.tolist() == [4 * 1 + 1, 4 * 2 + 2]
+        bad = host_fused(lib, x, offsets, GraphParams(window=window), SolverParams())[4]
+        assert bad.tolist() == [4 * 1 + 1, 4 * 2 + 2]
+    # without normalisation a zero row is fine for the Euclidean distances
+    _, _, bad = host_similarity(lib, np.where(np.isfinite(x), x, 1.0), offsets, GraphParams(normalize=False))
+    assert bad.tolist() == [NO_BAD_ROW, NO_BAD_ROW]
+
+
+def test_nonconvergence_is_reported(lib):
+    rng = np.random.default_rng(3)
+    x, offsets = ragged(rng, (20, 15), 5, np.float64)
+    z, it, res, conv, _ = host_fused(lib, x, offsets, GraphParams(), SolverParams(maxiter=1, tol=1e-12))
+    assert not conv.any() and np.all(it == 1) and np.all(res > 1e-12)
