@@ -8,7 +8,9 @@
 //     S_ij  = exp(a_ij - (lse_i + lse_j) / 2)
 //     (I - alpha S) z = y by conjugate gradient, y = 1 at the seeds.
 //
-// Dot products and norms accumulate in double whatever the input dtype; logs, S and CG are double.
+// Squared distances (direct differences of the rows, scaled to unit norm for L2 normalisation
+// and cosine, cos = 1 - d2/2) and norms accumulate in double whatever the input dtype; logs, S
+// and CG are double.
 // Output layout = the CPU layout: dense S flat float64 with video v's (L, L) matrix row-major at
 // graph_offsets[v]; banded S (N, 2k+1) float64 with column c <-> j = i + c - k, 0 outside the video.
 //
@@ -125,39 +127,47 @@ __host__ __device__ inline int lanp_norm_status(double n, int needs_nonzero)
     return LANP_OK;
 }
 
-// out[m] = xi . x_{j0+m} for m < count (count in 1..4); rows of x are D apart
+// out[m] = ||ti xi - t_m x_{j0+m}||^2 for m < count (count in 1..4) by direct differences
+// (exact zero for repeated snippets; symmetric bit for bit); rows of x are D apart
 template <typename T>
-__host__ __device__ inline void lanp_dot4(const T* xi, const T* xj0, lanp_i64 D, int count,
-                                          double out[4])
+__host__ __device__ inline void lanp_sqdist4(const T* xi, double ti, const T* xj0,
+                                             const double tj[4], lanp_i64 D, int count,
+                                             double out[4])
 {
     const T* r0 = xj0;
     const T* r1 = xj0 + (count > 1 ? 1 : 0) * D;
     const T* r2 = xj0 + (count > 2 ? 2 : 0) * D;
     const T* r3 = xj0 + (count > 3 ? 3 : 0) * D;
+    const double t0 = tj[0], t1 = tj[count > 1 ? 1 : 0], t2 = tj[count > 2 ? 2 : 0],
+                 t3 = tj[count > 3 ? 3 : 0];
     double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
     for (lanp_i64 d = 0; d < D; ++d) {
-        const double u = (double)xi[d];
-        a0 += u * (double)r0[d];
-        a1 += u * (double)r1[d];
-        a2 += u * (double)r2[d];
-        a3 += u * (double)r3[d];
+        const double u = (double)xi[d] * ti;
+        const double e0 = u - (double)r0[d] * t0;
+        const double e1 = u - (double)r1[d] * t1;
+        const double e2 = u - (double)r2[d] * t2;
+        const double e3 = u - (double)r3[d] * t3;
+        a0 += e0 * e0; a1 += e1 * e1; a2 += e2 * e2; a3 += e3 * e3;
     }
     out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
 }
 
-// a_ij from g = xi.xj and the squared norms (the CPU's log_affinity)
-__host__ __device__ inline double lanp_log_affinity(double g, double ni, double nj, double dt,
-                                                    lanp_i64 D, int distance, int normalize,
+// row scale: 1 / ||x_i|| when rows are unit-normalised (L2 normalisation or cosine), else 1
+__host__ __device__ inline double lanp_row_scale(double sqnorm, int unit)
+{
+    return unit ? 1.0 / sqrt(sqnorm) : 1.0;
+}
+
+// a_ij from the squared distance d2 (of unit rows for cosine): the CPU's log_affinity
+__host__ __device__ inline double lanp_log_affinity(double d2, double dt, lanp_i64 D, int distance,
                                                     double inv_two_sigma2, double inv_scale)
 {
-    double c = 0.0;
-    if (distance == LANP_COSINE || normalize) c = g / sqrt(ni * nj);
+    if (d2 < 0.0) d2 = 0.0;
     if (distance == LANP_COSINE) {
+        const double c = 1.0 - 0.5 * d2;    // cos = 1 - ||u - v||^2 / 2 for unit u, v
         if (c <= 0.0) return lanp_neg_inf();
         return log(c) - dt * inv_scale;
     }
-    double d2 = normalize ? 2.0 - 2.0 * c : ni + nj - 2.0 * g;
-    if (d2 < 0.0) d2 = 0.0;
     if (distance == LANP_RMS) return -sqrt(d2 / (double)D) * inv_two_sigma2 - dt * inv_scale;
     return -d2 * inv_two_sigma2 - dt * inv_scale;
 }
@@ -229,7 +239,7 @@ __host__ __device__ void lanp_similarity_rows(const LanpBlock& b, const T* xv, l
     const lanp_i64 e1 = k == 0 ? L : lanp_min(L, r1 + k);
     const lanp_i64 c0 = k == 0 ? 0 : lanp_max(0, e0 - k);
     const lanp_i64 c1 = k == 0 ? L : lanp_min(L, e1 + k);
-    const int needs_nonzero = normalize || distance == LANP_COSINE;
+    const int unit = normalize || distance == LANP_COSINE;   // rows scaled to unit norm
     const double inv_scale = 1.0 / (temporal_scale <= 0.0 ? (double)L : temporal_scale);
     const int t = b.tid(), nt = b.size();
 
@@ -237,12 +247,12 @@ __host__ __device__ void lanp_similarity_rows(const LanpBlock& b, const T* xv, l
     for (lanp_i64 i = c0 + t; i < c1; i += nt) {
         const double n = lanp_sqnorm(xv + i * D, D);
         norms[i - c0] = n;
-        const int st = lanp_norm_status<T>(n, needs_nonzero);
+        const int st = lanp_norm_status<T>(n, unit);
         if (st != LANP_OK && i >= r0 && i < r1 && bad_key) b.atomic_min(bad_key, (int)(4 * i + st));
     }
     b.sync();
 
-    // 2. log affinities of the rows E, four columns per thread
+    // 2. log affinities of the rows E, four columns per thread (j - i is the temporal distance)
     const lanp_i64 groups = (width + 3) / 4;
     const lanp_i64 work = (e1 - e0) * groups;
     for (lanp_i64 w = t; w < work; w += nt) {
@@ -254,16 +264,20 @@ __host__ __device__ void lanp_similarity_rows(const LanpBlock& b, const T* xv, l
         // valid columns: 0 <= j < L; j = c (dense) or i + c - k (banded)
         const lanp_i64 off = k == 0 ? 0 : i - k;
         const lanp_i64 vs = lanp_max(cs, -off), ve = lanp_min(ce, L - off);
-        double g[4] = {0.0, 0.0, 0.0, 0.0};
-        if (ve > vs) lanp_dot4(xv + i * D, xv + (vs + off) * D, D, (int)(ve - vs), g);
+        double d2[4] = {0.0, 0.0, 0.0, 0.0};
+        if (ve > vs) {
+            double tj[4] = {1.0, 1.0, 1.0, 1.0};
+            for (lanp_i64 c = vs; c < ve; ++c) tj[c - vs] = lanp_row_scale(norms[c + off - c0], unit);
+            lanp_sqdist4(xv + i * D, lanp_row_scale(norms[i - c0], unit), xv + (vs + off) * D, tj,
+                         D, (int)(ve - vs), d2);
+        }
         for (lanp_i64 c = cs; c < ce; ++c) {
             const lanp_i64 j = c + off;
             if (c < vs || c >= ve || j == i) {
                 row[c] = lanp_neg_inf();
             } else {
                 const double dt = (double)(j > i ? j - i : i - j);
-                row[c] = lanp_log_affinity(g[c - vs], norms[i - c0], norms[j - c0], dt, D,
-                                           distance, normalize, inv_two_sigma2, inv_scale);
+                row[c] = lanp_log_affinity(d2[c - vs], dt, D, distance, inv_two_sigma2, inv_scale);
             }
         }
     }

@@ -192,3 +192,18 @@ def test_nonconvergence_is_reported(lib):
     x, offsets = ragged(rng, (20, 15), 5, np.float64)
     z, it, res, conv, _ = host_fused(lib, x, offsets, GraphParams(), SolverParams(maxiter=1, tol=1e-12))
     assert not conv.any() and np.all(it == 1) and np.all(res > 1e-12)
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("window", [None, 2])
+def test_repeated_snippets_have_exact_zero_distance(lib, distance, window):
+    """Raw float32 features with large norms and repeated snippets: direct differences keep
+    d2 = 0 exactly, so a_ij is the temporal term alone (the norm expansion lost 1e-3 here)."""
+    rng = np.random.default_rng(2)
+    base = (100.0 + rng.normal(size=(4, 32))).astype(np.float32)
+    x = base[[0, 0, 1, 1, 1, 2, 3, 3]]
+    offsets = np.array([0, 8])
+    g = GraphParams(distance=distance, normalize=False, window=window, sigma=0.5)
+    values, goff, _ = host_similarity(lib, x, offsets, g)
+    ref = normalized_similarity(x.astype(np.float64), **graph_kwargs(g))
+    assert relative_error(dense_of(values, offsets, goff, window, 0), ref) <= 1e-6
