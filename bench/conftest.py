@@ -1,0 +1,122 @@
+"""Shared fixtures of the benchmark suite (see bench/RESULTS.md for how to run it).
+
+Three sizes, picked once per session:
+  smoke  ``--benchmark-disable`` (CI): tiny inputs, every code path once, no timing (< 1 minute);
+  quick  the default: UCF-32 at D = 2048, UCF-full shape at D = 128, reduced sweeps (a few minutes);
+  full   ``--full``: UCF-full shape at D = 2048 and the full sweeps.
+No test asserts a timing; each test asserts that its implementation agrees with lanp (or, for the
+public-code peer, with an independent implementation of the same rules).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import floors as F  # noqa: E402
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lanp-bench")
+    group.addoption("--full", action="store_true", default=False,
+                    help="lanp bench: large workloads (UCF-full shape at D=2048, full sweeps)")
+
+
+def _mode(config) -> str:
+    if config.getoption("benchmark_disable", default=False):
+        return "smoke"
+    return "full" if config.getoption("full") else "quick"
+
+
+@pytest.fixture(scope="session")
+def mode(request) -> str:
+    return _mode(request.config)
+
+
+class Floors:
+    """Read bandwidth and GEMM rate, measured once per session (lazily)."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self._bw = None
+        self._gemm = None
+
+    @property
+    def bandwidth(self) -> float:
+        if self._bw is None:
+            self._bw = F.read_bandwidth(1 << 24 if self.mode == "smoke" else 1 << 30)
+        return self._bw
+
+    @property
+    def gemm(self) -> float:
+        if self._gemm is None:
+            self._gemm = F.gemm_rate(128 if self.mode == "smoke" else 2048)
+        return self._gemm
+
+
+@pytest.fixture(scope="session")
+def floors(mode) -> Floors:
+    return Floors(mode)
+
+
+def record_lanp(benchmark, floors: Floors, lengths, dim, itemsize, window, result, **extra):
+    """extra_info of a lanp benchmark: its work, floors and the fraction of the floor reached."""
+    work = F.kernel_work(lengths, dim, itemsize, window, result.iterations)
+    fl = F.floor_seconds(work, floors.bandwidth, floors.gemm)
+    info = benchmark.extra_info
+    info.update(impl="lanp", videos=int(len(lengths)), snippets=int(np.sum(lengths)), dim=int(dim),
+                window=window, bandwidth=floors.bandwidth, gemm_rate=floors.gemm,
+                cg_iterations_median=float(np.median(result.iterations)),
+                cg_iterations_max=int(np.max(result.iterations)), **work, **fl, **extra)
+
+
+def record_floor_fraction(benchmark) -> None:
+    """After timing: fraction of the floor reached (floor / median time)."""
+    stats = getattr(benchmark, "stats", None)
+    if stats is None or "floor_s" not in benchmark.extra_info:
+        return
+    med = stats.stats.median
+    benchmark.extra_info["floor_fraction"] = benchmark.extra_info["floor_s"] / med
+    benchmark.extra_info["gflops"] = (benchmark.extra_info["gram_flops"] + benchmark.extra_info["cg_flops"]) / med / 1e9
+    benchmark.extra_info["gbytes_per_s"] = benchmark.extra_info["bytes"] / med / 1e9
+
+
+def slow(benchmark, fn, rounds=1):
+    """Time a slow peer: ``rounds`` calls, no calibration, no warm-up."""
+    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=BENCH,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["lanp_mode"] = _mode(config)
+    machine_info["loadavg_start"] = list(os.getloadavg())
+    machine_info["cpu_count"] = os.cpu_count()
+    machine_info["lanp_commit"] = _git_commit()
+    try:
+        import numba
+        machine_info["numba_threads"] = numba.get_num_threads()
+    except ImportError:
+        pass
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    output_json["machine_info"]["loadavg_end"] = list(os.getloadavg())
+    output_json["machine_info"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -1,0 +1,68 @@
+"""UCF-full shape: the 1610 real UCF-Crime training lengths (790,271 snippets, max 61,031), banded
+window 50. D = 2048 with --full, D = 128 in the quick run (stated in the JSON and RESULTS.md).
+
+Peers (a) and (b) are not run here: their dense per-video S of the 61,031-snippet video alone is
+30 GB of float64. Peer (c) (the public code: a sliding window of at most 100) is.
+"""
+import numpy as np
+import pytest
+
+import peers
+import workloads
+from conftest import record_floor_fraction, record_lanp, slow
+from lanp.kernels import propagate
+
+WINDOW = workloads.UCF_WINDOW
+DIMS = {"smoke": 32, "quick": 128, "full": 2048}
+
+
+@pytest.fixture(scope="module")
+def data(mode):
+    if mode == "smoke":
+        lengths = np.minimum(workloads.ucf_lengths()[:24], 300)
+        return workloads.make_packed(lengths, DIMS[mode], seed=1)
+    return workloads.ucf_full(dim=DIMS[mode])
+
+
+@pytest.mark.benchmark(group="ucf-full")
+def test_lanp_banded(benchmark, data, floors):
+    x, off = data
+    result = benchmark.pedantic(propagate, (x, off), {"window": WINDOW}, rounds=3, iterations=1,
+                                warmup_rounds=1)
+    record_lanp(benchmark, floors, np.diff(off), x.shape[1], x.itemsize, WINDOW, result,
+                settings="paper formula, L2-normalised, window 50")
+    record_floor_fraction(benchmark)
+    assert result.converged.all()
+
+
+@pytest.mark.benchmark(group="ucf-full")
+def test_lanp_rms_raw(benchmark, data, floors):
+    x, off = data
+    result = benchmark.pedantic(propagate, (x, off), {"window": WINDOW, "distance": "rms", "normalize": False},
+                                rounds=3, iterations=1, warmup_rounds=1)
+    record_lanp(benchmark, floors, np.diff(off), x.shape[1], x.itemsize, WINDOW, result,
+                settings="rms distance, raw features, window 50")
+    record_floor_fraction(benchmark)
+
+
+@pytest.mark.benchmark(group="ucf-full")
+def test_peer_c_official_ucf(benchmark, data):
+    x, off = data
+    out = {}
+
+    def run():
+        out["z"] = peers.official_ucf(x, off)
+
+    slow(benchmark, run)
+    if "z" not in out:
+        run()
+    # check on the shortest videos and on some > 200 snippets (the dense check is O(T^2 D))
+    L = np.diff(off)
+    pick = list(np.argsort(L)[:10]) + list(np.flatnonzero((L > 200) & (L < 600))[:3])
+    zc = np.concatenate([out["z"][off[v]:off[v + 1]] for v in pick])
+    ref = np.concatenate([peers.official_ucf_dense(x[off[v]:off[v + 1]]) for v in pick])
+    err = peers.relative_error(zc, ref)
+    assert err < 1e-6, err
+    benchmark.extra_info.update(impl="peer (c) public code (official-ucf rules)",
+                                check=f"rel. error vs independent dense implementation on {len(pick)} videos",
+                                check_error=err, videos=len(L), snippets=int(off[-1]), dim=x.shape[1])
