@@ -17,7 +17,9 @@ import numpy as np
 from tqdm import tqdm
 
 import lanp
+from lanp import diagnostics
 from lanp import labels as L
+from lanp.presets import get_preset, run_preset
 from lanp.io import CHUNK_BYTES, FeatureFile, write_h5
 from lanp.kernels import ConvergenceWarning, GraphParams, InputError, SolverParams, propagate
 from lanp.kernels.backends import check_graph_memory
@@ -43,6 +45,8 @@ class PropagateConfig:
     maxiter: int = 1000
     backend: str = "auto"
     dtype: str = "float32"
+    preset: str = "paper"                  # 'paper' | 'official-ucf' | 'official-sht' (lanp.presets)
+    video_score: str = "std"               # 'std' | 'std-length-adjusted' (lanp.diagnostics)
 
     def __post_init__(self):
         if self.normalize not in ("l2", "none"):
@@ -55,6 +59,10 @@ class PropagateConfig:
             raise ValueError(f"abnormal_ratio={self.abnormal_ratio!r} is invalid: it must be in [0, 1]")
         if not 0.0 < self.confident_fraction <= 1.0:
             raise ValueError(f"confident_fraction={self.confident_fraction!r} is invalid: it must be in (0, 1]")
+        get_preset(self.preset)
+        if self.video_score not in diagnostics.VIDEO_SCORES:
+            raise ValueError(f"video_score={self.video_score!r} is invalid: choose one of "
+                             f"{', '.join(diagnostics.VIDEO_SCORES)}")
 
     def graph_params(self) -> GraphParams:
         return GraphParams(sigma=self.sigma, distance=self.distance, normalize=self.normalize == "l2",
@@ -118,6 +126,8 @@ def _check_nonzero(x, local_offsets, v0, ff: FeatureFile) -> None:
 def run_propagation(features_path, config: PropagateConfig, progress: bool = True,
                     chunk_bytes: int = CHUNK_BYTES) -> PropagationOutput:
     """Propagate every video of ``features_path``; returns the labels (nothing is written)."""
+    if config.preset != "paper":
+        return _run_official_preset(features_path, config, progress, chunk_bytes)
     start = time.perf_counter()
     kernel_seconds = 0.0
     with FeatureFile(features_path) as ff:
@@ -148,7 +158,7 @@ def run_propagation(features_path, config: PropagateConfig, progress: bool = Tru
             bar.update(v1 - v0)
         bar.close()
 
-        scores = L.video_scores(z, ff.offsets)
+        scores, score_attrs = diagnostics.video_scores(z, ff.offsets, config.video_score)
         abnormal = L.split_videos(scores, n_normal)
         pseudo = L.pseudo_labels(z, ff.offsets, abnormal, config.abnormal_ratio)
         confident = L.confident_normal_videos(scores, abnormal, config.confident_fraction)
@@ -181,7 +191,31 @@ def run_propagation(features_path, config: PropagateConfig, progress: bool = Tru
         video_score=scores.astype(np.float32), video_abnormal=abnormal, cg_iterations=iterations,
         cg_residual=residual.astype(np.float32), cg_converged=converged, backend=backend,
         seconds=time.perf_counter() - start, kernel_seconds=kernel_seconds,
-        attrs={"n_normal": n_normal, "confident_videos": len(confident)})
+        attrs={"n_normal": n_normal, "confident_videos": len(confident), **score_attrs,
+               **diagnostics.diagnose(z, offsets, scores, abnormal, iterations, residual, config.abnormal_ratio)})
+
+
+def _run_official_preset(features_path, config: PropagateConfig, progress: bool, chunk_bytes) -> PropagationOutput:
+    """``--preset official-ucf|official-sht`` (lanp.presets): the public code's rules; the graph,
+    solver and split options of ``config`` are not used (the preset fixes them)."""
+    start = time.perf_counter()
+    score_attrs = {}
+
+    def score_fn(z, offsets):
+        scores, attrs = diagnostics.video_scores(z, offsets, config.video_score)
+        score_attrs.update(attrs)
+        return scores
+
+    r = run_preset(features_path, get_preset(config.preset), progress=progress, chunk_bytes=chunk_bytes,
+                   score_fn=score_fn)
+    attrs = {**r.pop("attrs"), **score_attrs,
+             **diagnostics.diagnose(r["normality"], r["offsets"], r["video_score"], r["video_abnormal"],
+                                    r["cg_iterations"], r["cg_residual"], get_preset(config.preset).abnormal_ratio)}
+    kernel_seconds = r.pop("kernel_seconds")
+    r["video_score"] = r["video_score"].astype(np.float32)
+    r["cg_residual"] = r["cg_residual"].astype(np.float32)
+    return PropagationOutput(**r, backend=f"cpu-{config.preset}", seconds=time.perf_counter() - start,
+                             kernel_seconds=kernel_seconds, attrs=attrs)
 
 
 def write_labels(path, out: PropagationOutput, config: PropagateConfig, features_path) -> None:

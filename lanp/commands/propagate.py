@@ -48,6 +48,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     s.add_argument("--maxiter", type=int, default=1000, help="CG iteration cap (default 1000)")
     s.add_argument("--backend", choices=backend_names(), default="auto")
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    d = p.add_argument_group("preset and video score")
+    d.add_argument("--preset", choices=("paper", "official-ucf", "official-sht"), default="paper",
+                   help="paper (default: the options above) or the public code's rules for UCF-Crime / "
+                        "ShanghaiTech (fixes graph, solver, split and weights; see README)")
+    d.add_argument("--video-score", choices=("std", "std-length-adjusted"), default="std",
+                   help="std(z) (the paper) or log std(z) minus its robust fit on log length")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -58,7 +64,8 @@ def config_from_args(args):
                            temporal_scale=args.temporal_scale, seeds=args.seeds, n_normal=args.n_normal,
                            normal_fraction=args.normal_fraction, abnormal_ratio=args.abnormal_ratio,
                            confident_fraction=args.confident_fraction, tol=args.tol, maxiter=args.maxiter,
-                           backend=args.backend, dtype=args.dtype)
+                           backend=args.backend, dtype=args.dtype, preset=args.preset,
+                           video_score=args.video_score)
 
 
 def summary_lines(out, path) -> list:
@@ -85,4 +92,7 @@ def run(args) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print("\n".join(summary_lines(out, out_path)))
+    if "diag_length_score_spearman" in out.attrs:
+        from lanp.diagnostics import format_lines
+        print("\n".join(format_lines(out.attrs)))
     return 0

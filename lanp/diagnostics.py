@@ -1,0 +1,133 @@
+"""Diagnostics of a propagation run, and a video score that removes the length dependence.
+
+- Spearman correlation of video length with video score. On real ShanghaiTech the public code's
+  std(z) correlates -0.89 with length: the normal/abnormal split is then largely a length detector.
+- Prior violations: the share of videos whose first or last snippet is among their floor(r L)
+  lowest-z snippets (the normality prior says the ends are normal).
+- The spread of CG iterations and true residuals.
+
+``std-length-adjusted`` video score: the residual of log std(z) after a robust (Huber) straight-line
+fit against log L over the dataset, i.e. how much more spread a video's z has than a video of its
+length typically has.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from lanp import labels as L
+
+VIDEO_SCORES = ("std", "std-length-adjusted")
+
+
+def huber_line(x: np.ndarray, y: np.ndarray, c: float = 1.345, iterations: int = 50):
+    """Robust straight-line fit y ~ a + b x by iteratively re-weighted least squares with Huber
+    weights (scale: MAD of the residuals). Returns (a, b). A constant x gives b = 0."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.size == 0:
+        return 0.0, 0.0
+    if np.ptp(x) == 0.0 or x.size < 3:
+        return float(np.median(y)), 0.0
+    w = np.ones_like(x)
+    a = b = 0.0
+    for _ in range(iterations):
+        sw = w.sum()
+        mx, my = (w * x).sum() / sw, (w * y).sum() / sw
+        sxx = (w * (x - mx) ** 2).sum()
+        b_new = (w * (x - mx) * (y - my)).sum() / sxx if sxx > 0 else 0.0
+        a_new = my - b_new * mx
+        r = y - a_new - b_new * x
+        scale = 1.4826 * np.median(np.abs(r - np.median(r)))
+        if not scale > 0:
+            a, b = a_new, b_new
+            break
+        u = np.abs(r) / (c * scale)
+        w = np.where(u <= 1.0, 1.0, 1.0 / np.maximum(u, 1e-300))
+        converged = abs(a_new - a) + abs(b_new - b) < 1e-12 * (1.0 + abs(a_new) + abs(b_new))
+        a, b = a_new, b_new
+        if converged:
+            break
+    return float(a), float(b)
+
+
+def length_adjusted_scores(scores: np.ndarray, lengths: np.ndarray):
+    """log std(z) minus its robust fit on log L. Returns (adjusted (V,), (a, b)).
+
+    Zero scores (e.g. L = 1) are floored at 1e-6 times the median positive score before the log."""
+    s = np.asarray(scores, dtype=np.float64)
+    positive = s[s > 0]
+    floor = 1e-6 * (np.median(positive) if positive.size else 1.0)
+    log_s = np.log(np.maximum(s, floor))
+    log_l = np.log(np.asarray(lengths, dtype=np.float64))
+    a, b = huber_line(log_l, log_s)
+    return log_s - (a + b * log_l), (a, b)
+
+
+def video_scores(z: np.ndarray, offsets: np.ndarray, method: str = "std"):
+    """(V,) video scores by ``method`` (see VIDEO_SCORES) and a dict of attributes describing it."""
+    if method not in VIDEO_SCORES:
+        raise ValueError(f"video_score={method!r} is invalid: choose one of {', '.join(VIDEO_SCORES)}")
+    std = L.video_scores(z, offsets)
+    if method == "std":
+        return std, {"video_score": method}
+    adjusted, (a, b) = length_adjusted_scores(std, np.diff(offsets))
+    return adjusted, {"video_score": method, "video_score_fit_intercept": a, "video_score_fit_slope": b}
+
+
+def length_score_spearman(lengths: np.ndarray, scores: np.ndarray) -> float:
+    """Spearman rho of video length vs video score (NaN with fewer than 3 videos or constant input)."""
+    lengths = np.asarray(lengths, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if lengths.size < 3 or np.ptp(lengths) == 0 or np.ptp(scores) == 0:
+        return float("nan")
+    return float(spearmanr(lengths, scores).statistic)
+
+
+def prior_violations(z: np.ndarray, offsets: np.ndarray, ratio: float = 0.4) -> np.ndarray:
+    """(V,) bool: the first or the last snippet is among the video's floor(ratio L) lowest-z
+    snippets (ties go to the earlier snippet, as for the pseudo-labels)."""
+    V = offsets.shape[0] - 1
+    low = L.pseudo_labels(z, offsets, np.ones(V, dtype=bool), ratio).astype(bool)
+    return low[offsets[:-1]] | low[offsets[1:] - 1]
+
+
+def diagnose(z, offsets, scores, abnormal, iterations, residual, ratio: float = 0.4) -> dict:
+    """Every diagnostic as a flat dict of file attributes (keys start with ``diag_``)."""
+    offsets = np.asarray(offsets)
+    lengths = np.diff(offsets)
+    violations = prior_violations(np.asarray(z), offsets, ratio)
+    abnormal = np.asarray(abnormal, dtype=bool)
+    it = np.asarray(iterations)
+    res = np.asarray(residual, dtype=np.float64)
+    return {
+        "diag_length_score_spearman": length_score_spearman(lengths, scores),
+        "diag_prior_violation_share": float(violations.mean()),
+        "diag_prior_violation_share_abnormal": float(violations[abnormal].mean()) if abnormal.any() else float("nan"),
+        "diag_prior_violation_share_normal": float(violations[~abnormal].mean()) if (~abnormal).any() else float("nan"),
+        "diag_cg_iterations_min": int(it.min()),
+        "diag_cg_iterations_median": float(np.median(it)),
+        "diag_cg_iterations_p90": float(np.percentile(it, 90)),
+        "diag_cg_iterations_max": int(it.max()),
+        "diag_cg_residual_median": float(np.median(res)),
+        "diag_cg_residual_p90": float(np.percentile(res, 90)),
+        "diag_cg_residual_max": float(res.max()),
+    }
+
+
+def format_lines(diag: dict) -> list:
+    """Human-readable lines for the CLI summary."""
+    rho = diag["diag_length_score_spearman"]
+    warn = "  (|rho| > 0.5: the video split is largely a length detector)" if abs(rho) > 0.5 else ""
+    return [
+        f"Spearman(length, video score) {rho:+.3f}{warn}" if not math.isnan(rho)
+        else "Spearman(length, video score) n/a (fewer than 3 videos or constant)",
+        f"prior violations (first/last snippet among the lowest r): {diag['diag_prior_violation_share']:.1%} "
+        f"of videos (abnormal {diag['diag_prior_violation_share_abnormal']:.1%}, normal "
+        f"{diag['diag_prior_violation_share_normal']:.1%})",
+        f"CG iterations min/median/p90/max {diag['diag_cg_iterations_min']}/{diag['diag_cg_iterations_median']:g}/"
+        f"{diag['diag_cg_iterations_p90']:g}/{diag['diag_cg_iterations_max']}, true residual median/p90/max "
+        f"{diag['diag_cg_residual_median']:.1e}/{diag['diag_cg_residual_p90']:.1e}/{diag['diag_cg_residual_max']:.1e}",
+    ]
