@@ -88,23 +88,21 @@ def gram_dense(xv, zero, G):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def centred_rows(xv, norms, unit, out):
-    """out = x_i / ||x_i|| (if unit) minus the video mean of those rows, in the feature dtype.
+def centred_rows(xv, out):
+    """out = x_i minus the video mean, in the feature dtype.
 
     Distances are unchanged by the shift, but ||x_i - x_j||^2 = G_ii + G_jj - 2 G_ij then cancels
     on the spread of the video instead of on the norms (raw features: norms >> distances)."""
     L, D = xv.shape
     mean = np.zeros(D)
     for i in range(L):
-        scale = 1.0 / math.sqrt(norms[i]) if unit else 1.0
         for d in range(D):
-            mean[d] += xv[i, d] * scale
+            mean[d] += xv[i, d]
     for d in range(D):
         mean[d] /= L
     for i in range(L):
-        scale = 1.0 / math.sqrt(norms[i]) if unit else 1.0
         for d in range(D):
-            out[i, d] = xv[i, d] * scale - mean[d]
+            out[i, d] = xv[i, d] - mean[d]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -113,13 +111,16 @@ def _row_scale(norms, i, unit, zero):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def band_distances(xv, norms, unit, zero, k, B):
-    """B[i, c] = ||x_i - x_j||^2 (rows scaled to unit norm if ``unit``) for j = i + c - k, k < c,
-    j < L, by direct differences (exact zero for repeated snippets), in 1 x 4 tiles."""
+def pair_distances(xv, norms, unit, zero, k, dense_layout, B):
+    """||x_i - x_j||^2 (rows scaled to unit norm if ``unit``) for i < j <= i + k by direct
+    differences (exact zero for repeated snippets, accurate near zero), in 1 x 4 tiles.
+
+    Stored at B[i, j] (dense_layout, k = L-1) or B[i, j - i + k] (band layout)."""
     L, D = xv.shape
     for i in range(L):
         jmax = min(L - 1, i + k)
         ti = _row_scale(norms, i, unit, zero)
+        shift = 0 if dense_layout else k - i
         j = i + 1
         while j <= jmax:
             j1 = min(j + 1, L - 1)
@@ -140,7 +141,7 @@ def band_distances(xv, norms, unit, zero, k, B):
             vals = (a0, a1, a2, a3)
             for c in range(4):
                 if j + c <= jmax:
-                    B[i, j + c - i + k] = vals[c]
+                    B[i, j + c + shift] = vals[c]
             j += 4
 
 
@@ -160,31 +161,58 @@ def log_affinity(d2, dt, D, distance, inv_two_sigma2, inv_scale):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def build_graph(xv, norms, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse):
+def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse):
     """Fill S (L, L) if k == 0, else (L, 2k+1) band, with the normalised similarity of one video.
 
     temporal_scale <= 0 means s = L. ``lse`` (L,) receives the row log-sum-exp (-inf: isolated).
-    Dense: Gram of the centred rows (a scratch copy of the video); banded: direct differences.
-    Both give exactly d2 = 0 for repeated snippets.
+    Returns (status, snippet) like :func:`squared_norms`; S is unusable unless status is OK.
+    Squared distances d2 (exactly 0 for repeated snippets in every path) first go to the upper
+    half of S:
+      dense sqeuclidean/cosine on unit rows: Gram G, d2 = 2 - 2 G_ij / sqrt(G_ii G_jj)
+                                             (norms and validation from the diagonal: no extra pass);
+      dense sqeuclidean on raw rows: Gram of the mean-centred rows (cancels on the spread of the
+                                     video, not on the norms);
+      rms (whose sqrt amplifies any error near d2 = 0) and banded graphs: direct differences.
     """
     L, D = xv.shape
     unit = normalize or distance == COSINE
     inv_scale = 1.0 / (L if temporal_scale <= 0.0 else temporal_scale)
-    if k == 0:
-        centred = np.empty_like(xv)
-        centred_rows(xv, norms, unit, centred)
-        gram_dense(centred, zero, S)
+    dense = k == 0
+    if dense and unit and distance != RMS:
+        gram_dense(xv, zero, S)
+        for i in range(L):                  # validate on the diagonal: ||x_i||^2
+            n = np.float64(S[i, i])
+            if not math.isfinite(n):
+                return STATUS_NONFINITE, i
+            if n == 0.0:
+                return STATUS_ZERO, i
         for i in range(L):
             for j in range(i + 1, L):
-                a = log_affinity(S[i, i] + S[j, j] - 2.0 * S[i, j], j - i, D, distance,
-                                 inv_two_sigma2, inv_scale)
-                S[i, j] = a
-                S[j, i] = a
+                S[i, j] = 2.0 - 2.0 * (S[i, j] / math.sqrt(S[i, i] * S[j, j]))
+    else:
+        norms = np.empty(L)
+        status, where = squared_norms(xv, zero, unit, norms)
+        if status != STATUS_OK:
+            return status, where
+        if dense and distance != RMS:
+            centred = np.empty_like(xv)
+            centred_rows(xv, centred)
+            gram_dense(centred, zero, S)
+            for i in range(L):
+                for j in range(i + 1, L):
+                    S[i, j] = S[i, i] + S[j, j] - 2.0 * S[i, j]
+        else:
+            pair_distances(xv, norms, unit, zero, L - 1 if dense else k, dense, S)
+    # d2 -> log affinity, mirrored; -inf on the diagonal and outside the video
+    if dense:
         for i in range(L):
             S[i, i] = -np.inf
+            for j in range(i + 1, L):
+                a = log_affinity(S[i, j], j - i, D, distance, inv_two_sigma2, inv_scale)
+                S[i, j] = a
+                S[j, i] = a
     else:
         width = 2 * k + 1
-        band_distances(xv, norms, unit, zero, k, S)
         for i in range(L):
             for c in range(k + 1):          # lower half and diagonal: filled from earlier rows
                 if c == k or i + c - k < 0:
@@ -218,6 +246,7 @@ def build_graph(xv, norms, zero, k, distance, normalize, inv_two_sigma2, tempora
                 S[i, c] = 0.0
             else:
                 S[i, c] = math.exp(a - 0.5 * (lse[i] + lse[j]))
+    return STATUS_OK, -1
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -305,23 +334,20 @@ def propagate_packed(x, offsets, order, zero, band, distance, normalize, inv_two
     min(k, L-1)). Outputs are per snippet (z_out) and per video (the rest); status_out[v] != 0
     marks bad input at snippet where_out[v] and leaves that video's outputs unwritten.
     """
-    needs_nonzero = normalize or distance == COSINE
     for t in prange(order.shape[0]):
         v = order[t]
         a = offsets[v]
         L = offsets[v + 1] - a
         xv = x[a:a + L]
-        norms = np.empty(L)
-        status, where = squared_norms(xv, zero, needs_nonzero, norms)
-        if status != STATUS_OK:
-            status_out[v] = status
-            where_out[v] = where
-            continue
         k = 0 if band == 0 else min(band, L - 1)
         width = L if k == 0 else 2 * k + 1
         S = np.empty((L, width))
         lse = np.empty(L)
-        build_graph(xv, norms, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
+        status, where = build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
+        if status != STATUS_OK:
+            status_out[v] = status
+            where_out[v] = where
+            continue
         y = np.empty(L)
         seed_vector(L, seeds, y)
         zv = np.empty(L)
@@ -342,27 +368,20 @@ def similarity_packed(x, offsets, order, graph_offsets, zero, band, distance, no
     Dense (band = 0): values is flat float64, video v's (L, L) matrix row-major at
     graph_offsets[v]. Banded: values is (N, 2*band+1), entries outside the video are 0.
     """
-    needs_nonzero = normalize or distance == COSINE
     for t in prange(order.shape[0]):
         v = order[t]
         a = offsets[v]
         L = offsets[v + 1] - a
         xv = x[a:a + L]
-        norms = np.empty(L)
-        status, where = squared_norms(xv, zero, needs_nonzero, norms)
-        if status != STATUS_OK:
-            status_out[v] = status
-            where_out[v] = where
-            continue
         lse = np.empty(L)
         if band == 0:
             g0 = graph_offsets[v]
             S = values[g0:g0 + L * L].reshape((L, L))
-            build_graph(xv, norms, zero, 0, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
         else:
             S = values[a:a + L]
-            build_graph(xv, norms, zero, band, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
-        status_out[v] = STATUS_OK
+        status, where = build_graph(xv, zero, band, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
+        status_out[v] = status
+        where_out[v] = where
 
 
 @njit(cache=True, parallel=True)
