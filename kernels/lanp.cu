@@ -458,14 +458,16 @@ __host__ __device__ void lanp_fused_video(const LanpBlock& b, lanp_i64 item, con
 LANP_SIMILARITY_KERNEL(lanp_similarity_f32, float)
 LANP_SIMILARITY_KERNEL(lanp_similarity_f64, double)
 
+// one block per video videos[blockIdx.x]
 extern "C" __global__ void __launch_bounds__(LANP_BLOCK) lanp_solve(
-    const double* values, const lanp_i64* offsets, const lanp_i64* graph_offsets, int band,
+    const double* values, const lanp_i64* offsets, const lanp_i64* graph_offsets,
+    const lanp_i64* videos, int band,
     const lanp_i64* seeds, int nseeds, double alpha, double tol, int maxiter, double* z,
     double* r, double* p, double* q, int* iterations, double* residual, unsigned char* converged)
 {
     __shared__ double red[LANP_BLOCK];
     const LanpBlock b = {red};
-    lanp_solve_video(b, (lanp_i64)blockIdx.x, values, offsets, graph_offsets, band, seeds, nseeds,
+    lanp_solve_video(b, videos[blockIdx.x], values, offsets, graph_offsets, band, seeds, nseeds,
                      alpha, tol, maxiter, z, r, p, q, iterations, residual, converged);
 }
 
@@ -512,14 +514,15 @@ LANP_SIMILARITY_HOST(lanp_similarity_f32_host, float)
 LANP_SIMILARITY_HOST(lanp_similarity_f64_host, double)
 
 extern "C" void lanp_solve_host(const double* values, const lanp_i64* offsets,
-                                const lanp_i64* graph_offsets, lanp_i64 n_videos, int band,
+                                const lanp_i64* graph_offsets, const lanp_i64* videos,
+                                lanp_i64 n_videos, int band,
                                 const lanp_i64* seeds, int nseeds, double alpha, double tol,
                                 int maxiter, double* z, double* r, double* p, double* q,
                                 int* iterations, double* residual, unsigned char* converged)
 {
     const LanpBlock b = {0};
-    for (lanp_i64 v = 0; v < n_videos; ++v)
-        lanp_solve_video(b, v, values, offsets, graph_offsets, band, seeds, nseeds, alpha, tol,
+    for (lanp_i64 t = 0; t < n_videos; ++t)
+        lanp_solve_video(b, videos[t], values, offsets, graph_offsets, band, seeds, nseeds, alpha, tol,
                          maxiter, z, r, p, q, iterations, residual, converged);
 }
 

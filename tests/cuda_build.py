@@ -44,7 +44,7 @@ def declare(lib):
              _p, _p, _p, _p, _p, _p]
     for name, args in (("lanp_similarity_f32_host", sim), ("lanp_similarity_f64_host", sim),
                        ("lanp_fused_f32_host", fused), ("lanp_fused_f64_host", fused),
-                       ("lanp_solve_host", [_p, _p, _p, _i64, _int, _p, _int, _dbl, _dbl, _int,
+                       ("lanp_solve_host", [_p, _p, _p, _p, _i64, _int, _p, _int, _dbl, _dbl, _int,
                                             _p, _p, _p, _p, _p, _p, _p]),
                        ("lanp_fused_doubles_host", [_i64, _int])):
         fn = getattr(lib, name)
@@ -95,7 +95,8 @@ def host_solve(lib, values, offsets, graph_offsets, band, solver: SolverParams):
     z, it, res, conv = _solver_outputs(N, V)
     scratch = [np.full(N, np.nan) for _ in range(3)]
     goff = graph_offsets if graph_offsets is not None else np.zeros(1, np.int64)
-    lib.lanp_solve_host(ptr(values), ptr(offsets), ptr(goff), V, band, ptr(seeds), seeds.size,
+    videos = np.arange(V, dtype=np.int64)
+    lib.lanp_solve_host(ptr(values), ptr(offsets), ptr(goff), ptr(videos), V, band, ptr(seeds), seeds.size,
                         solver.alpha, solver.tol, solver.maxiter, ptr(z), *(ptr(s) for s in scratch),
                         ptr(it), ptr(res), ptr(conv))
     return z, it, res, conv

@@ -1,0 +1,114 @@
+"""numba.cuda kernels (backend 'numba-cuda') under the CUDA simulator, against the float64 reference.
+
+The simulator must be enabled before numba is first imported, and this pytest process already
+runs the native numba CPU kernels, so every case runs in one subprocess started with
+NUMBA_ENABLE_CUDASIM=1 that prints its measurements as JSON. Cases are small (the simulator runs a
+Python thread per CUDA thread): L <= 12, D <= 6, blocks of 8 threads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+SCRIPT = textwrap.dedent(r'''
+    import itertools, json, os, sys, time
+    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    sys.setswitchinterval(1e-4)
+    sys.path.insert(0, TESTS)
+    import numpy as np
+    from numba import config
+    assert config.ENABLE_CUDASIM
+    from lanp.kernels import propagate, similarity, solve, InputError
+    from lanp.kernels import backends
+    from lanp.kernels.numba_cuda import NumbaCudaBackend
+    from lanp.kernels.params import GraphParams, SolverParams
+    from reference import normalized_similarity, propagate_reference, relative_error
+
+    backends.register(NumbaCudaBackend(block=8))     # small blocks: fewer simulator threads
+    out = {"similarity": [], "propagate": [], "solve": [], "errors": []}
+    rng = np.random.default_rng(20240)
+    t0 = time.time()
+    cases = [((1,), 3), ((2,), 2), ((5, 1, 9), 4), ((12, 3, 7, 2), 6)]
+    for (lengths, D), dtype, distance, normalize, window in itertools.product(
+            cases, ("float32", "float64"), ("sqeuclidean", "rms", "cosine"), (True, False), (None, 2)):
+        if (distance, normalize) == ("cosine", False) and window is None:
+            continue
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        x = (rng.normal(size=D) + np.cumsum(rng.normal(scale=0.4, size=(offsets[-1], D)), axis=0)).astype(dtype)
+        kw = dict(sigma=0.4, distance=distance, normalize=normalize, window=window)
+        g = similarity(x, offsets, backend="numba-cuda", **kw)
+        for v in range(len(lengths)):
+            ref = normalized_similarity(x[offsets[v]:offsets[v + 1]].astype(np.float64), **kw)
+            got = g.dense(v)
+            err = relative_error(got, ref) if np.linalg.norm(ref) else float(np.abs(got).max())
+            out["similarity"].append([str(lengths), dtype, distance, normalize, window, v, err])
+        tol = 1e-11 if dtype == "float64" else 1e-7
+        r = propagate(x, offsets, backend="numba-cuda", tol=tol, maxiter=500, **kw)
+        ref = np.concatenate([propagate_reference(x[a:b].astype(np.float64), **kw)
+                              for a, b in zip(offsets[:-1], offsets[1:])])
+        out["propagate"].append([str(lengths), dtype, distance, normalize, window,
+                                 relative_error(r.z, ref), r.z.dtype.name, bool(r.converged.all()),
+                                 float(r.residual.max()), r.iterations.tolist(), r.backend])
+        s = solve(g, backend="numba-cuda", tol=1e-11, maxiter=500)
+        out["solve"].append([str(lengths), dtype, window, relative_error(s.z, ref), bool(s.converged.all())])
+    # errors: a zero row under normalisation names the video and snippet; maxiter is reported
+    x = rng.normal(size=(7, 3)); x[4] = 0.0
+    try:
+        propagate(x, np.array([0, 3, 7]), backend="numba-cuda")
+    except InputError as exc:
+        out["errors"].append(str(exc))
+    r = propagate(rng.normal(size=(9, 3)), np.array([0, 9]), backend="numba-cuda", maxiter=1, tol=1e-12, warn=False)
+    out["maxiter"] = [r.iterations.tolist(), r.converged.tolist(), float(r.residual[0])]
+    out["seconds"] = time.time() - t0
+    print("RESULT" + json.dumps(out))
+''')
+
+
+@pytest.fixture(scope="module")
+def sim():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=os.pathsep.join(
+        [str(TESTS.parent.parent), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", f"TESTS = {str(TESTS)!r}\n" + SCRIPT],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+def test_similarity_matches_reference(sim):
+    assert len(sim["similarity"]) > 50
+    for *case, err in sim["similarity"]:
+        assert err <= 1e-6, case           # float64 accumulation: float32 inputs too
+
+
+def test_propagate_matches_reference(sim):
+    for lengths, dtype, distance, normalize, window, err, zdtype, conv, res, its, name in sim["propagate"]:
+        assert name == "numba-cuda"
+        assert zdtype == dtype
+        assert conv and res <= 1e-6, (lengths, dtype, distance, normalize, window, res)
+        assert err <= (1e-6 if dtype == "float64" else 1e-4), (lengths, dtype, distance, normalize, window, err)
+        assert all(i >= 1 for i in its)
+
+
+def test_solve_on_graph_matches_reference(sim):
+    for *case, err, conv in sim["solve"]:
+        assert conv and err <= 1e-6, case
+
+
+def test_errors_and_maxiter(sim):
+    assert sim["errors"]
+    assert "snippet 1" in sim["errors"][0] and "video #1" in sim["errors"][0]
+    its, conv, res = sim["maxiter"]
+    assert its == [1] and conv == [False] and res > 1e-12
+
+
+def test_simulator_is_quick(sim):
+    assert sim["seconds"] < 90
