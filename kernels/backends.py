@@ -167,3 +167,8 @@ class CpuBackend:
 
 
 register(CpuBackend())
+try:  # GPU backends ('cupy', 'numba-cuda') register lazily; import never needs cupy or a GPU
+    from .gpu_backends import register_all as _register_gpu
+    _register_gpu(register)
+except ImportError:  # pragma: no cover
+    pass
