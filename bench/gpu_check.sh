@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One command for a GPU machine (cupy-cuda13x, numba, numba-cuda, torch preinstalled, no network):
+# runs every GPU test and the GPU benchmark from the source tree, installs nothing, prints a short
+# table last.   Usage: bash bench/gpu_check.sh [--quick]
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+# lanp.kernels lives in kernels/ (setuptools package-dir): if lanp is not installed, build a
+# link farm lanp/ -> lanp/* + kernels/ and put it first on PYTHONPATH.
+if ! "$PY" -c "import lanp.kernels" 2>/dev/null; then
+    mkdir -p "$WORK/src/lanp"
+    for f in "$ROOT"/lanp/*; do ln -s "$f" "$WORK/src/lanp/$(basename "$f")"; done
+    ln -s "$ROOT/kernels" "$WORK/src/lanp/kernels"
+    export PYTHONPATH="$WORK/src${PYTHONPATH:+:$PYTHONPATH}"
+fi
+"$PY" -c "import lanp.kernels, sys; print('lanp.kernels from', lanp.kernels.__file__)" || exit 1
+
+"$PY" - <<'EOF'
+from lanp.kernels import backends
+for name in ("cupy", "numba-cuda"):
+    ok, why = backends._REGISTRY[name].available()
+    print(f"backend {name}: {'available' if ok else 'NOT available: ' + why}")
+EOF
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not found"
+
+echo "== GPU tests (pytest -m gpu) and host/simulator kernel tests"
+"$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_gpu.py 2>&1 | tee "$WORK/gpu_tests.txt"
+GPU_RC=${PIPESTATUS[0]}
+"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host.py tests/test_numba_cuda_sim.py 2>&1 | tail -3 | tee "$WORK/host_tests.txt"
+HOST_RC=${PIPESTATUS[0]}
+
+echo "== GPU benchmark"
+"$PY" bench/gpu_bench.py "$@" --out "$WORK/bench.md" 2>&1 | tee "$WORK/bench.txt"
+BENCH_RC=${PIPESTATUS[0]}
+
+echo
+echo "== summary"
+echo "| check | result |"
+echo "|---|---|"
+echo "| gpu tests | rc=$GPU_RC: $(tail -1 "$WORK/gpu_tests.txt") |"
+echo "| host + simulator tests | rc=$HOST_RC: $(tail -1 "$WORK/host_tests.txt") |"
+echo "| benchmark | rc=$BENCH_RC |"
+echo
+if [ -s "$WORK/bench.md" ]; then cat "$WORK/bench.md"; fi
+exit $(( GPU_RC != 0 && GPU_RC != 5 || HOST_RC != 0 || BENCH_RC != 0 ))
