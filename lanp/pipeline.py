@@ -123,60 +123,99 @@ def _check_nonzero(x, local_offsets, v0, ff: FeatureFile) -> None:
                          f"loss weights is undefined for it")
 
 
+@dataclass
+class FilePropagation:
+    """Pass 1 over one feature file: z (N,) float32 and the per-video CG results."""
+
+    z: np.ndarray
+    iterations: np.ndarray
+    residual: np.ndarray
+    converged: np.ndarray
+    backend: str
+    kernel_seconds: float
+
+
+def propagate_file(ff: FeatureFile, config: PropagateConfig, progress: bool = True,
+                   chunk_bytes: int = CHUNK_BYTES) -> FilePropagation:
+    """Pass 1 (preset 'paper'): check the seeds and graph memory, then propagate every video of
+    ``ff`` chunk by chunk. Per-video results do not depend on the chunking (nor on which other
+    videos share a file), which is what makes sharded runs (lanp.distributed) exact."""
+    where = ff.path
+    V, N = ff.num_videos, ff.num_snippets
+    resolve_seeds(config.seeds, ff.lengths, ff.video_ids, where)
+    check_graph_memory(ff.lengths, config.window, ff.video_ids, where)
+    dtype = check_dtype(config.dtype)
+    z = np.full(N, np.nan, dtype=np.float32)
+    iterations = np.full(V, -1, dtype=np.int32)
+    residual = np.full(V, np.nan, dtype=np.float64)
+    converged = np.zeros(V, dtype=bool)
+    backend = config.backend
+    kernel_seconds = 0.0
+    kwargs = config.kernel_kwargs()
+    bar = tqdm(total=V, unit="video", desc="propagate", disable=not progress)
+    for v0, v1 in ff.chunks(chunk_bytes, dtype.itemsize):
+        x, local = ff.read(v0, v1, dtype=dtype)
+        t0 = time.perf_counter()
+        result = propagate(x, local, video_ids=ff.video_ids[v0:v1], where=where, warn=False, **kwargs)
+        kernel_seconds += time.perf_counter() - t0
+        a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
+        z[a:b] = result.z
+        iterations[v0:v1] = result.iterations
+        residual[v0:v1] = result.residual
+        converged[v0:v1] = result.converged
+        backend = result.backend
+        bar.update(v1 - v0)
+    bar.close()
+    return FilePropagation(z, iterations, residual, converged, backend, kernel_seconds)
+
+
+def normal_list_means(ff: FeatureFile, videos) -> np.ndarray:
+    """The normal list M: mean feature (float64) of each of ``videos`` (indices into ``ff``), in order."""
+    means = np.stack([ff.read(int(v), int(v) + 1, dtype=np.float64)[0].mean(axis=0) for v in videos])
+    empty = np.flatnonzero(~np.any(means != 0, axis=1))
+    if empty.size:
+        raise InputError(f"{ff.path}: the mean feature of confident normal "
+                         f"{video_name(ff.video_ids, int(videos[empty[0]]))} is zero: cosine undefined")
+    return means
+
+
+def loss_weights_file(ff: FeatureFile, pseudo: np.ndarray, means: np.ndarray, dtype, progress: bool = True,
+                      chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+    """Pass 2: w (N,) float32 for every snippet of ``ff`` given its pseudo-labels and the normal list."""
+    dtype = check_dtype(dtype)
+    weight = np.full(ff.num_snippets, np.nan, dtype=np.float32)
+    bar = tqdm(total=ff.num_videos, unit="video", desc="weights", disable=not progress)
+    for v0, v1 in ff.chunks(chunk_bytes, dtype.itemsize):
+        x, local = ff.read(v0, v1, dtype=dtype)
+        _check_nonzero(x, local, v0, ff)
+        a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
+        weight[a:b] = L.loss_weights(x, pseudo[a:b], means)
+        bar.update(v1 - v0)
+    bar.close()
+    return weight
+
+
 def run_propagation(features_path, config: PropagateConfig, progress: bool = True,
                     chunk_bytes: int = CHUNK_BYTES) -> PropagationOutput:
     """Propagate every video of ``features_path``; returns the labels (nothing is written)."""
     if config.preset != "paper":
         return _run_official_preset(features_path, config, progress, chunk_bytes)
     start = time.perf_counter()
-    kernel_seconds = 0.0
     with FeatureFile(features_path) as ff:
         where = ff.path
-        V, N = ff.num_videos, ff.num_snippets
+        V = ff.num_videos
         n_normal = L.resolve_n_normal(V, config.n_normal, config.normal_fraction)
-        resolve_seeds(config.seeds, ff.lengths, ff.video_ids, where)
-        check_graph_memory(ff.lengths, config.window, ff.video_ids, where)
         dtype = check_dtype(config.dtype)
-        z = np.full(N, np.nan, dtype=np.float32)
-        iterations = np.full(V, -1, dtype=np.int32)
-        residual = np.full(V, np.nan, dtype=np.float64)
-        converged = np.zeros(V, dtype=bool)
-        backend = config.backend
-        kwargs = config.kernel_kwargs()
-        bar = tqdm(total=V, unit="video", desc="propagate", disable=not progress)
-        for v0, v1 in ff.chunks(chunk_bytes, dtype.itemsize):
-            x, local = ff.read(v0, v1, dtype=dtype)
-            t0 = time.perf_counter()
-            result = propagate(x, local, video_ids=ff.video_ids[v0:v1], where=where, warn=False, **kwargs)
-            kernel_seconds += time.perf_counter() - t0
-            a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
-            z[a:b] = result.z
-            iterations[v0:v1] = result.iterations
-            residual[v0:v1] = result.residual
-            converged[v0:v1] = result.converged
-            backend = result.backend
-            bar.update(v1 - v0)
-        bar.close()
+        p1 = propagate_file(ff, config, progress, chunk_bytes)
+        z, iterations, residual, converged = p1.z, p1.iterations, p1.residual, p1.converged
+        backend, kernel_seconds = p1.backend, p1.kernel_seconds
 
         scores, score_attrs = diagnostics.video_scores(z, ff.offsets, config.video_score)
         abnormal = L.split_videos(scores, n_normal)
         pseudo = L.pseudo_labels(z, ff.offsets, abnormal, config.abnormal_ratio)
         confident = L.confident_normal_videos(scores, abnormal, config.confident_fraction)
-        means = np.stack([ff.read(int(v), int(v) + 1, dtype=np.float64)[0].mean(axis=0) for v in confident])
-        empty = np.flatnonzero(~np.any(means != 0, axis=1))
-        if empty.size:
-            raise InputError(f"{where}: the mean feature of confident normal "
-                             f"{video_name(ff.video_ids, int(confident[empty[0]]))} is zero: cosine undefined")
-
-        weight = np.full(N, np.nan, dtype=np.float32)
-        bar = tqdm(total=V, unit="video", desc="weights", disable=not progress)
-        for v0, v1 in ff.chunks(chunk_bytes, dtype.itemsize):
-            x, local = ff.read(v0, v1, dtype=dtype)
-            _check_nonzero(x, local, v0, ff)
-            a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
-            weight[a:b] = L.loss_weights(x, pseudo[a:b], means)
-            bar.update(v1 - v0)
-        bar.close()
+        means = normal_list_means(ff, confident)
+        weight = loss_weights_file(ff, pseudo, means, dtype, progress, chunk_bytes)
         video_ids, offsets = list(ff.video_ids), ff.offsets.copy()
 
     bad = np.flatnonzero(~converged)
