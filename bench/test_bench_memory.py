@@ -1,0 +1,75 @@
+"""Peak memory: streaming lanp.pipeline.run_propagation over a feature file larger than its chunk
+size stays bounded (two file sizes, same chunk: the same peak), and the in-memory kernel's extra
+memory on UCF-32 next to peer (a)'s. Each measurement runs bench/memory_probe.py in a fresh process.
+"""
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+import workloads
+from conftest import BENCH
+
+SIZES = {
+    # stream: (videos from the UCF length list, D, chunk bytes); kernel: (V, L, D)
+    "smoke": dict(stream=[(40, 16), (120, 16)], chunk=256 * 1024, kernel=(200, 32, 64)),
+    "quick": dict(stream=[(400, 128), (1610, 128)], chunk=16 * 1024 ** 2, kernel=(1610, 32, 2048)),
+    "full": dict(stream=[(400, 512), (1610, 512)], chunk=64 * 1024 ** 2, kernel=(1610, 32, 2048)),
+}
+
+
+def probe(*args):
+    out = subprocess.run([sys.executable, str(BENCH / "memory_probe.py"), *map(str, args)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_features(path, videos, dim):
+    lengths = workloads.ucf_lengths()[:videos]
+    x, off = workloads.make_packed(lengths, dim, seed=3)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("features", data=x, chunks=(min(4096, len(x)), dim))
+        f.create_dataset("offsets", data=off)
+        f.create_dataset("video_ids", data=np.array([f"v{i:04d}" for i in range(videos)], dtype=object),
+                         dtype=h5py.string_dtype())
+    return x.nbytes
+
+
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.benchmark(group="memory")
+def test_stream_bounded(benchmark, mode, tmp_path, which):
+    s = SIZES[mode]
+    videos, dim = s["stream"][which]
+    path = tmp_path / "feats.h5"
+    nbytes = write_features(path, videos, dim)
+    assert nbytes > s["chunk"]
+    out = {}
+
+    def run():
+        out.update(probe("stream", path, s["chunk"], workloads.UCF_WINDOW))
+
+    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    if not out:
+        run()
+    benchmark.extra_info.update(impl="lanp pipeline (streaming)", feature_bytes=nbytes, **out)
+    # the bound: a chunk (or the largest video) and its banded graph, plus O(N) small arrays
+    assert out["rss_delta"] < nbytes + 512 * 1024 ** 2
+
+
+@pytest.mark.parametrize("impl", ["lanp", "textbook"])
+@pytest.mark.benchmark(group="memory")
+def test_kernel_peak(benchmark, mode, impl):
+    V, L, D = SIZES[mode]["kernel"]
+    out = {}
+
+    def run():
+        out.update(probe("kernel", V, L, D, impl))
+
+    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    if not out:
+        run()
+    benchmark.extra_info.update(videos=V, length=L, dim=D, **out)
+    benchmark.extra_info["impl"] = "lanp kernel (in memory)" if impl == "lanp" else "peer (a) textbook"
