@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -24,8 +25,11 @@ def _seeds(text: str):
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features", required=True, help="input feature file (.h5, packed or grouped layout)")
-    p.add_argument("--out", help="output labels file (default: <features stem>.labels.h5)")
+    p.add_argument("--features", required=True, nargs="+", action="extend",
+                   help="input feature file(s) (.h5, packed or grouped layout) or a quoted glob; several "
+                        "files are propagated as one dataset (the concatenation in order), sharded on dask")
+    p.add_argument("--out", help="output labels file (default: <features stem>.labels.h5); with several "
+                                 "inputs a directory receiving one <input stem>.labels.h5 per input")
     g = p.add_argument_group("graph")
     g.add_argument("--alpha", type=float, default=0.99, help="propagation strength in (0, 1) (default 0.99)")
     g.add_argument("--sigma", type=float, default=0.1, help="Gaussian width, > 0 (default 0.1)")
@@ -54,6 +58,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "ShanghaiTech (fixes graph, solver, split and weights; see README)")
     d.add_argument("--video-score", choices=("std", "std-length-adjusted"), default="std",
                    help="std(z) (the paper) or log std(z) minus its robust fit on log length")
+    dist = p.add_argument_group("sharded runs (dask; pip install 'lanp[dist]')")
+    dist.add_argument("--scheduler", default=None,
+                      help="dask scheduler address, e.g. tcp://host:8786 (default: local worker processes); "
+                           "paths must be the same on every worker")
+    dist.add_argument("--resume", action="store_true",
+                      help="reuse the finished shards of an interrupted run (work files in <out>/.lanp-work)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -82,16 +92,38 @@ def summary_lines(out, path) -> list:
 
 
 def run(args) -> int:
-    from lanp.pipeline import default_output_path, run_propagation, write_labels
+    from lanp.distributed import expand_inputs, output_paths
+    from lanp.pipeline import run_propagation, write_labels
     config = config_from_args(args)
-    out_path = args.out or default_output_path(args.features)
+    inputs = expand_inputs(args.features)
+    outputs = output_paths(inputs, args.out)
+    if len(inputs) > 1 or args.scheduler or args.resume:
+        return _run_sharded(args, config, inputs, outputs)
+    features = args.features[0] if Path(args.features[0]) == inputs[0] else str(inputs[0])   # as typed, or the glob's match
+    out_path = outputs[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        out = run_propagation(args.features, config, progress=not args.quiet)
-    write_labels(out_path, out, config, args.features)
+        out = run_propagation(features, config, progress=not args.quiet)
+    write_labels(out_path, out, config, features)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print("\n".join(summary_lines(out, out_path)))
+    if "diag_length_score_spearman" in out.attrs:
+        from lanp.diagnostics import format_lines
+        print("\n".join(format_lines(out.attrs)))
+    return 0
+
+
+def _run_sharded(args, config, inputs, outputs) -> int:
+    """Several inputs, --scheduler or --resume: lanp.distributed (one task per shard)."""
+    from lanp.distributed import run_sharded, summary_lines as sharded_lines
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        out = run_sharded(inputs, outputs, config, scheduler=args.scheduler, resume=args.resume,
+                          progress=not args.quiet)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print("\n".join(sharded_lines(out)))
     if "diag_length_score_spearman" in out.attrs:
         from lanp.diagnostics import format_lines
         print("\n".join(format_lines(out.attrs)))
