@@ -1,0 +1,367 @@
+"""Ablations of LANP (the paper's Tables 2-4) on in-memory packed features.
+
+Each :class:`Ablation` changes exactly one named part of the method; everything else is the core
+path (``lanp.kernels`` for the graph and the solver, ``lanp.labels`` / ``lanp.diagnostics`` for the
+video scores, the normal/abnormal split, the pseudo-labels and the loss weights):
+
+- ``seeds``: ``prior`` (the normality prior: ``PropagateConfig.seeds``, default first and last
+  snippet) | ``random`` (per video, as many distinct random positions as the prior marks, seeded
+  RNG) | ``data-driven`` (per video, the same number of snippets with the least local contrast:
+  the smallest mean distance to their temporal neighbours, on the same (L2-normalised) features the
+  graph uses; ties go to the earlier snippet).
+- ``similarity``: ``both`` (W = Wf * Wt, the default, built by the kernels) | ``temporal``
+  (W = Wt = exp(-|i-j|/s) only) | ``feature`` (W = Wf only). The two variants are built here in
+  numpy with the kernels' conventions (zero diagonal, band ``window``, log-domain normalisation
+  S = D^-1/2 W D^-1/2) into a :class:`lanp.kernels.Graph`, so ``lanp.kernels.solve`` runs on them.
+- ``normality``: ``propagation`` (z = (I - alpha S)^-1 y) | ``direct`` (no propagation:
+  z_i = max over seed snippets s of W_is, with W_ss = 1 at the seed itself, W of the chosen
+  similarity, computed in float64 from the log affinity).
+- ``reweight``: True (w_q = exp(-|d_q - yhat_q|), the paper) | False (every weight 1).
+
+Per-video seed positions (random, data-driven) cannot go through ``lanp.kernels.solve``, which takes
+one seed list for all videos; :func:`solve_seeds` runs the same conjugate gradient on the same
+:class:`Graph` with one y per video.
+
+With the default :class:`Ablation` the code path is the core one: z, pseudo-labels and weights are
+identical to ``lanp.pipeline.run_propagation`` (tested).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from lanp import diagnostics
+from lanp import labels as L
+from lanp.kernels import Graph, InputError, propagate, similarity, solve
+from lanp.kernels.params import check_dtype, check_packed, resolve_seeds
+from lanp.pipeline import PropagateConfig
+
+SEED_MODES = ("prior", "random", "data-driven")
+SIMILARITIES = ("both", "temporal", "feature")
+NORMALITIES = ("propagation", "direct")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One variant of LANP; the defaults are the method itself."""
+
+    seeds: str = "prior"
+    similarity: str = "both"
+    normality: str = "propagation"
+    reweight: bool = True
+    rng_seed: int = 0            # only used by seeds='random'
+
+    def __post_init__(self):
+        for name, allowed in (("seeds", SEED_MODES), ("similarity", SIMILARITIES), ("normality", NORMALITIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: choose one of {', '.join(allowed)}")
+
+    @property
+    def is_default(self) -> bool:
+        return replace(self, rng_seed=0) == Ablation()
+
+    def describe(self) -> str:
+        return (f"seeds={self.seeds}, similarity={self.similarity}, normality={self.normality}, "
+                f"reweight={'on' if self.reweight else 'off'}")
+
+
+# method name -> the ablation (Tables 2, 3 and 4 of the paper)
+ABLATIONS = {
+    "lanp": Ablation(),
+    "lanp-random-seeds": Ablation(seeds="random"),
+    "lanp-data-driven-seeds": Ablation(seeds="data-driven"),
+    "lanp-temporal-only": Ablation(similarity="temporal"),
+    "lanp-feature-only": Ablation(similarity="feature"),
+    "lanp-direct": Ablation(normality="direct"),
+    "lanp-no-reweight": Ablation(reweight=False),
+}
+
+
+@dataclass
+class LabelSet:
+    """Per-snippet outputs of one ablation on packed features (input order)."""
+
+    normality: np.ndarray         # (N,) z
+    pseudo_label: np.ndarray      # (N,) uint8
+    weight: np.ndarray            # (N,) float32
+    video_score: np.ndarray       # (V,)
+    video_abnormal: np.ndarray    # (V,) bool
+    seeds: List[np.ndarray]       # per video: local seed positions (sorted, distinct)
+    iterations: Optional[np.ndarray] = None
+    attrs: dict = field(default_factory=dict)
+
+
+# -- seeds --------------------------------------------------------------------------------------
+
+def prior_positions(seeds: Sequence[int], length: int) -> np.ndarray:
+    """Distinct local positions of ``seeds`` (negative counts from the end) in a video of ``length``."""
+    return np.unique([s if s >= 0 else length + s for s in seeds]).astype(np.int64)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def graph_rows(x: np.ndarray, config: PropagateConfig) -> np.ndarray:
+    """Float64 rows as the graph sees them: unit rows for normalize='l2' or cosine, else raw."""
+    if config.normalize == "l2" or config.distance == "cosine":
+        return _unit(x)
+    return np.asarray(x, dtype=np.float64)
+
+
+def local_contrast(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(N,) mean Euclidean distance of each snippet to its temporal neighbours in its video
+    (0 for a video of one snippet)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    step = np.linalg.norm(x[1:] - x[:-1], axis=1) if n > 1 else np.zeros(0)
+    starts = np.zeros(n, dtype=bool)
+    starts[offsets[:-1]] = True
+    valid = ~starts[1:]                      # step k joins rows k and k+1 of one video
+    total, count = np.zeros(n), np.zeros(n)
+    total[:-1] += np.where(valid, step, 0.0)
+    count[:-1] += valid
+    total[1:] += np.where(valid, step, 0.0)
+    count[1:] += valid
+    return np.divide(total, count, out=np.zeros(n), where=count > 0)
+
+
+def seed_lists(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, ablation: Ablation) -> List[np.ndarray]:
+    """Per video, the sorted local seed positions of ``ablation.seeds`` (same count as the prior)."""
+    lengths = np.diff(offsets)
+    prior = [prior_positions(config.seeds, int(n)) for n in lengths]
+    if ablation.seeds == "prior":
+        return prior
+    if ablation.seeds == "random":
+        rng = np.random.default_rng(ablation.rng_seed)
+        return [np.sort(rng.choice(int(n), size=p.size, replace=False)).astype(np.int64)
+                for n, p in zip(lengths, prior)]
+    contrast = local_contrast(graph_rows(x, config), offsets)
+    out = []
+    for v, p in enumerate(prior):
+        c = contrast[offsets[v]:offsets[v + 1]]
+        out.append(np.sort(np.argsort(c, kind="stable")[:p.size]).astype(np.int64))
+    return out
+
+
+# -- graphs -------------------------------------------------------------------------------------
+
+def _log_affinity(d2, dt, length: int, dim: int, config: PropagateConfig, feature: bool, temporal: bool):
+    """log W for squared distances ``d2`` at time gaps ``dt`` (arrays of one shape), float64."""
+    a = np.zeros(np.shape(d2))
+    if feature:
+        d2 = np.maximum(d2, 0.0)
+        with np.errstate(divide="ignore"):
+            if config.distance == "cosine":
+                a = np.log(np.maximum(1.0 - 0.5 * d2, 0.0))
+            elif config.distance == "rms":
+                a = -np.sqrt(d2 / dim) / (2.0 * config.sigma ** 2)
+            else:
+                a = -d2 / (2.0 * config.sigma ** 2)
+    if temporal:
+        s = float(length if config.temporal_scale is None else config.temporal_scale)
+        a = a - np.abs(dt) / s
+    return a
+
+
+def _normalise_log(a: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """S entries exp(a_ic - (lse_i + lse_cols[i, c]) / 2), lse the row log-sum-exp of ``a``; 0 where
+    a = -inf (no edge). ``a`` (n, m): log affinity of snippet i to snippet ``cols[i, c]``."""
+    m = np.max(a, axis=1)
+    lse = np.full(a.shape[0], -np.inf)
+    fin = np.isfinite(m)
+    lse[fin] = m[fin] + np.log(np.sum(np.exp(a[fin] - m[fin, None]), axis=1))
+    out = np.zeros(a.shape)
+    ok = np.isfinite(a)              # an edge i-j makes both rows non-isolated: both lse finite
+    half = 0.5 * (lse[:, None] + lse[cols])
+    out[ok] = np.exp(a[ok] - half[ok])
+    return out
+
+
+def graph_variant(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, similarity_mode: str) -> Graph:
+    """S of every video for ``similarity_mode`` in 'both' | 'temporal' | 'feature'.
+
+    'both' is ``lanp.kernels.similarity`` (the core); the other two are built here in float64 with
+    the same conventions and returned in the same :class:`Graph` layout (dense or band ``window``).
+    """
+    if similarity_mode not in SIMILARITIES:
+        raise ValueError(f"similarity={similarity_mode!r} is invalid: choose one of {', '.join(SIMILARITIES)}")
+    if similarity_mode == "both":
+        g = config.graph_params()
+        return similarity(x, offsets, sigma=g.sigma, distance=g.distance, normalize=g.normalize, window=g.window,
+                          temporal_scale=g.temporal_scale, dtype=config.dtype, backend=config.backend)
+    feature, temporal = similarity_mode == "feature", similarity_mode == "temporal"
+    rows = graph_rows(x, config)
+    if feature:
+        _check_finite_nonzero(x, offsets, config)
+    lengths = np.diff(offsets)
+    D = x.shape[1]
+    k = config.window
+    if k is None:
+        graph_offsets = np.concatenate([[0], np.cumsum(lengths.astype(np.int64) ** 2)])
+        values = np.zeros(int(graph_offsets[-1]))
+        for v, n in enumerate(lengths):
+            n = int(n)
+            xv = rows[offsets[v]:offsets[v + 1]]
+            sq = np.sum(xv * xv, axis=1)
+            d2 = sq[:, None] + sq[None, :] - 2.0 * (xv @ xv.T) if feature else np.zeros((n, n))
+            t = np.arange(n)
+            a = _log_affinity(d2, t[:, None] - t[None, :], n, D, config, feature, temporal)
+            a[np.diag_indices(n)] = -np.inf
+            s = _normalise_log(a, np.broadcast_to(t, (n, n)))
+            values[graph_offsets[v]:graph_offsets[v + 1]] = s.reshape(-1)
+        return Graph(values, offsets.copy(), graph_offsets, None)
+    width = 2 * k + 1
+    values = np.zeros((rows.shape[0], width))
+    for v, n in enumerate(lengths):
+        n = int(n)
+        xv = rows[offsets[v]:offsets[v + 1]]
+        i = np.arange(n)[:, None]
+        j = i + np.arange(width)[None, :] - k
+        inside = (j >= 0) & (j < n) & (j != i)
+        jc = np.clip(j, 0, n - 1)
+        d2 = np.sum((xv[:, None, :] - xv[jc]) ** 2, axis=2) if feature else np.zeros((n, width))
+        a = np.where(inside, _log_affinity(d2, j - i, n, D, config, feature, temporal), -np.inf)
+        values[offsets[v]:offsets[v + 1]] = _normalise_log(a, jc)
+    return Graph(values, offsets.copy(), None, k)
+
+
+def _check_finite_nonzero(x, offsets, config):
+    bad = ~np.all(np.isfinite(x), axis=1)
+    if config.normalize == "l2" or config.distance == "cosine":
+        bad |= ~np.any(x != 0, axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        v = int(np.searchsorted(offsets, row, side="right")) - 1
+        raise InputError(f"video #{v}, snippet {row - int(offsets[v])}: NaN/Inf or an all-zero feature vector")
+
+
+def apply_graph(graph: Graph, v: int, p: np.ndarray) -> np.ndarray:
+    """S_v @ p for video v of a :class:`Graph` (dense or band)."""
+    a, b = int(graph.offsets[v]), int(graph.offsets[v + 1])
+    n = b - a
+    if graph.window is None:
+        g0 = int(graph.graph_offsets[v])
+        return np.asarray(graph.values[g0:g0 + n * n], dtype=np.float64).reshape(n, n) @ p
+    k = graph.window
+    band = np.asarray(graph.values[a:b], dtype=np.float64)
+    padded = np.concatenate([np.zeros(k), p, np.zeros(k)])
+    out = np.zeros(n)
+    for c in range(2 * k + 1):
+        out += band[:, c] * padded[c:c + n]
+    return out
+
+
+def solve_seeds(graph: Graph, seeds: Sequence[np.ndarray], alpha: float = 0.99, tol: float = 1e-6,
+                maxiter: int = 1000):
+    """(I - alpha S_v) z_v = y_v by conjugate gradient for every video v, y_v = 1 at ``seeds[v]``
+    (one list of local positions per video). Returns (z (N,) float64, iterations (V,) int32,
+    true relative residual (V,)). The same stopping rule as the kernels (||r|| <= tol ||y||)."""
+    offsets = np.asarray(graph.offsets, dtype=np.int64)
+    V = offsets.shape[0] - 1
+    z = np.zeros(int(offsets[-1]))
+    iterations = np.zeros(V, dtype=np.int32)
+    residual = np.zeros(V)
+    for v in range(V):
+        n = int(offsets[v + 1] - offsets[v])
+        y = np.zeros(n)
+        y[np.asarray(seeds[v], dtype=np.int64)] = 1.0
+        op = lambda p: p - alpha * apply_graph(graph, v, p)
+        zv, r, p = np.zeros(n), y.copy(), y.copy()
+        yy = float(y @ y)
+        rr, it = yy, 0
+        while it < maxiter and rr > tol * tol * yy:
+            q = op(p)
+            pq = float(p @ q)
+            if not pq > 0.0:
+                break
+            step = rr / pq
+            zv += step * p
+            r -= step * q
+            rr_new = float(r @ r)
+            p = r + (rr_new / rr) * p
+            rr = rr_new
+            it += 1
+        z[offsets[v]:offsets[v + 1]] = zv
+        iterations[v] = it
+        residual[v] = math.sqrt(float(np.sum((y - op(zv)) ** 2)) / yy)
+    return z, iterations, residual
+
+
+def direct_normality(x: np.ndarray, offsets: np.ndarray, seeds: Sequence[np.ndarray], config: PropagateConfig,
+                     similarity_mode: str = "both") -> np.ndarray:
+    """z_i = max over seed snippets s of W_is (float64; W_ss = 1 at the seed itself): normality as
+    similarity to the seed snippets alone, without propagation, W of ``similarity_mode``."""
+    rows = graph_rows(x, config)
+    D = x.shape[1]
+    z = np.empty(rows.shape[0])
+    feature = similarity_mode in ("both", "feature")
+    temporal = similarity_mode in ("both", "temporal")
+    for v in range(offsets.shape[0] - 1):
+        xv = rows[offsets[v]:offsets[v + 1]]
+        n = xv.shape[0]
+        s = np.asarray(seeds[v], dtype=np.int64)
+        d2 = np.sum((xv[:, None, :] - xv[s][None, :, :]) ** 2, axis=2) if feature else np.zeros((n, s.size))
+        a = _log_affinity(d2, np.arange(n)[:, None] - s[None, :], n, D, config, feature, temporal)
+        a[s, np.arange(s.size)] = 0.0
+        z[offsets[v]:offsets[v + 1]] = np.exp(np.max(a, axis=1))
+    return z
+
+
+# -- the whole labelling step ------------------------------------------------------------------
+
+def normality(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, ablation: Ablation):
+    """(z (N,), per-video seed lists, iterations or None) of ``ablation`` on packed features."""
+    seeds = seed_lists(x, offsets, config, ablation)
+    if ablation.normality == "direct":
+        return direct_normality(x, offsets, seeds, config, ablation.similarity), seeds, None
+    if ablation.seeds == "prior" and ablation.similarity == "both":          # the core path, fused
+        r = propagate(x, offsets, **config.kernel_kwargs())
+        return r.z, seeds, r.iterations
+    graph = graph_variant(x, offsets, config, ablation.similarity)
+    if ablation.seeds == "prior":
+        s = config.solver_params()
+        r = solve(graph, alpha=s.alpha, seeds=s.seeds, tol=s.tol, maxiter=s.maxiter, backend=config.backend)
+        return r.z, seeds, r.iterations
+    z, iterations, _ = solve_seeds(graph, seeds, config.alpha, config.tol, config.maxiter)
+    return z, seeds, iterations
+
+
+def ablation_labels(features: np.ndarray, offsets: np.ndarray, config: Optional[PropagateConfig] = None,
+                    ablation: Optional[Ablation] = None) -> LabelSet:
+    """Normality, pseudo-labels and loss weights of ``ablation`` for packed in-memory features.
+
+    Only the ``paper`` preset is supported. The rest of the method is lanp's: video score
+    (``config.video_score``), N_nor, abnormal ratio r, confident fraction h, weights (eq. 7-8).
+    """
+    config = config or PropagateConfig()
+    ablation = ablation or Ablation()
+    if config.preset != "paper":
+        raise ValueError(f"preset={config.preset!r}: ablations run on the paper preset only")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    dt = check_dtype(config.dtype)
+    x = np.ascontiguousarray(features, dtype=dt)
+    check_packed(x, offsets)
+    V = offsets.shape[0] - 1
+    resolve_seeds(config.seeds, np.diff(offsets))
+    n_normal = L.resolve_n_normal(V, config.n_normal, config.normal_fraction)
+
+    z, seeds, iterations = normality(x, offsets, config, ablation)
+    z = np.asarray(z, dtype=np.float32) if ablation.normality == "propagation" else np.asarray(z)
+    scores, score_attrs = diagnostics.video_scores(z, offsets, config.video_score)
+    abnormal = L.split_videos(scores, n_normal)
+    pseudo = L.pseudo_labels(z, offsets, abnormal, config.abnormal_ratio)
+    if ablation.reweight:
+        confident = L.confident_normal_videos(scores, abnormal, config.confident_fraction)
+        x64 = np.asarray(features, dtype=np.float64)
+        means = np.stack([x64[offsets[v]:offsets[v + 1]].mean(axis=0) for v in confident])
+        weight = L.loss_weights(x, pseudo, means).astype(np.float32)
+    else:
+        weight = np.ones(z.shape[0], dtype=np.float32)
+    return LabelSet(normality=z, pseudo_label=pseudo, weight=weight, video_score=scores,
+                    video_abnormal=abnormal, seeds=seeds, iterations=iterations,
+                    attrs={"n_normal": n_normal, "ablation": ablation.describe(), **score_attrs})

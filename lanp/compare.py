@@ -1,0 +1,283 @@
+"""``lanp compare``: LANP, its ablations and baselines end to end on one train / test split.
+
+Every method runs over ``seeds`` seeds (0, 1, ...). Methods of two kinds:
+
+- pseudo-label methods (the LANP ablations of :mod:`lanp.ablations`, and ``c2fpl``): training
+  pseudo-labels and weights -> a labels file -> :func:`lanp.train.train` with one shared
+  :class:`lanp.train.TrainConfig` (same detector, epochs, lr, batch; the seed varies) -> the test
+  set scored by :func:`lanp.score.score_features`;
+- scorers (``lbr-spr``, ``trivial-ends``, ``iforest``, :mod:`lanp.baselines`): score the test
+  snippets themselves (``lbr-spr`` trains its autoencoder for the same number of epochs).
+
+Test metrics: frame-level ROC-AUC and AP pooled over all test frames (:func:`lanp.metrics.evaluate`),
+mean +/- std over seeds. With training ground truth, the precision and recall of each method's
+training pseudo-labels over frames (the paper's Table 2; the GT's length rule of lanp.metrics). For a
+scorer without its own labels (``trivial-ends``, ``iforest``) the pseudo-labels are LANP's rule
+(video score std, N_nor, ratio r) applied to the negated training scores; ``lbr-spr``'s are the
+snippets its self-paced refinement excluded at the end.
+
+Nothing is selected on the test set: no epoch, no threshold, no hyper-parameter; the test ground
+truth is read only to compute the metrics. The whole training and test features are held in memory.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from lanp import labels as L
+from lanp.ablations import ABLATIONS, ablation_labels
+from lanp.io import FeatureFile, write_h5
+from lanp.kernels import InputError
+from lanp.pipeline import PropagateConfig
+
+BASELINES = ("c2fpl", "lbr-spr", "trivial-ends", "iforest")
+METHODS = tuple(ABLATIONS) + BASELINES
+DESCRIPTIONS = {
+    "lanp": "LANP: normality prior, W = Wf*Wt, propagation, loss re-weighting",
+    "lanp-random-seeds": "ablation: random seed snippets (same count, seeded)",
+    "lanp-data-driven-seeds": "ablation: data-driven seeds (least local contrast)",
+    "lanp-temporal-only": "ablation: temporal similarity Wt only",
+    "lanp-feature-only": "ablation: feature similarity Wf only",
+    "lanp-direct": "ablation: direct comparison with the seeds, no propagation",
+    "lanp-no-reweight": "ablation: loss re-weighting off (w = 1)",
+    "c2fpl": "C2FPL-style: GMM over video norm statistics + top window, same detector",
+    "lbr-spr": "LBR-SPR-style: feature-level self-paced autoencoder, reconstruction error",
+    "trivial-ends": "trivial: distance to the mean of the first and last snippets",
+    "iforest": "trivial: isolation forest over all training snippets",
+}
+
+
+@dataclass
+class CompareConfig:
+    methods: Sequence[str] = METHODS
+    seeds: int = 3
+    epochs: int = 300
+    lr: float = 1e-4
+    propagate: PropagateConfig = field(default_factory=PropagateConfig)
+    device: str = "cpu"
+    frames_per_snippet: int = 16
+    c2fpl_window: float = 0.15
+    lbr_drop_fraction: float = 0.2
+
+    def check(self):
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise InputError(f"unknown method(s) {', '.join(map(repr, unknown))}: choose from {', '.join(METHODS)}")
+        if not self.methods:
+            raise InputError("no method to compare")
+        if int(self.seeds) < 1:
+            raise InputError(f"seeds={self.seeds!r} is invalid: it must be >= 1")
+        if int(self.epochs) < 1:
+            raise InputError(f"epochs={self.epochs!r} is invalid: it must be >= 1")
+
+
+def _read_all(path):
+    with FeatureFile(path) as ff:
+        x = np.concatenate([ff.read(v0, v1)[0] for v0, v1 in ff.chunks()], axis=0)
+        return x, ff.offsets.copy(), list(ff.video_ids)
+
+
+def _by_video(values, offsets, ids) -> Dict[str, np.ndarray]:
+    return {vid: np.asarray(values[offsets[v]:offsets[v + 1]]) for v, vid in enumerate(ids)}
+
+
+def pseudo_label_quality(pseudo: np.ndarray, offsets, ids, gt, fps: int = 16) -> dict:
+    """Frame-level precision and recall of snippet pseudo-labels against ground truth."""
+    from lanp.metrics import pooled
+
+    rows, _ = pooled(_by_video(pseudo.astype(np.float64), offsets, ids), gt, fps, max_mismatch=None)
+    p = np.concatenate([r[1] for r in rows]) > 0.5
+    y = np.concatenate([r[2] for r in rows]) > 0
+    tp = float(np.sum(p & y))
+    return {"precision": tp / p.sum() if p.sum() else None, "recall": tp / y.sum() if y.sum() else None}
+
+
+def labels_from_scores(scores: np.ndarray, offsets, config: PropagateConfig) -> np.ndarray:
+    """LANP's labelling rule on the normality -scores (for scorers without pseudo-labels)."""
+    z = -np.asarray(scores, dtype=np.float64)
+    n_normal = L.resolve_n_normal(len(offsets) - 1, config.n_normal, config.normal_fraction)
+    abnormal = L.split_videos(L.video_scores(z, offsets), n_normal)
+    return L.pseudo_labels(z, offsets, abnormal, config.abnormal_ratio)
+
+
+def _train_and_score(train_path, test_path, work: Path, name: str, seed: int, pseudo, weight,
+                     train_offsets, train_ids, config: CompareConfig) -> np.ndarray:
+    from lanp.score import score_features
+    from lanp.train import TrainConfig, load_checkpoint, train
+
+    work.mkdir(parents=True, exist_ok=True)
+    labels_path, model_path = work / f"{name}.seed{seed}.labels.h5", work / f"{name}.seed{seed}.pt"
+    write_h5(labels_path, {"pseudo_label": pseudo.astype(np.uint8), "weight": weight.astype(np.float32),
+                           "offsets": train_offsets, "video_ids": train_ids}, {"method": name, "seed": seed})
+    train(train_path, labels_path, model_path, TrainConfig(epochs=config.epochs, lr=config.lr, seed=seed),
+          device=config.device, quiet=True)
+    model, _ = load_checkpoint(model_path, config.device)
+    with FeatureFile(test_path) as ff:
+        return score_features(model, ff, config.device)
+
+
+def run_method(name: str, seed: int, data: dict, config: CompareConfig, work: Path, cache: dict) -> dict:
+    """One method, one seed: {'test_scores', 'pseudo' (or None)}."""
+    pc = config.propagate
+    xtr, otr, idtr = data["train"]
+    xte, ote, _ = data["test"]
+    if name in ABLATIONS:
+        ablation = replace(ABLATIONS[name], rng_seed=seed)
+        key = (name, seed if ablation.seeds == "random" else None)
+        if key not in cache:
+            cache[key] = ablation_labels(xtr, otr, pc, ablation)
+        labels = cache[key]
+        scores = _train_and_score(data["train_path"], data["test_path"], work, name, seed, labels.pseudo_label,
+                                  labels.weight, otr, idtr, config)
+        return {"test_scores": scores, "pseudo": labels.pseudo_label}
+    if name == "c2fpl":
+        from lanp.baselines import c2fpl_labels
+        pseudo, _ = c2fpl_labels(xtr, otr, config.c2fpl_window, seed=seed)
+        scores = _train_and_score(data["train_path"], data["test_path"], work, name, seed, pseudo,
+                                  np.ones(pseudo.shape[0], np.float32), otr, idtr, config)
+        return {"test_scores": scores, "pseudo": pseudo}
+    if name == "lbr-spr":
+        from lanp.baselines import lbr_spr
+        scores, pseudo, _ = lbr_spr(xtr, xte, epochs=config.epochs, drop_fraction=config.lbr_drop_fraction,
+                                    seed=seed, device=config.device)
+        return {"test_scores": scores, "pseudo": pseudo}
+    if name == "trivial-ends":
+        from lanp.baselines import ends_distance
+        normalize = pc.normalize == "l2"
+        return {"test_scores": ends_distance(xte, ote, normalize),
+                "pseudo": labels_from_scores(ends_distance(xtr, otr, normalize), otr, pc)}
+    if name == "iforest":
+        from lanp.baselines import isolation_forest
+        train_scores, test_scores = isolation_forest(xtr, xte, seed=seed)
+        return {"test_scores": test_scores, "pseudo": labels_from_scores(train_scores, otr, pc)}
+    raise InputError(f"unknown method {name!r}: choose from {', '.join(METHODS)}")
+
+
+def _stats(values: List[Optional[float]]) -> dict:
+    v = [x for x in values if x is not None]
+    if not v:
+        return {"mean": None, "std": None}
+    return {"mean": float(np.mean(v)), "std": float(np.std(v))}
+
+
+def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[CompareConfig] = None,
+                train_gt=None, test_gt_list=None, train_gt_list=None, log=print) -> dict:
+    """Run every method over every seed; write compare.json, compare.md and compare.png to
+    ``out_dir`` (models and labels under ``out_dir/runs``). Returns the JSON payload."""
+    from lanp.groundtruth import read_groundtruth
+    from lanp.metrics import evaluate
+
+    config = config or CompareConfig()
+    config.check()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    data = {"train": _read_all(train_path), "test": _read_all(test_path),
+            "train_path": str(train_path), "test_path": str(test_path)}
+    fps = config.frames_per_snippet
+
+    def gt_of(path, split, list_path):
+        x, o, ids = data[split]
+        lengths = {vid: int(o[v + 1] - o[v]) for v, vid in enumerate(ids)}
+        return read_groundtruth(path, lengths=lengths, list_path=list_path, fps=fps)
+
+    gt_test = gt_of(test_gt, "test", test_gt_list)
+    gt_train = gt_of(train_gt, "train", train_gt_list) if train_gt is not None else None
+    _, ote, idte = data["test"]
+    cache: dict = {}
+    rows = []
+    methods = list(dict.fromkeys(config.methods))
+    for k, name in enumerate(methods, 1):
+        runs = []
+        for seed in range(int(config.seeds)):
+            t0 = time.perf_counter()
+            r = run_method(name, seed, data, config, out / "runs", cache)
+            metrics = evaluate(_by_video(r["test_scores"], ote, idte), gt_test, fps=fps)
+            run = {"seed": seed, "auc": metrics["auc"], "ap": metrics["ap"], "auc_abnormal": metrics["auc_abnormal"],
+                   "seconds": time.perf_counter() - t0}
+            if gt_train is not None and r["pseudo"] is not None:
+                _, otr, idtr = data["train"]
+                run.update(pseudo_label_quality(r["pseudo"], otr, idtr, gt_train, fps))
+            runs.append(run)
+            pr = (f", pseudo-labels P {run['precision']:.3f} R {run['recall']:.3f}"
+                  if run.get("precision") is not None and run.get("recall") is not None else "")
+            log(f"[{k}/{len(methods)}] {name} seed {seed}: AUC {run['auc']:.4f} AP {run['ap']:.4f}{pr} "
+                f"({run['seconds']:.1f} s)")
+        row = {"method": name, "description": DESCRIPTIONS[name], "runs": runs}
+        for key in ("auc", "ap", "auc_abnormal", "precision", "recall"):
+            row[key] = _stats([r.get(key) for r in runs])
+        rows.append(row)
+
+    payload = {
+        "train": str(train_path), "test": str(test_path), "test_gt": str(test_gt),
+        "train_gt": None if train_gt is None else str(train_gt),
+        "settings": {"seeds": int(config.seeds), "epochs": int(config.epochs), "lr": config.lr,
+                     "device": config.device, "frames_per_snippet": fps, "c2fpl_window": config.c2fpl_window,
+                     "lbr_drop_fraction": config.lbr_drop_fraction,
+                     "propagate": {k: (list(v) if isinstance(v, tuple) else v)
+                                   for k, v in asdict(config.propagate).items()}},
+        "train_videos": len(data["train"][2]), "test_videos": len(idte),
+        "seconds": time.perf_counter() - t_all, "rows": rows,
+    }
+    from lanp.io import atomic_path
+    with atomic_path(out / "compare.json") as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=2))
+    with atomic_path(out / "compare.md") as tmp:
+        Path(tmp).write_text(markdown_table(payload))
+    bar_chart(payload, out / "compare.png")
+    log(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'} "
+        f"({payload['seconds']:.1f} s in all)")
+    return payload
+
+
+def _pm(s: dict, digits: int = 4, scale: float = 1.0) -> str:
+    if s["mean"] is None:
+        return "-"
+    return f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}"
+
+
+def markdown_table(payload: dict) -> str:
+    s = payload["settings"]
+    with_pr = payload["train_gt"] is not None
+    head = "| method | test AUC (%) | test AP (%) |" + (" pseudo-label precision (%) | pseudo-label recall (%) |" if with_pr else "")
+    sep = "|---|---|---|" + ("---|---|" if with_pr else "")
+    lines = [f"# lanp compare", "",
+             f"train `{payload['train']}` ({payload['train_videos']} videos), test `{payload['test']}` "
+             f"({payload['test_videos']} videos); {s['seeds']} seed(s), {s['epochs']} epochs, lr {s['lr']:g}; "
+             f"mean ± std over seeds; frame-level metrics pooled over all test frames.", "", head, sep]
+    for row in payload["rows"]:
+        line = f"| {row['method']} | {_pm(row['auc'], 2, 100)} | {_pm(row['ap'], 2, 100)} |"
+        if with_pr:
+            line += f" {_pm(row['precision'], 2, 100)} | {_pm(row['recall'], 2, 100)} |"
+        lines.append(line)
+    lines += ["", *(f"- `{row['method']}`: {row['description']}" for row in payload["rows"]), ""]
+    return "\n".join(lines)
+
+
+def bar_chart(payload: dict, path) -> Path:
+    """Test AUC mean +/- std per method (Agg)."""
+    from lanp.plots import _figure, _save
+
+    rows = payload["rows"]
+    names = [r["method"] for r in rows]
+    mean = [r["auc"]["mean"] or 0.0 for r in rows]
+    std = [r["auc"]["std"] or 0.0 for r in rows]
+    fig = _figure((max(5.0, 0.7 * len(rows) + 2), 3.8))
+    ax = fig.add_subplot(1, 1, 1)
+    colors = ["tab:blue" if n == "lanp" else "tab:cyan" if n.startswith("lanp") else "tab:grey" for n in names]
+    ax.bar(np.arange(len(rows)), mean, yerr=std, color=colors, capsize=3)
+    ax.axhline(0.5, color="black", lw=0.8, ls="--", label="chance")
+    ax.set_xticks(np.arange(len(rows)))
+    ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+    low = min([m - s for m, s in zip(mean, std)] + [0.5])
+    ax.set_ylim(max(0.0, math.floor(low * 10) / 10 - 0.05), 1.0)
+    ax.set_ylabel("test frame-level AUC")
+    ax.set_title(f"lanp compare ({payload['settings']['seeds']} seeds, {payload['settings']['epochs']} epochs)")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
