@@ -17,6 +17,7 @@ COMMANDS = {
     "propagate": ("lanp.commands.propagate", "normality propagation: pseudo-labels and loss weights"),
     "synth": ("lanp.commands.synth", "write a seeded synthetic dataset and its ground truth"),
     "convert": ("lanp.commands.convert", "convert RTFM / C2FPL / LANP-split / folder .npy features to packed h5"),
+    "compare": ("lanp.commands.compare", "LANP vs its ablations and baselines over seeds: AUC/AP table, pseudo-label P/R, bar chart"),
 }
 
 
