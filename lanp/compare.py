@@ -167,7 +167,7 @@ def _stats(values: List[Optional[float]]) -> dict:
 
 
 def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[CompareConfig] = None,
-                train_gt=None, test_gt_list=None, train_gt_list=None, log=print) -> dict:
+                train_gt=None, test_gt_list=None, train_gt_list=None, log=None) -> dict:
     """Run every method over every seed; write compare.json, compare.md and compare.png to
     ``out_dir`` (models and labels under ``out_dir/runs``). Returns the JSON payload."""
     from lanp.groundtruth import read_groundtruth
@@ -175,6 +175,7 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
 
     config = config or CompareConfig()
     config.check()
+    log = log or (lambda message: print(message, flush=True))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
