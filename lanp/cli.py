@@ -17,6 +17,11 @@ COMMANDS = {
     "propagate": ("lanp.commands.propagate", "normality propagation: pseudo-labels and loss weights"),
     "synth": ("lanp.commands.synth", "write a seeded synthetic dataset and its ground truth"),
     "convert": ("lanp.commands.convert", "convert RTFM / C2FPL / LANP-split / folder .npy features to packed h5"),
+    "train": ("lanp.commands.train", "train the detector on pseudo-labels (weighted BCE)"),
+    "score": ("lanp.commands.score", "score every snippet of a feature file with a trained detector"),
+    "evaluate": ("lanp.commands.evaluate", "frame-level ROC-AUC and AP of scores against ground truth"),
+    "plot": ("lanp.commands.plot", "plot a video's scores over frames with ground truth shaded, or the ROC curve"),
+    "demo": ("lanp.commands.demo", "synth -> propagate -> train -> score -> evaluate -> plot on synthetic data"),
     "compare": ("lanp.commands.compare", "LANP vs its ablations and baselines over seeds: AUC/AP table, pseudo-label P/R, bar chart"),
 }
 
