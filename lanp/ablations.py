@@ -36,6 +36,7 @@ import numpy as np
 from lanp import diagnostics
 from lanp import labels as L
 from lanp.kernels import Graph, InputError, propagate, similarity, solve
+from lanp.kernels.backends import check_graph_memory
 from lanp.kernels.params import check_dtype, check_packed, resolve_seeds
 from lanp.pipeline import PropagateConfig
 
@@ -199,6 +200,7 @@ def graph_variant(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, s
     if feature:
         _check_finite_nonzero(x, offsets, config)
     lengths = np.diff(offsets)
+    check_graph_memory(lengths, config.window, None, "features")
     D = x.shape[1]
     k = config.window
     if k is None:
@@ -224,7 +226,10 @@ def graph_variant(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, s
         j = i + np.arange(width)[None, :] - k
         inside = (j >= 0) & (j < n) & (j != i)
         jc = np.clip(j, 0, n - 1)
-        d2 = np.sum((xv[:, None, :] - xv[jc]) ** 2, axis=2) if feature else np.zeros((n, width))
+        d2 = np.zeros((n, width))
+        if feature:                          # one diagonal of the band at a time: O(n D) memory
+            for c in range(width):
+                d2[:, c] = np.sum((xv - xv[jc[:, c]]) ** 2, axis=1)
         a = np.where(inside, _log_affinity(d2, j - i, n, D, config, feature, temporal), -np.inf)
         values[offsets[v]:offsets[v + 1]] = _normalise_log(a, jc)
     return Graph(values, offsets.copy(), None, k)
