@@ -105,9 +105,15 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def pytest_configure(config):
+    config._lanp_load_start = list(os.getloadavg())
+    config._lanp_start = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["lanp_mode"] = _mode(config)
-    machine_info["loadavg_start"] = list(os.getloadavg())
+    machine_info["loadavg_start"] = getattr(config, "_lanp_load_start", None)
+    machine_info["started"] = getattr(config, "_lanp_start", None)
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["lanp_commit"] = _git_commit()
     try:

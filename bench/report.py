@@ -140,16 +140,18 @@ def memory_table(groups) -> list:
     benches = groups.get("memory", [])
     if not benches:
         return []
-    out = ["| what | input | peak extra RSS | time |", "|---|---|---|---|"]
+    out = ["| what | input | resident before | peak extra RSS during the call | time |", "|---|---|---|---|---|"]
     for b in benches:
         e = b["extra_info"]
         if e.get("mode") == "stream":
             what = f"{e['impl']}, chunk_bytes {e['chunk_bytes'] / 2 ** 20:.0f} MiB, window {e['window']}"
-            inp = f"{e['feature_bytes'] / 2 ** 20:.0f} MiB of features ({e['videos']} videos, {e['snippets']:,} snippets)"
+            inp = (f"{e['feature_bytes'] / 2 ** 20:.0f} MiB of features ({e['videos']} videos, {e['snippets']:,} "
+                   f"snippets, longest {e.get('max_length', '?')})")
         else:
             what = e["impl"]
             inp = f"{e['videos']} x {e['length']} x {e['dim']} ({e['input_bytes'] / 2 ** 20:.0f} MiB, in memory)"
-        out.append(f"| {what} | {inp} | {e['rss_delta'] / 2 ** 20:.0f} MiB | {fmt_time(e['seconds'])} |")
+        out.append(f"| {what} | {inp} | {e['rss_before'] / 2 ** 20:.0f} MiB | {e['rss_delta'] / 2 ** 20:.0f} MiB | "
+                   f"{fmt_time(e['seconds'])} |")
     return out
 
 

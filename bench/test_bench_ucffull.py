@@ -24,11 +24,14 @@ def data(mode):
     return workloads.ucf_full(dim=DIMS[mode])
 
 
+def _rounds(mode):
+    return dict(rounds=1, warmup_rounds=0) if mode == "full" else dict(rounds=3, warmup_rounds=1)
+
+
 @pytest.mark.benchmark(group="ucf-full")
-def test_lanp_banded(benchmark, data, floors):
+def test_lanp_banded(benchmark, data, floors, mode):
     x, off = data
-    result = benchmark.pedantic(propagate, (x, off), {"window": WINDOW}, rounds=3, iterations=1,
-                                warmup_rounds=1)
+    result = benchmark.pedantic(propagate, (x, off), {"window": WINDOW}, iterations=1, **_rounds(mode))
     record_lanp(benchmark, floors, np.diff(off), x.shape[1], x.itemsize, WINDOW, result,
                 settings="paper formula, L2-normalised, window 50")
     record_floor_fraction(benchmark)
@@ -36,10 +39,10 @@ def test_lanp_banded(benchmark, data, floors):
 
 
 @pytest.mark.benchmark(group="ucf-full")
-def test_lanp_rms_raw(benchmark, data, floors):
+def test_lanp_rms_raw(benchmark, data, floors, mode):
     x, off = data
     result = benchmark.pedantic(propagate, (x, off), {"window": WINDOW, "distance": "rms", "normalize": False},
-                                rounds=3, iterations=1, warmup_rounds=1)
+                                iterations=1, **_rounds(mode))
     record_lanp(benchmark, floors, np.diff(off), x.shape[1], x.itemsize, WINDOW, result,
                 settings="rms distance, raw features, window 50")
     record_floor_fraction(benchmark)
