@@ -1,6 +1,10 @@
 """Turn a pytest-benchmark JSON of bench/ into the tables of bench/RESULTS.md and bench/sweeps.png.
 
-    python bench/report.py out.json [--results bench/RESULTS.md] [--plot bench/sweeps.png] [--stdout]
+    python bench/report.py out.json [more.json ...] [--results bench/RESULTS.md] [--plot bench/sweeps.png]
+                           [--stdout]
+
+Several JSON files (e.g. the quick run and a ``--full`` run of test_bench_ucffull.py) are merged;
+UCF-full rows are grouped per feature size D; the header lists every run's date, commit and load.
 
 The generated part of RESULTS.md sits between the markers ``<!-- results:begin -->`` and
 ``<!-- results:end -->``; the hand-written text around them is kept.
@@ -38,8 +42,24 @@ def load(path):
 def by_group(data):
     groups = {}
     for b in data["benchmarks"]:
-        groups.setdefault(b["group"], []).append(b)
+        g = b["group"]
+        if g == "ucf-full":
+            g = f"ucf-full D={b['extra_info'].get('dim')}"
+        groups.setdefault(g, []).append(b)
     return groups
+
+
+def merge(runs):
+    """One dict with every run's benchmarks; machine_info of the first, all runs kept in 'runs'."""
+    out = dict(runs[0])
+    out["benchmarks"] = [b for r in runs for b in r["benchmarks"]]
+    out["runs"] = runs
+    return out
+
+
+def ucf_full_groups(groups):
+    """UCF-full group names, largest D first."""
+    return sorted((g for g in groups if g.startswith("ucf-full")), key=lambda g: -int(g.split("=")[1]))
 
 
 def lanp_reference(benches):
@@ -52,28 +72,39 @@ def lanp_reference(benches):
 
 def header(data) -> list:
     m = data["machine_info"]
-    c = data.get("commit_info", {})
     cpu = m.get("cpu", {})
-    date = data.get("datetime", "")
-    try:
-        date = datetime.fromisoformat(date.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
-    except ValueError:
-        pass
     lines = [
         f"- machine: {cpu.get('brand_raw', m.get('processor', '?'))}, {m.get('cpu_count', '?')} cores "
         f"(numba threads {m.get('numba_threads', '?')}), {m.get('system', '')} {m.get('release', '')}, "
         f"Python {m.get('python_version', '?')}",
-        f"- date: {date}; commit {m.get('lanp_commit') or c.get('id', '?')[:10]}"
-        f"{' (dirty tree)' if c.get('dirty') else ''}; run size: **{m.get('lanp_mode', '?')}**",
-        "- load average (1, 5, 15 min) at start: "
-        + ", ".join(f"{x:.2f}" for x in m.get("loadavg_start", []))
-        + "; at end: " + ", ".join(f"{x:.2f}" for x in m.get("loadavg_end", [])),
     ]
+    for r in data.get("runs", [data]):
+        rm, c = r["machine_info"], r.get("commit_info", {})
+        date = r.get("datetime", "")
+        try:
+            date = datetime.fromisoformat(date.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+        except ValueError:
+            pass
+        names = sorted({b["group"] for b in r["benchmarks"]})
+        lines.append(
+            f"- run ({', '.join(names)}): {date}; commit {rm.get('lanp_commit') or c.get('id', '?')[:10]}; "
+            f"size **{rm.get('lanp_mode', '?')}**; load average (1, 5, 15 min) at start "
+            + ", ".join(f"{x:.2f}" for x in (rm.get("loadavg_start") or []))
+            + ", at end " + ", ".join(f"{x:.2f}" for x in (rm.get("loadavg_end") or [])))
     return lines
 
 
 def floors_table(groups) -> list:
     out = ["| floor | measured | how |", "|---|---|---|"]
+    if not groups.get("floors"):
+        for g, benches in groups.items():
+            for b in benches:
+                e = b["extra_info"]
+                if "bandwidth" in e and "gemm_rate" in e:
+                    out.append(f"| read bandwidth / GEMM (as used for {g}) | {e['bandwidth'] / 1e9:.1f} GB/s / "
+                               f"{e['gemm_rate'] / 1e9:.0f} GFLOP/s | measured once in that run |")
+                    break
+        return out
     for b in groups.get("floors", []):
         e = b["extra_info"]
         if "gbytes_per_s" in e:
@@ -88,8 +119,8 @@ def workload_table(benches) -> list:
     ref = lanp_reference(benches)
     t_ref = ref["stats"]["median"] if ref else None
     out = ["| implementation | settings / check | median | min | rounds | lanp faster by | "
-           "floor fraction | peak mem |",
-           "|---|---|---|---|---|---|---|---|"]
+           "floor fraction |",
+           "|---|---|---|---|---|---|---|"]
     for b in benches:
         e, s = b["extra_info"], b["stats"]
         if e.get("impl") == "lanp":
@@ -106,7 +137,7 @@ def workload_table(benches) -> list:
             frac = ""
             ratio = f"**{s['median'] / t_ref:.0f}x**" if t_ref else ""
         out.append(f"| {e.get('impl', b['name'])} | {note} | {fmt_time(s['median'])} | {fmt_time(s['min'])} | "
-                   f"{s['rounds']} | {ratio} | {frac} | |")
+                   f"{s['rounds']} | {ratio} | {frac} |")
     if ref:
         e = ref["extra_info"]
         out.append("")
@@ -158,6 +189,10 @@ def memory_table(groups) -> list:
 def goals(groups) -> list:
     out = ["| goal | measured | met |", "|---|---|---|"]
     for text, g, kind, thr in GOALS:
+        if g == "ucf-full":
+            full = ucf_full_groups(groups)
+            g = full[0] if full else g
+            text = f"{text} ({g.split(' ')[1]})" if full else text
         benches = groups.get(g, [])
         ref = lanp_reference(benches)
         if ref is None:
@@ -180,7 +215,9 @@ def render(data) -> str:
     groups = by_group(data)
     parts = ["## Latest results", ""] + header(data) + ["", "### Goals (2-core CPU, kernel time, features in memory)", ""]
     parts += goals(groups) + ["", "### Floors (measured in the same run)", ""] + floors_table(groups)
-    for g, title in (("ucf32", "UCF-32"), ("ucf-full", "UCF-full shape (real UCF-Crime train lengths, banded)")):
+    titles = [("ucf32", "UCF-32")] + [(g, f"UCF-full shape (real UCF-Crime train lengths, banded), {g.split(' ')[1]}")
+                                      for g in ucf_full_groups(groups)]
+    for g, title in titles:
         if g in groups:
             parts += ["", f"### {title}", ""] + workload_table(groups[g])
     sw = sweep_tables(groups)
@@ -225,8 +262,9 @@ def plot(data, path) -> bool:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     m = data["machine_info"]
+    load = (m.get("loadavg_start") or ["?"])[0]
     fig.suptitle(f"lanp.kernels.propagate (CPU) - {m.get('cpu', {}).get('brand_raw', '')}, "
-                 f"{data.get('datetime', '')[:10]}, load {m.get('loadavg_start', ['?'])[0]}")
+                 f"{data.get('datetime', '')[:10]}, load average {load} at start")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -235,12 +273,12 @@ def plot(data, path) -> bool:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("json")
+    p.add_argument("json", nargs="+")
     p.add_argument("--results", default=str(HERE / "RESULTS.md"))
     p.add_argument("--plot", default=str(HERE / "sweeps.png"))
     p.add_argument("--stdout", action="store_true", help="print the tables instead of editing RESULTS.md")
     args = p.parse_args(argv)
-    data = load(args.json)
+    data = merge([load(j) for j in args.json])
     text = render(data)
     if args.stdout:
         sys.stdout.write(text)

@@ -49,7 +49,7 @@ def test_lanp_rms_raw(benchmark, data, floors):
     x, off = data
     result = benchmark(propagate, x, off, distance="rms", normalize=False, window=50)
     record_lanp(benchmark, floors, np.diff(off), x.shape[1], x.itemsize, 50, result,
-                settings="rms distance, raw features, window 50 (dense at L=32)")
+                settings="rms distance, raw features, window 50 (k -> L-1 = 31: lanp's band path)")
     record_floor_fraction(benchmark)
 
 
