@@ -68,12 +68,16 @@ def length_adjusted_scores(scores: np.ndarray, lengths: np.ndarray):
 
 def video_scores(z: np.ndarray, offsets: np.ndarray, method: str = "std"):
     """(V,) video scores by ``method`` (see VIDEO_SCORES) and a dict of attributes describing it."""
+    return video_scores_from_std(L.video_scores(z, offsets), np.diff(offsets), method)
+
+
+def video_scores_from_std(std: np.ndarray, lengths: np.ndarray, method: str = "std"):
+    """:func:`video_scores` from per-video std(z) and lengths (what sharded runs gather)."""
     if method not in VIDEO_SCORES:
         raise ValueError(f"video_score={method!r} is invalid: choose one of {', '.join(VIDEO_SCORES)}")
-    std = L.video_scores(z, offsets)
     if method == "std":
         return std, {"video_score": method}
-    adjusted, (a, b) = length_adjusted_scores(std, np.diff(offsets))
+    adjusted, (a, b) = length_adjusted_scores(std, lengths)
     return adjusted, {"video_score": method, "video_score_fit_intercept": a, "video_score_fit_slope": b}
 
 
@@ -97,8 +101,13 @@ def prior_violations(z: np.ndarray, offsets: np.ndarray, ratio: float = 0.4) -> 
 def diagnose(z, offsets, scores, abnormal, iterations, residual, ratio: float = 0.4) -> dict:
     """Every diagnostic as a flat dict of file attributes (keys start with ``diag_``)."""
     offsets = np.asarray(offsets)
-    lengths = np.diff(offsets)
-    violations = prior_violations(np.asarray(z), offsets, ratio)
+    return diagnose_from_summaries(np.diff(offsets), scores, abnormal, iterations, residual,
+                                   prior_violations(np.asarray(z), offsets, ratio))
+
+
+def diagnose_from_summaries(lengths, scores, abnormal, iterations, residual, violations) -> dict:
+    """:func:`diagnose` from per-video arrays (sharded runs compute the violations per shard)."""
+    violations = np.asarray(violations, dtype=bool)
     abnormal = np.asarray(abnormal, dtype=bool)
     it = np.asarray(iterations)
     res = np.asarray(residual, dtype=np.float64)

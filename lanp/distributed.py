@@ -239,36 +239,6 @@ def label_shard(path, wpath, out_path, scores, abnormal, means, config: Propagat
 
 
 # -- global steps (client) ------------------------------------------------------------------------
-def video_scores_from_std(std: np.ndarray, lengths: np.ndarray, method: str):
-    """diagnostics.video_scores from the per-video std(z) and lengths (the same arithmetic)."""
-    if method == "std":
-        return std, {"video_score": method}
-    if method not in diagnostics.VIDEO_SCORES:
-        raise ValueError(f"video_score={method!r} is invalid: choose one of {', '.join(diagnostics.VIDEO_SCORES)}")
-    adjusted, (a, b) = diagnostics.length_adjusted_scores(std, lengths)
-    return adjusted, {"video_score": method, "video_score_fit_intercept": a, "video_score_fit_slope": b}
-
-
-def diagnose_from_summaries(lengths, scores, abnormal, iterations, residual, violations) -> dict:
-    """diagnostics.diagnose from per-video arrays (prior violations computed per shard)."""
-    abnormal = np.asarray(abnormal, dtype=bool)
-    it = np.asarray(iterations)
-    res = np.asarray(residual, dtype=np.float64)
-    return {
-        "diag_length_score_spearman": diagnostics.length_score_spearman(lengths, scores),
-        "diag_prior_violation_share": float(violations.mean()),
-        "diag_prior_violation_share_abnormal": float(violations[abnormal].mean()) if abnormal.any() else float("nan"),
-        "diag_prior_violation_share_normal": float(violations[~abnormal].mean()) if (~abnormal).any() else float("nan"),
-        "diag_cg_iterations_min": int(it.min()),
-        "diag_cg_iterations_median": float(np.median(it)),
-        "diag_cg_iterations_p90": float(np.percentile(it, 90)),
-        "diag_cg_iterations_max": int(it.max()),
-        "diag_cg_residual_median": float(np.median(res)),
-        "diag_cg_residual_p90": float(np.percentile(res, 90)),
-        "diag_cg_residual_max": float(res.max()),
-    }
-
-
 @dataclass
 class ShardedRun:
     """What ``run_sharded`` did (the labels themselves are in ``outputs``)."""
@@ -367,7 +337,7 @@ def run_sharded(inputs: Sequence, outputs: Sequence, config: PropagateConfig, *,
     violations = np.concatenate([s.violations for s in shards])
     V = len(video_ids)
     n_normal = L.resolve_n_normal(V, config.n_normal, config.normal_fraction)
-    scores, score_attrs = video_scores_from_std(np.concatenate([s.std for s in shards]), lengths, config.video_score)
+    scores, score_attrs = diagnostics.video_scores_from_std(np.concatenate([s.std for s in shards]), lengths, config.video_score)
     abnormal = L.split_videos(scores, n_normal)
     confident = L.confident_normal_videos(scores, abnormal, config.confident_fraction)
     bad = np.flatnonzero(~converged)
@@ -393,7 +363,7 @@ def run_sharded(inputs: Sequence, outputs: Sequence, config: PropagateConfig, *,
     # pass 2
     key = run_key([s.key for s in shards], config)
     attrs = {"n_normal": n_normal, "confident_videos": len(confident), **score_attrs,
-             **diagnose_from_summaries(lengths, scores, abnormal, iterations, residual, violations)}
+             **diagnostics.diagnose_from_summaries(lengths, scores, abnormal, iterations, residual, violations)}
     futures = []
     for i, (p, w, o) in enumerate(zip(inputs, works, outputs)):
         a, b = int(first[i]), int(first[i + 1])
