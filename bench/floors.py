@@ -58,24 +58,24 @@ def gemm_rate(n: int = 2048, k: int = 2048, repeats: int = 5, dtype=np.float32) 
 
 
 def gram_flops(lengths: np.ndarray, dim: int, window=None) -> float:
-    """Multiply-add flops (x2) of lanp.kernels.cpu's Gram as the code computes it.
+    """Flops of the distance stage of lanp.kernels.cpu as the code computes it.
 
-    dense: gram_dense evaluates 4 x 4 tiles (i0 <= j0), each 16 dot products of length D;
-    banded: gram_band evaluates, for each row i, the min(k, L-1-i) dot products to the right,
-    in groups of 4 (the last group is padded).
-    Plus squared_norms: L dot products per video.
+    dense: gram_dense evaluates 4 x 4 tiles (i0 <= j0), each 16 dot products of length D at
+    2 flops (multiply + add) per element; the norms come from the Gram diagonal.
+    banded: band_distances evaluates, for each row i, the min(k, L-1-i) differences to the right in
+    groups of 4 (the last group padded), 3 flops per element (subtract, multiply, add), plus one
+    squared-norm pass (2 flops per element).
+    (The raw-feature dense path adds a centring pass and a norm pass: ~3 N D more, not counted.)
     """
     L = np.asarray(lengths, dtype=np.int64)
     if window is None:
         nt = (L + 3) // 4
-        dots = 16 * nt * (nt + 1) // 2
-    else:
-        dots = np.zeros_like(L)
-        for v, n in enumerate(L):
-            i = np.arange(n)
-            right = np.minimum(window, n - 1 - i)
-            dots[v] = int((4 * ((right + 3) // 4)).sum())
-    return float(2.0 * dim * (dots + L).sum())
+        return float(2.0 * dim * (16 * nt * (nt + 1) // 2).sum())
+    dots = 0
+    for n in L:
+        right = np.minimum(window, n - 1 - np.arange(n))
+        dots += int((4 * ((right + 3) // 4)).sum())
+    return float(3.0 * dim * dots + 2.0 * dim * L.sum())
 
 
 def kernel_work(lengths: np.ndarray, dim: int, itemsize: int, window=None,

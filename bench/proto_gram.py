@@ -230,3 +230,27 @@ def api_split(dim=128):
     print(f"{best(lambda: solve(g), n=3):9.1f}  solve (CG only)")
     from lanp.kernels.params import check_packed
     print(f"{best(lambda: check_packed(x, off, None, 'f'), n=3):9.1f}  check_packed (input validation)")
+
+
+def schedule_test(dim=128, window=50):
+    """Is the chunk size 1 of run_dynamic honoured? Same kernel, two visiting orders: lanp's
+    largest-first, and largest-first dealt alternately into two halves (balanced even under a
+    static split of the iteration space into one contiguous block per thread)."""
+    from lanp.kernels.params import resolve_seeds
+    x, off = workloads.ucf_full(dim=dim)
+    L = np.diff(off)
+    V, N = len(L), int(off[-1])
+    seeds = resolve_seeds((0, -1), L, None, "f")
+    lf = cpu.largest_first(L, window)
+    dealt = np.concatenate([lf[0::2], lf[1::2]])
+
+    def call(order):
+        outs = (np.empty(N, np.float32), np.empty(V, np.int32), np.empty(V), np.empty(V, np.bool_),
+                np.empty(V, np.int8), np.empty(V, np.int64))
+        cpu.run_dynamic(cpu.propagate_packed, x, off, order, np.float32(0), window, 0, True, 50.0, 0.0,
+                        seeds, 0.99, 1e-6, 1000, *outs)
+        return outs
+
+    for name, order in (("largest-first (lanp)", lf), ("largest-first dealt into 2 halves", dealt)):
+        print(f"{best(lambda: call(order), n=3):9.1f}  propagate_packed, order {name}")
+    print("  numba threading layer:", numba.threading_layer(), " chunksize now:", numba.get_parallel_chunksize())

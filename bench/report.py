@@ -264,7 +264,7 @@ def plot(data, path) -> bool:
     m = data["machine_info"]
     load = (m.get("loadavg_start") or ["?"])[0]
     fig.suptitle(f"lanp.kernels.propagate (CPU) - {m.get('cpu', {}).get('brand_raw', '')}, "
-                 f"{data.get('datetime', '')[:10]}, load average {load} at start")
+                 f"{data.get('datetime', '')[:10]}, load average {load:.2f} at start" if isinstance(load, float) else "")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
