@@ -110,19 +110,17 @@ def pytest_configure(config):
     config._lanp_start = time.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def pytest_benchmark_update_machine_info(config, machine_info):
-    machine_info["lanp_mode"] = _mode(config)
-    machine_info["loadavg_start"] = getattr(config, "_lanp_load_start", None)
-    machine_info["started"] = getattr(config, "_lanp_start", None)
-    machine_info["cpu_count"] = os.cpu_count()
-    machine_info["lanp_commit"] = _git_commit()
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """Run conditions go to output_json["lanp"], not machine_info: pytest-benchmark compares
+    machine_info in --benchmark-compare, and a load average must not make two runs incomparable."""
     try:
         import numba
-        machine_info["numba_threads"] = numba.get_num_threads()
+        threads = numba.get_num_threads()
     except ImportError:
-        pass
-
-
-def pytest_benchmark_update_json(config, benchmarks, output_json):
-    output_json["machine_info"]["loadavg_end"] = list(os.getloadavg())
-    output_json["machine_info"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        threads = None
+    output_json["lanp"] = {
+        "mode": _mode(config), "commit": _git_commit(), "cpu_count": os.cpu_count(),
+        "numba_threads": threads, "started": getattr(config, "_lanp_start", None),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "loadavg_start": getattr(config, "_lanp_load_start", None), "loadavg_end": list(os.getloadavg()),
+    }

@@ -70,8 +70,14 @@ def lanp_reference(benches):
     return None
 
 
+def run_info(r) -> dict:
+    """lanp's run conditions (output_json["lanp"]; older files kept them in machine_info)."""
+    return r.get("lanp") or {k.replace("lanp_", ""): v for k, v in r["machine_info"].items()}
+
+
 def header(data) -> list:
-    m = data["machine_info"]
+    m = dict(data["machine_info"])
+    m.update(run_info(data))
     cpu = m.get("cpu", {})
     lines = [
         f"- machine: {cpu.get('brand_raw', m.get('processor', '?'))}, {m.get('cpu_count', '?')} cores "
@@ -79,7 +85,7 @@ def header(data) -> list:
         f"Python {m.get('python_version', '?')}",
     ]
     for r in data.get("runs", [data]):
-        rm, c = r["machine_info"], r.get("commit_info", {})
+        rm, c = run_info(r), r.get("commit_info", {})
         date = r.get("datetime", "")
         try:
             date = datetime.fromisoformat(date.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
@@ -87,8 +93,8 @@ def header(data) -> list:
             pass
         names = sorted({b["group"] for b in r["benchmarks"]})
         lines.append(
-            f"- run ({', '.join(names)}): {date}; commit {rm.get('lanp_commit') or c.get('id', '?')[:10]}; "
-            f"size **{rm.get('lanp_mode', '?')}**; load average (1, 5, 15 min) at start "
+            f"- run ({', '.join(names)}): {date}; commit {rm.get('commit') or c.get('id', '?')[:10]}; "
+            f"size **{rm.get('mode', '?')}**; load average (1, 5, 15 min) at start "
             + ", ".join(f"{x:.2f}" for x in (rm.get("loadavg_start") or []))
             + ", at end " + ", ".join(f"{x:.2f}" for x in (rm.get("loadavg_end") or [])))
     return lines
@@ -261,7 +267,8 @@ def plot(data, path) -> bool:
         ax.set_ylabel("seconds (median)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    m = data["machine_info"]
+    m = dict(data["machine_info"])
+    m.update(run_info(data))
     load = (m.get("loadavg_start") or ["?"])[0]
     fig.suptitle(f"lanp.kernels.propagate (CPU) - {m.get('cpu', {}).get('brand_raw', '')}, "
                  f"{data.get('datetime', '')[:10]}, load average {load:.2f} at start" if isinstance(load, float) else "")
