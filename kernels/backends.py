@@ -117,8 +117,8 @@ class CpuBackend:
         converged = np.zeros(V, dtype=np.bool_)
         status = np.full(V, -1, dtype=np.int8)
         where_idx = np.full(V, -1, dtype=np.int64)
-        cpu.run_dynamic(cpu.propagate_packed, x, offsets, cpu.largest_first(lengths, graph.band),
-                        dt.type(0), graph.band, graph.distance_code, graph.normalize,
+        order, bounds = cpu.schedule(lengths, graph.band, x.shape[1])
+        cpu.propagate_packed(x, offsets, order, bounds, dt.type(0), graph.band, graph.distance_code, graph.normalize,
                         1.0 / (2.0 * graph.sigma ** 2), graph.temporal_scale or 0.0, seeds,
                         solver.alpha, solver.tol, solver.maxiter,
                         z, iterations, residual, converged, status, where_idx)
@@ -138,8 +138,8 @@ class CpuBackend:
             values = np.full((x.shape[0], 2 * graph.window + 1), np.nan)
         status = np.full(V, -1, dtype=np.int8)
         where_idx = np.full(V, -1, dtype=np.int64)
-        cpu.run_dynamic(cpu.similarity_packed, x, offsets, cpu.largest_first(lengths, graph.band),
-                        np.zeros(1, np.int64) if graph_offsets is None else graph_offsets,
+        order, bounds = cpu.schedule(lengths, graph.band, x.shape[1])
+        cpu.similarity_packed(x, offsets, order, bounds, np.zeros(1, np.int64) if graph_offsets is None else graph_offsets,
                         dt.type(0), graph.band, graph.distance_code, graph.normalize,
                         1.0 / (2.0 * graph.sigma ** 2), graph.temporal_scale or 0.0,
                         values.reshape(-1, 1) if graph.window is None else values, status, where_idx)
@@ -160,7 +160,8 @@ class CpuBackend:
         graph_offsets = np.zeros(1, np.int64) if g.graph_offsets is None else np.asarray(g.graph_offsets, np.int64)
         if band == 0:
             values = values.reshape(-1, 1)              # both layouts 2-D for one numba signature
-        cpu.run_dynamic(cpu.solve_packed, values, offsets, cpu.largest_first(lengths, band), graph_offsets,
+        order, bounds = cpu.schedule(lengths, band, 0)
+        cpu.solve_packed(values, offsets, order, bounds, graph_offsets,
                         band, seeds, solver.alpha, solver.tol, solver.maxiter,
                         z, iterations, residual, converged)
         return Propagation(z, iterations, residual, converged, self.name)

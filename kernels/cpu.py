@@ -49,15 +49,17 @@ def squared_norms(xv, zero, needs_nonzero, out):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def gram_dense(xv, zero, G):
-    """G[i, j] = x_i . x_j for j >= i (upper triangle incl. the diagonal), in 4 x 4 register tiles.
-    Rows past the end are clamped to L-1 (computed, never stored)."""
+def gram_tiles(xv, zero, k, dense_layout, G):
+    """G = x_i . x_j for i <= j <= i + k (the diagonal included), in 4 x 4 register tiles.
+
+    Stored at G[i, j] (dense_layout, k = L-1) or G[i, j - i + k] (band layout). Rows past the end
+    are clamped to L-1 (computed, never stored)."""
     L, D = xv.shape
     for i0 in range(0, L, 4):
         i1 = min(i0 + 1, L - 1)
         i2 = min(i0 + 2, L - 1)
         i3 = min(i0 + 3, L - 1)
-        for j0 in range(i0, L, 4):
+        for j0 in range(i0, min(L, i0 + 4 + k), 4):
             j1 = min(j0 + 1, L - 1)
             j2 = min(j0 + 2, L - 1)
             j3 = min(j0 + 3, L - 1)
@@ -79,12 +81,13 @@ def gram_dense(xv, zero, G):
                 if i >= L:
                     break
                 row = tile[r]
+                shift = 0 if dense_layout else k - i
                 for c in range(4):
                     j = j0 + c
-                    if j >= L:
+                    if j >= L or j > i + k:
                         break
                     if j >= i:
-                        G[i, j] = row[c]
+                        G[i, j + shift] = row[c]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -168,27 +171,31 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
     Returns (status, snippet) like :func:`squared_norms`; S is unusable unless status is OK.
     Squared distances d2 (exactly 0 for repeated snippets in every path) first go to the upper
     half of S:
-      dense sqeuclidean/cosine on unit rows: Gram G, d2 = 2 - 2 G_ij / sqrt(G_ii G_jj)
-                                             (norms and validation from the diagonal: no extra pass);
+      sqeuclidean/cosine on unit rows (dense or banded): Gram tiles G,
+          d2 = 2 - 2 G_ij / sqrt(G_ii G_jj) (norms and validation from the diagonal: no extra pass);
       dense sqeuclidean on raw rows: Gram of the mean-centred rows (cancels on the spread of the
-                                     video, not on the norms);
-      rms (whose sqrt amplifies any error near d2 = 0) and banded graphs: direct differences.
+          video, not on the norms);
+      rms (whose sqrt amplifies any error near d2 = 0) and banded raw rows: direct differences.
     """
     L, D = xv.shape
     unit = normalize or distance == COSINE
     inv_scale = 1.0 / (L if temporal_scale <= 0.0 else temporal_scale)
     dense = k == 0
-    if dense and unit and distance != RMS:
-        gram_dense(xv, zero, S)
-        for i in range(L):                  # validate on the diagonal: ||x_i||^2
-            n = np.float64(S[i, i])
+    if unit and distance != RMS:
+        kk = L - 1 if dense else k
+        diag = 0 if dense else k             # column of the diagonal: ||x_i||^2 until replaced
+        gram_tiles(xv, zero, kk, dense, S)
+        for i in range(L):                  # validate on the diagonal
+            n = np.float64(S[i, i if dense else diag])
             if not math.isfinite(n):
                 return STATUS_NONFINITE, i
             if n == 0.0:
                 return STATUS_ZERO, i
         for i in range(L):
-            for j in range(i + 1, L):
-                S[i, j] = 2.0 - 2.0 * (S[i, j] / math.sqrt(S[i, i] * S[j, j]))
+            ni = S[i, i if dense else diag]
+            for j in range(i + 1, min(L, i + kk + 1)):
+                c = j if dense else j - i + k
+                S[i, c] = 2.0 - 2.0 * (S[i, c] / math.sqrt(ni * S[j, j if dense else diag]))
     else:
         norms = np.empty(L)
         status, where = squared_norms(xv, zero, unit, norms)
@@ -197,7 +204,7 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
         if dense and distance != RMS:
             centred = np.empty_like(xv)
             centred_rows(xv, centred)
-            gram_dense(centred, zero, S)
+            gram_tiles(centred, zero, L - 1, True, S)
             for i in range(L):
                 for j in range(i + 1, L):
                     S[i, j] = S[i, i] + S[j, j] - 2.0 * S[i, j]
@@ -225,28 +232,67 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
                     a = log_affinity(S[i, c], c - k, D, distance, inv_two_sigma2, inv_scale)
                     S[i, c] = a
                     S[j, 2 * k - c] = a
-    width = S.shape[1]
+    normalise_log_affinity(S, k, lse)
+    return STATUS_OK, -1
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def normalise_log_affinity(S, k, lse):
+    """S_ij <- exp(a_ij - (lse_i + lse_j) / 2) from log affinities a (-inf: no edge), in place.
+
+    One exp per entry: the row pass keeps e_ij = exp(a_ij - m_i) (m_i the row maximum), and
+    S_ij = e_ij * exp(m_i - lse_i/2 - c) * exp(c - lse_j/2) with c the midpoint of lse/2, while the
+    spread of lse stays far from float64's exponent range; otherwise (raw features with huge
+    distances) S_ij = exp(log e_ij + m_i - (lse_i + lse_j)/2). An e_ij that underflows is below
+    1e-308, so S_ij <= sqrt(e_ij) is negligible either way. Isolated rows (lse = -inf) are zero.
+    """
+    L, width = S.shape
+    row_max = np.empty(L)
+    lo = np.inf
+    hi = -np.inf
     for i in range(L):
         m = -np.inf
         for c in range(width):
             if S[i, c] > m:
                 m = S[i, c]
+        row_max[i] = m
         if m == -np.inf:
             lse[i] = -np.inf
+            for c in range(width):
+                S[i, c] = 0.0
             continue
         acc = 0.0
         for c in range(width):
-            acc += math.exp(S[i, c] - m)
+            e = math.exp(S[i, c] - m)
+            S[i, c] = e
+            acc += e
         lse[i] = m + math.log(acc)
-    for i in range(L):
-        for c in range(width):
-            j = c if k == 0 else i + c - k
-            a = S[i, c]
-            if a == -np.inf or lse[i] == -np.inf:
-                S[i, c] = 0.0
-            else:
-                S[i, c] = math.exp(a - 0.5 * (lse[i] + lse[j]))
-    return STATUS_OK, -1
+        lo = min(lo, lse[i])
+        hi = max(hi, lse[i])
+    if lo > hi:
+        return
+    half = np.empty(L)                       # exp(c - lse_j / 2), 0 for isolated snippets
+    centre = 0.25 * (lo + hi)
+    if 0.5 * (hi - lo) < 600.0:
+        for j in range(L):
+            half[j] = 0.0 if lse[j] == -np.inf else math.exp(centre - 0.5 * lse[j])
+        for i in range(L):
+            if lse[i] == -np.inf:
+                continue
+            u = math.exp(row_max[i] - 0.5 * lse[i] - centre)
+            for c in range(width):
+                j = c if k == 0 else i + c - k
+                if 0 <= j < L:
+                    S[i, c] *= u * half[j]
+    else:
+        for i in range(L):
+            if lse[i] == -np.inf:
+                continue
+            for c in range(width):
+                j = c if k == 0 else i + c - k
+                e = S[i, c]
+                if e > 0.0:
+                    S[i, c] = math.exp(math.log(e) + row_max[i] - 0.5 * (lse[i] + lse[j]))
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -324,102 +370,126 @@ def seed_vector(L, seeds, y):
         y[s if s >= 0 else L + s] = 1.0
 
 
+@njit(cache=True)
+def propagate_one(x, offsets, v, zero, band, distance, normalize, inv_two_sigma2, temporal_scale,
+                  seeds, alpha, tol, maxiter, z_out, iters_out, residual_out, converged_out,
+                  status_out, where_out):
+    """Similarity + CG for video v. A band covering the whole video (k >= L-1) is built dense:
+    the same graph in L^2 instead of L (2L-1) entries."""
+    a = offsets[v]
+    L = offsets[v + 1] - a
+    xv = x[a:a + L]
+    k = 0 if band == 0 or band >= L - 1 else band
+    width = L if k == 0 else 2 * k + 1
+    S = np.empty((L, width))
+    lse = np.empty(L)
+    status, where = build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
+    status_out[v] = status
+    where_out[v] = where
+    if status != STATUS_OK:
+        return
+    y = np.empty(L)
+    seed_vector(L, seeds, y)
+    zv = np.empty(L)
+    it, res, conv = conjugate_gradient(S, k, y, alpha, tol, maxiter, zv)
+    z_out[a:a + L] = zv
+    iters_out[v] = it
+    residual_out[v] = res
+    converged_out[v] = conv
+
+
 @njit(cache=True, parallel=True)
-def propagate_packed(x, offsets, order, zero, band, distance, normalize, inv_two_sigma2,
+def propagate_packed(x, offsets, order, bounds, zero, band, distance, normalize, inv_two_sigma2,
                      temporal_scale, seeds, alpha, tol, maxiter,
                      z_out, iters_out, residual_out, converged_out, status_out, where_out):
-    """Fused similarity + CG for every video (videos visited in ``order``, largest first).
+    """Fused similarity + CG for every video; thread t handles order[bounds[t]:bounds[t+1]]
+    (see :func:`schedule`). band = 0: dense graph; band = k: half-width k. Outputs are per snippet
+    (z_out) and per video (the rest); status_out[v] != 0 marks bad input at snippet where_out[v]
+    and leaves that video's other outputs unwritten."""
+    for t in prange(bounds.shape[0] - 1):
+        for slot in range(bounds[t], bounds[t + 1]):
+            propagate_one(x, offsets, order[slot], zero, band, distance, normalize, inv_two_sigma2,
+                          temporal_scale, seeds, alpha, tol, maxiter, z_out, iters_out,
+                          residual_out, converged_out, status_out, where_out)
 
-    band = 0: dense graph; band = k: half-width k (k >= L-1 is built as dense-equivalent band
-    min(k, L-1)). Outputs are per snippet (z_out) and per video (the rest); status_out[v] != 0
-    marks bad input at snippet where_out[v] and leaves that video's outputs unwritten.
+
+@njit(cache=True, parallel=True)
+def similarity_packed(x, offsets, order, bounds, graph_offsets, zero, band, distance, normalize,
+                      inv_two_sigma2, temporal_scale, values, status_out, where_out):
+    """Unfused similarity: S of every video into ``values`` (threads as in propagate_packed).
+
+    Dense (band = 0): values is video v's (L, L) matrix row-major at graph_offsets[v] (values is
+    (total, 1) so both layouts are 2-D). Banded: values is (N, 2*band+1), zero outside the video.
     """
-    for t in prange(order.shape[0]):
-        v = order[t]
-        a = offsets[v]
-        L = offsets[v + 1] - a
-        xv = x[a:a + L]
-        k = 0 if band == 0 else min(band, L - 1)
-        width = L if k == 0 else 2 * k + 1
-        S = np.empty((L, width))
-        lse = np.empty(L)
-        status, where = build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
-        if status != STATUS_OK:
+    for t in prange(bounds.shape[0] - 1):
+        for slot in range(bounds[t], bounds[t + 1]):
+            v = order[slot]
+            a = offsets[v]
+            L = offsets[v + 1] - a
+            if band == 0:
+                g0 = graph_offsets[v]
+                S = values[g0:g0 + L * L].reshape((L, L))
+            else:
+                S = values[a:a + L]
+            status, where = build_graph(x[a:a + L], zero, band, distance, normalize, inv_two_sigma2,
+                                        temporal_scale, S, np.empty(L))
             status_out[v] = status
             where_out[v] = where
-            continue
-        y = np.empty(L)
-        seed_vector(L, seeds, y)
-        zv = np.empty(L)
-        it, res, conv = conjugate_gradient(S, k, y, alpha, tol, maxiter, zv)
-        for i in range(L):
-            z_out[a + i] = zv[i]
-        iters_out[v] = it
-        residual_out[v] = res
-        converged_out[v] = conv
-        status_out[v] = STATUS_OK
 
 
 @njit(cache=True, parallel=True)
-def similarity_packed(x, offsets, order, graph_offsets, zero, band, distance, normalize,
-                      inv_two_sigma2, temporal_scale, values, status_out, where_out):
-    """Unfused similarity: S of every video into ``values``.
-
-    Dense (band = 0): values is flat float64, video v's (L, L) matrix row-major at
-    graph_offsets[v]. Banded: values is (N, 2*band+1), entries outside the video are 0.
-    """
-    for t in prange(order.shape[0]):
-        v = order[t]
-        a = offsets[v]
-        L = offsets[v + 1] - a
-        xv = x[a:a + L]
-        lse = np.empty(L)
-        if band == 0:
-            g0 = graph_offsets[v]
-            S = values[g0:g0 + L * L].reshape((L, L))
-        else:
-            S = values[a:a + L]
-        status, where = build_graph(xv, zero, band, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
-        status_out[v] = status
-        where_out[v] = where
-
-
-@njit(cache=True, parallel=True)
-def solve_packed(values, offsets, order, graph_offsets, band, seeds, alpha, tol, maxiter,
+def solve_packed(values, offsets, order, bounds, graph_offsets, band, seeds, alpha, tol, maxiter,
                  z_out, iters_out, residual_out, converged_out):
-    """CG on a graph built by :func:`similarity_packed` (same layout)."""
-    for t in prange(order.shape[0]):
-        v = order[t]
-        a = offsets[v]
-        L = offsets[v + 1] - a
-        if band == 0:
-            g0 = graph_offsets[v]
-            S = values[g0:g0 + L * L].reshape((L, L))
-        else:
-            S = values[a:a + L]
-        y = np.empty(L)
-        seed_vector(L, seeds, y)
-        zv = np.empty(L)
-        it, res, conv = conjugate_gradient(S, band, y, alpha, tol, maxiter, zv)
-        for i in range(L):
-            z_out[a + i] = zv[i]
-        iters_out[v] = it
-        residual_out[v] = res
-        converged_out[v] = conv
+    """CG on a graph built by :func:`similarity_packed` (same layout and threads)."""
+    for t in prange(bounds.shape[0] - 1):
+        for slot in range(bounds[t], bounds[t + 1]):
+            v = order[slot]
+            a = offsets[v]
+            L = offsets[v + 1] - a
+            if band == 0:
+                g0 = graph_offsets[v]
+                S = values[g0:g0 + L * L].reshape((L, L))
+            else:
+                S = values[a:a + L]
+            y = np.empty(L)
+            seed_vector(L, seeds, y)
+            zv = np.empty(L)
+            it, res, conv = conjugate_gradient(S, band, y, alpha, tol, maxiter, zv)
+            z_out[a:a + L] = zv
+            iters_out[v] = it
+            residual_out[v] = res
+            converged_out[v] = conv
 
 
-def largest_first(lengths: np.ndarray, band: int) -> np.ndarray:
-    """Visiting order for dynamic scheduling: the most expensive videos first."""
-    lengths = lengths.astype(np.int64)
-    cost = lengths * lengths if band == 0 else lengths * np.minimum(lengths, 2 * band + 1)
-    return np.argsort(-cost, kind="stable").astype(np.int64)
+@njit(cache=True)
+def _longest_processing_time(cost, order, threads):
+    """Greedy LPT: each video (most expensive first) goes to the least-loaded thread."""
+    load = np.zeros(threads)
+    owner = np.empty(order.shape[0], dtype=np.int64)
+    for slot in range(order.shape[0]):
+        best = 0
+        for t in range(1, threads):
+            if load[t] < load[best]:
+                best = t
+        owner[slot] = best
+        load[best] += cost[order[slot]]
+    return owner
 
 
-def run_dynamic(kernel, *args):
-    """Run a prange kernel with chunk size 1 so ragged videos balance across threads."""
-    previous = numba.get_parallel_chunksize()
-    numba.set_parallel_chunksize(1)
-    try:
-        return kernel(*args)
-    finally:
-        numba.set_parallel_chunksize(previous)
+def schedule(lengths: np.ndarray, band: int, dim: int, threads: int = None):
+    """Static balanced schedule over threads: (order (V,), bounds (threads+1,)); thread t runs
+    videos order[bounds[t]:bounds[t+1]], largest first.
+
+    Estimated cost of a video: L * width * (D + 40) (the distances, then exp/log and ~10 CG
+    iterations per stored entry). numba's prange splits its range statically, so ragged batches
+    are balanced here by greedy longest-processing-time rather than by chunking.
+    """
+    threads = numba.get_num_threads() if threads is None else threads
+    L = lengths.astype(np.float64)
+    width = L if band == 0 else np.minimum(L, 2 * band + 1)
+    cost = L * width * (dim + 40.0) + 1000.0
+    order = np.argsort(-cost, kind="stable").astype(np.int64)
+    owner = _longest_processing_time(cost, order, threads)
+    grouped = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[grouped], np.arange(threads + 1)).astype(np.int64)
+    return order[grouped], bounds

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .cpu import FASTMATH, largest_first, run_dynamic
+from .cpu import FASTMATH, schedule
 
 RMS, COSINE = 0, 1
 VARIANTS = {"rms": RMS, "cosine": COSINE}
@@ -161,48 +161,49 @@ def capped_cg(B, y, alpha, rtol, maxiter, z):
 
 
 @njit(cache=True, parallel=True)
-def official_packed(x, offsets, order, variant, inv_two_sigma2, alpha, rtol, maxiter, max_k,
+def official_packed(x, offsets, order, bounds, variant, inv_two_sigma2, alpha, rtol, maxiter, max_k,
                     z_out, iters_out, residual_out, converged_out, status_out, where_out):
-    """Every video of a packed batch (visited in ``order``); z_out gets the post-processed z
+    """Every video of a packed batch (thread t: order[bounds[t]:bounds[t+1]]); z_out gets the post-processed z
     (negatives -> 0, seeds -> max). status_out[v] != 0 marks bad input at snippet where_out[v]."""
-    for t in prange(order.shape[0]):
-        v = order[t]
-        a = offsets[v]
-        T = offsets[v + 1] - a
-        xv = x[a:a + T]
-        k = min(max_k, T - 1)
-        m = min(2 * k, T)
-        h = max(m - 1, 0)
-        B = np.empty((T, 2 * h + 1))
-        norms = np.empty(T)
-        status, where = build_band(xv, variant, inv_two_sigma2, max_k, B, norms)
-        if status == STATUS_OK:
-            bad = normalise_band(B, norms)
-            if bad >= 0:
-                status, where = STATUS_NEGATIVE_DEGREE, bad
-        if status != STATUS_OK:
-            status_out[v] = status
-            where_out[v] = where
-            continue
-        y = np.zeros(T)
-        y[0] = 1.0
-        y[1 % T] = 1.0
-        y[(T - 2) % T] = 1.0
-        y[T - 1] = 1.0
-        zv = np.empty(T)
-        it, res, conv = capped_cg(B, y, alpha, rtol, maxiter, zv)
-        top = 0.0
-        for i in range(T):
-            if zv[i] < 0.0:
-                zv[i] = 0.0
-            if zv[i] > top:
-                top = zv[i]
-        for i in range(T):
-            z_out[a + i] = top if y[i] != 0.0 else zv[i]
-        iters_out[v] = it
-        residual_out[v] = res
-        converged_out[v] = conv
-        status_out[v] = STATUS_OK
+    for t in prange(bounds.shape[0] - 1):
+        for slot in range(bounds[t], bounds[t + 1]):
+            v = order[slot]
+            a = offsets[v]
+            T = offsets[v + 1] - a
+            xv = x[a:a + T]
+            k = min(max_k, T - 1)
+            m = min(2 * k, T)
+            h = max(m - 1, 0)
+            B = np.empty((T, 2 * h + 1))
+            norms = np.empty(T)
+            status, where = build_band(xv, variant, inv_two_sigma2, max_k, B, norms)
+            if status == STATUS_OK:
+                bad = normalise_band(B, norms)
+                if bad >= 0:
+                    status, where = STATUS_NEGATIVE_DEGREE, bad
+            if status != STATUS_OK:
+                status_out[v] = status
+                where_out[v] = where
+                continue
+            y = np.zeros(T)
+            y[0] = 1.0
+            y[1 % T] = 1.0
+            y[(T - 2) % T] = 1.0
+            y[T - 1] = 1.0
+            zv = np.empty(T)
+            it, res, conv = capped_cg(B, y, alpha, rtol, maxiter, zv)
+            top = 0.0
+            for i in range(T):
+                if zv[i] < 0.0:
+                    zv[i] = 0.0
+                if zv[i] > top:
+                    top = zv[i]
+            for i in range(T):
+                z_out[a + i] = top if y[i] != 0.0 else zv[i]
+            iters_out[v] = it
+            residual_out[v] = res
+            converged_out[v] = conv
+            status_out[v] = STATUS_OK
 
 
 def propagate_official(features, offsets, *, variant: str, sigma: float = 0.1, alpha: float = 0.99,
@@ -233,20 +234,23 @@ def propagate_official(features, offsets, *, variant: str, sigma: float = 0.1, a
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     check_packed(x, offsets, video_ids, where)
     V, N = offsets.shape[0] - 1, x.shape[0]
-    z = np.zeros(N)
-    iters = np.zeros(V, dtype=np.int32)
-    residual = np.zeros(V)
+    z = np.full(N, np.nan)                              # poisoned: unwritten rows show
+    iters = np.full(V, -1, dtype=np.int32)
+    residual = np.full(V, np.nan)
     converged = np.zeros(V, dtype=bool)
-    status = np.zeros(V, dtype=np.int32)
+    status = np.full(V, -1, dtype=np.int32)
     where_idx = np.full(V, -1, dtype=np.int64)
-    order = largest_first(np.diff(offsets), int(max_k))
-    run_dynamic(official_packed, x, offsets, order, VARIANTS[variant], 1.0 / (2.0 * sigma * sigma),
+    order, bounds = schedule(np.diff(offsets), int(max_k), x.shape[1])
+    official_packed(x, offsets, order, bounds, VARIANTS[variant], 1.0 / (2.0 * sigma * sigma),
                 float(alpha), float(rtol), int(maxiter), int(max_k), z, iters, residual, converged,
                 status, where_idx)
     bad = np.flatnonzero(status != STATUS_OK)
     if bad.size:
         v = int(bad[0])
         snippet = int(where_idx[v])
+        if status[v] < 0:
+            raise RuntimeError(f"{where}: the kernel wrote no result for {video_name(video_ids, v)}: "
+                               f"this is a bug in lanp, please report it")
         what = {STATUS_NONFINITE: "a NaN or Inf value",
                 STATUS_ZERO: "an all-zero feature vector (its cosine is undefined)",
                 STATUS_NEGATIVE_DEGREE: "a negative degree (its cosine similarities sum below 0; the "

@@ -192,7 +192,8 @@ def test_dense_graph_too_large_is_refused(monkeypatch):
 def test_outputs_are_poisoned_before_the_kernel(monkeypatch):
     """A kernel that writes nothing leaves NaN / -1 behind, never plausible zeros."""
     import lanp.kernels.cpu as C
-    monkeypatch.setattr(C, "run_dynamic", lambda kernel, *args: None)
+    for kernel in ("propagate_packed", "similarity_packed", "solve_packed"):
+        monkeypatch.setattr(C, kernel, lambda *args: None)
     with pytest.raises(RuntimeError, match="wrote no result for video #0"):
         K.propagate(np.ones((3, 2), np.float32), np.array([0, 3]))
     with pytest.raises(RuntimeError, match="wrote no result"):
@@ -206,3 +207,29 @@ def test_backend_auto_falls_back_to_cpu_and_names():
     assert K.propagate(np.ones((2, 2), np.float32) + np.eye(2, dtype=np.float32),
                        np.array([0, 2]), backend="auto").backend in K.backend_names()
     assert "cpu" in K.backend_names()
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+@pytest.mark.parametrize("window", [None, 3])
+def test_normalisation_exact_for_small_and_huge_log_affinity_spreads(scale, window):
+    """Raw features at sigma 0.1: scale 40 spreads lse over thousands (the two-exp fallback),
+    scale 1 keeps it small (the one-exp factorised path); both must equal the reference."""
+    rng = np.random.default_rng(9)
+    x, offsets = smooth_features(rng, [12, 25], 16, np.float64)
+    x *= scale
+    graph = K.similarity(x, offsets, normalize=False, window=window)
+    for v, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        ref = normalized_similarity(x[a:b], normalize=False, window=window)
+        assert np.abs(graph.dense(v) - ref).max() <= 1e-9 * np.abs(ref).max(), f"video {v}"
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_schedule_runs_every_video_once_and_balances(threads):
+    from lanp.kernels.cpu import schedule
+    lengths = np.array([5000, 30, 30, 30, 2000, 1, 7, 3000, 30, 30] * 3)
+    order, bounds = schedule(lengths, 0, 64, threads)
+    assert sorted(order.tolist()) == list(range(lengths.size))
+    assert bounds[0] == 0 and bounds[-1] == lengths.size and np.all(np.diff(bounds) >= 0)
+    cost = lengths.astype(float) ** 2
+    loads = [cost[order[bounds[t]:bounds[t + 1]]].sum() for t in range(threads)]
+    assert max(loads) <= max(cost.max(), 1.34 * cost.sum() / threads)     # LPT's 4/3 bound
