@@ -135,7 +135,7 @@ def workload_table(benches) -> list:
                     f"{e['gbytes_per_s']:.1f} GB/s, {e['gflops']:.0f} GFLOP/s)") if "floor_fraction" in e else ""
             ratio = "1 (reference)" if b is ref else (f"{s['median'] / t_ref:.2f}x slower" if t_ref else "")
             if b is not ref and t_ref:
-                ratio = f"{t_ref / s['median']:.2f}x vs reference"
+                ratio = f"takes {s['median'] / t_ref:.2f}x the reference's time"
         else:
             note = f"{e.get('check', '')}: {e.get('check_error', float('nan')):.1e}"
             if "iterations_median" in e:
