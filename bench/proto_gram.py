@@ -2,6 +2,10 @@
 
 Times the stages of the fused kernel separately by calling lanp's own numba helpers from small
 prange drivers (chunk size 1, like lanp), and a few variants, all on the same UCF-32 input.
+
+Written against kernels/cpu.py at commit c040432 (the numbers in bench/RESULTS.md "Where the CPU
+kernel stands"); commit 135e5f9 renamed / replaced some helpers (gram_dense -> gram_tiles,
+largest_first -> schedule), so stages that call them need adapting before re-use.
 """
 import sys
 import math
