@@ -26,6 +26,7 @@ from numba import njit, prange
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 SQEUCLIDEAN, RMS, COSINE = 0, 1, 2
+BAND_COMPACT_ENTRIES = 1 << 17      # bands above 1 MiB: CG on a compact copy of the upper half
 STATUS_OK, STATUS_NONFINITE, STATUS_ZERO = 0, 1, 2
 
 
@@ -297,7 +298,12 @@ def normalise_log_affinity(S, k, lse):
 
 @njit(cache=True, fastmath=FASTMATH)
 def apply_operator(S, k, alpha, p, q):
-    """q = (I - alpha S) p for a dense (k == 0) or banded S."""
+    """q = (I - alpha S) p for a dense (k == 0) or banded S.
+
+    A band is read through its upper half only (S is symmetric): row i's entries right of the
+    diagonal serve both q_i (a dot product) and q_j, j > i (an axpy into the next k rows, still
+    in cache). S may be the full band (L, 2k+1) or just its upper half (L, k+1), column c <-> j =
+    i + c, which halves the bytes CG streams per iteration for bands beyond the caches."""
     L = p.shape[0]
     if k == 0:
         for i in range(L):
@@ -306,14 +312,19 @@ def apply_operator(S, k, alpha, p, q):
                 acc += S[i, j] * p[j]
             q[i] = p[i] - alpha * acc
     else:
-        width = 2 * k + 1
         for i in range(L):
-            lo = max(0, k - i)
-            hi = min(width, L - i + k)
+            q[i] = p[i]
+        width = S.shape[1]
+        base = 0 if width == k + 1 else k      # column of the diagonal
+        for i in range(L):
+            hi = min(width, L - i + base)
+            scaled = alpha * p[i]
             acc = 0.0
-            for c in range(lo, hi):
-                acc += S[i, c] * p[i + c - k]
-            q[i] = p[i] - alpha * acc
+            for c in range(base + 1, hi):
+                s = S[i, c]
+                acc += s * p[i + c - base]
+                q[i + c - base] -= s * scaled
+            q[i] -= alpha * acc
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -391,6 +402,8 @@ def propagate_one(x, offsets, v, zero, band, distance, normalize, inv_two_sigma2
     y = np.empty(L)
     seed_vector(L, seeds, y)
     zv = np.empty(L)
+    if k > 0 and L * width > BAND_COMPACT_ENTRIES:
+        S = np.ascontiguousarray(S[:, k:])      # CG streams only the upper half of large bands
     it, res, conv = conjugate_gradient(S, k, y, alpha, tol, maxiter, zv)
     z_out[a:a + L] = zv
     iters_out[v] = it

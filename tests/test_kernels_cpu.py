@@ -233,3 +233,17 @@ def test_schedule_runs_every_video_once_and_balances(threads):
     cost = lengths.astype(float) ** 2
     loads = [cost[order[bounds[t]:bounds[t + 1]]].sum() for t in range(threads)]
     assert max(loads) <= max(cost.max(), 1.34 * cost.sum() / threads)     # LPT's 4/3 bound
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_band_takes_the_compact_cg_path_and_matches(dtype):
+    """L (2k+1) above BAND_COMPACT_ENTRIES: CG runs on a compact copy of the upper half-band."""
+    from lanp.kernels.cpu import BAND_COMPACT_ENTRIES
+    rng = np.random.default_rng(21)
+    L = BAND_COMPACT_ENTRIES // 101 + 50
+    x, offsets = smooth_features(rng, [L, 40], 8, dtype)
+    r = K.propagate(x, offsets, window=50, tol=1e-10)
+    ref = propagate_packed_reference(x, offsets, window=50)
+    assert relative_error(r.z, ref) <= TOLERANCE[dtype]
+    graph_solve = K.solve(K.similarity(x, offsets, window=50), tol=1e-10)    # full-band layout
+    assert relative_error(graph_solve.z, ref) <= TOLERANCE[dtype]
