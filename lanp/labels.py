@@ -81,12 +81,17 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def loss_weights(x: np.ndarray, labels: np.ndarray, normal_list: np.ndarray) -> np.ndarray:
+def loss_weights(x: np.ndarray, labels: np.ndarray, normal_list: np.ndarray,
+                 block_entries: int = 1 << 22) -> np.ndarray:
     """w_q = exp(-|d_q - y_hat_q|), d_q = min over m in M of (1 - cos(x_q, m)).
 
     x: (n, D) snippet features; labels: (n,) pseudo-labels; normal_list: (|M|, D) mean features.
-    Returns (n,) float64.
+    Returns (n,) float64. Rows go in blocks so the (rows x |M|) cosine temporary stays below
+    ``block_entries`` entries (32 MiB) however large the chunk and the normal list are.
     """
-    cos = unit_rows(x) @ unit_rows(normal_list).T
-    d = 1.0 - cos.max(axis=1)
+    means = unit_rows(normal_list).T
+    rows = max(1, block_entries // max(1, means.shape[1]))
+    d = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], rows):
+        d[start:start + rows] = 1.0 - (unit_rows(x[start:start + rows]) @ means).max(axis=1)
     return np.exp(-np.abs(d - labels))

@@ -59,3 +59,13 @@ def test_loss_weights_by_hand():
     np.testing.assert_allclose(L.loss_weights(x, y, normal_list), np.exp(-np.abs(d - y)), rtol=1e-12)
     y = np.array([1, 0, 0], dtype=np.uint8)
     np.testing.assert_allclose(L.loss_weights(x, y, normal_list), np.exp(-np.abs(d - y)), rtol=1e-12)
+
+
+def test_loss_weights_blocks_give_the_same_weights():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(103, 5))
+    y = (rng.random(103) < 0.3).astype(np.uint8)
+    M = rng.normal(size=(7, 5))
+    whole = L.loss_weights(x, y, M)
+    np.testing.assert_allclose(L.loss_weights(x, y, M, block_entries=7 * 10), whole, rtol=1e-13)
+    np.testing.assert_allclose(L.loss_weights(x, y, M, block_entries=1), whole, rtol=1e-13)
