@@ -59,7 +59,8 @@ def test_stream_bounded(benchmark, mode, tmp_path, repeat):
     benchmark.extra_info.update(impl="lanp pipeline (streaming)", feature_bytes=nbytes, repeat=repeat,
                                 max_length=int(lengths.max()), **out)
     # the bound: a chunk (or the largest video) and its banded graph, plus O(N) small arrays
-    assert out["rss_delta"] < nbytes + 512 * 1024 ** 2
+    # (z, labels, weights, sort keys: measured ~23 B per snippet) -- never the file's size
+    assert out["rss_delta"] < 256 * 1024 ** 2 + 64 * int(lengths.sum())
 
 
 @pytest.mark.parametrize("impl", ["lanp", "textbook"])
