@@ -58,24 +58,24 @@ def gemm_rate(n: int = 2048, k: int = 2048, repeats: int = 5, dtype=np.float32) 
 
 
 def gram_flops(lengths: np.ndarray, dim: int, window=None) -> float:
-    """Flops of the distance stage of lanp.kernels.cpu as the code computes it.
-
-    dense: gram_dense evaluates 4 x 4 tiles (i0 <= j0), each 16 dot products of length D at
-    2 flops (multiply + add) per element; the norms come from the Gram diagonal.
-    banded: band_distances evaluates, for each row i, the min(k, L-1-i) differences to the right in
-    groups of 4 (the last group padded), 3 flops per element (subtract, multiply, add), plus one
-    squared-norm pass (2 flops per element).
-    (The raw-feature dense path adds a centring pass and a norm pass: ~3 N D more, not counted.)
+    """Flops of the distance stage of lanp.kernels.cpu on its default path (unit rows), as the
+    code computes it: gram_tiles evaluates 4 x 4 tiles of dot products (16 per tile, 2 flops per
+    element of D) over the upper triangle (dense) or, banded, for each block of 4 rows the tiles
+    from the diagonal to column i0 + 4 + k; a band covering the whole video is built dense.
+    The norms come from the Gram diagonal. The rms and raw-feature band paths use direct
+    differences (3 flops per element, 1 x 4 groups) and so do ~1.5x this: the floor counts the
+    least work.
     """
     L = np.asarray(lengths, dtype=np.int64)
-    if window is None:
-        nt = (L + 3) // 4
-        return float(2.0 * dim * (16 * nt * (nt + 1) // 2).sum())
-    dots = 0
+    total = 0
     for n in L:
-        right = np.minimum(window, n - 1 - np.arange(n))
-        dots += int((4 * ((right + 3) // 4)).sum())
-    return float(3.0 * dim * dots + 2.0 * dim * L.sum())
+        blocks = np.arange(0, n, 4)
+        if window is None or window >= n - 1:
+            tiles = (n - blocks + 3) // 4
+        else:
+            tiles = (np.minimum(n, blocks + 4 + window) - blocks + 3) // 4
+        total += int(tiles.sum())
+    return float(2.0 * dim * 16 * total)
 
 
 def kernel_work(lengths: np.ndarray, dim: int, itemsize: int, window=None,

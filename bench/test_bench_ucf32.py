@@ -49,7 +49,7 @@ def test_lanp_rms_raw(benchmark, data, floors):
     x, off = data
     result = benchmark(propagate, x, off, distance="rms", normalize=False, window=50)
     record_lanp(benchmark, floors, np.diff(off), x.shape[1], x.itemsize, 50, result,
-                settings="rms distance, raw features, window 50 (k -> L-1 = 31: lanp's band path)")
+                settings="rms distance, raw features, window 50 (covers L = 32: built dense, direct differences)")
     record_floor_fraction(benchmark)
 
 
