@@ -506,3 +506,48 @@ def schedule(lengths: np.ndarray, band: int, dim: int, threads: int = None):
     grouped = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[grouped], np.arange(threads + 1)).astype(np.int64)
     return order[grouped], bounds
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def max_cosine(x, unit_means, zero, out):
+    """out[q] = max_m (x_q . u_m) / ||x_q|| for unit rows u (the loss-weight distance is 1 - out).
+
+    x (n, D), unit_means (M, D) in the same dtype; 4 rows x 4 means register tiles, parallel over
+    row blocks. Each row's result depends on that row alone (same operation order whatever the
+    chunking), so chunked and sharded runs give bit-identical weights. A zero row gives NaN."""
+    n, D = x.shape
+    M = unit_means.shape[0]
+    for b in prange((n + 3) // 4):
+        i0 = 4 * b
+        i1 = min(i0 + 1, n - 1)
+        i2 = min(i0 + 2, n - 1)
+        i3 = min(i0 + 3, n - 1)
+        best = np.full(4, -np.inf)
+        for m0 in range(0, M, 4):
+            m1 = min(m0 + 1, M - 1)
+            m2 = min(m0 + 2, M - 1)
+            m3 = min(m0 + 3, M - 1)
+            a00 = zero; a01 = zero; a02 = zero; a03 = zero
+            a10 = zero; a11 = zero; a12 = zero; a13 = zero
+            a20 = zero; a21 = zero; a22 = zero; a23 = zero
+            a30 = zero; a31 = zero; a32 = zero; a33 = zero
+            for d in range(D):
+                u0 = x[i0, d]; u1 = x[i1, d]; u2 = x[i2, d]; u3 = x[i3, d]
+                w0 = unit_means[m0, d]; w1 = unit_means[m1, d]
+                w2 = unit_means[m2, d]; w3 = unit_means[m3, d]
+                a00 += u0 * w0; a01 += u0 * w1; a02 += u0 * w2; a03 += u0 * w3
+                a10 += u1 * w0; a11 += u1 * w1; a12 += u1 * w2; a13 += u1 * w3
+                a20 += u2 * w0; a21 += u2 * w1; a22 += u2 * w2; a23 += u2 * w3
+                a30 += u3 * w0; a31 += u3 * w1; a32 += u3 * w2; a33 += u3 * w3
+            best[0] = max(best[0], max(max(a00, a01), max(a02, a03)))
+            best[1] = max(best[1], max(max(a10, a11), max(a12, a13)))
+            best[2] = max(best[2], max(max(a20, a21), max(a22, a23)))
+            best[3] = max(best[3], max(max(a30, a31), max(a32, a33)))
+        for r in range(4):
+            i = i0 + r
+            if i >= n:
+                break
+            acc = zero
+            for d in range(D):
+                acc += x[i, d] * x[i, d]
+            out[i] = best[r] / math.sqrt(acc)

@@ -81,17 +81,18 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def loss_weights(x: np.ndarray, labels: np.ndarray, normal_list: np.ndarray,
-                 block_entries: int = 1 << 22) -> np.ndarray:
-    """w_q = exp(-|d_q - y_hat_q|), d_q = min over m in M of (1 - cos(x_q, m)).
+def loss_weights(x: np.ndarray, labels: np.ndarray, normal_list: np.ndarray) -> np.ndarray:
+    """w_q = exp(-|d_q - y_hat_q|), d_q = min over m in M of (1 - cos(x_q, m))
+                                       = 1 - max_m (x_q . m / ||m||) / ||x_q||.
 
     x: (n, D) snippet features; labels: (n,) pseudo-labels; normal_list: (|M|, D) mean features.
-    Returns (n,) float64. Rows go in blocks so the (rows x |M|) cosine temporary stays below
-    ``block_entries`` entries (32 MiB) however large the chunk and the normal list are.
+    Returns (n,) float64. The dot products run in x's dtype (float32 features: d to ~1e-6) in
+    lanp.kernels.cpu.max_cosine, row by row: no (n x |M|) temporary, and every row's weight is
+    independent of how the rows were chunked.
     """
-    means = unit_rows(normal_list).T
-    rows = max(1, block_entries // max(1, means.shape[1]))
-    d = np.empty(x.shape[0])
-    for start in range(0, x.shape[0], rows):
-        d[start:start + rows] = 1.0 - (unit_rows(x[start:start + rows]) @ means).max(axis=1)
-    return np.exp(-np.abs(d - labels))
+    from lanp.kernels.cpu import max_cosine
+    dtype = np.dtype(x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
+    block = np.ascontiguousarray(x, dtype=dtype)
+    best = np.empty(block.shape[0], dtype=np.float64)
+    max_cosine(block, np.ascontiguousarray(unit_rows(normal_list), dtype=dtype), dtype.type(0), best)
+    return np.exp(-np.abs((1.0 - best) - labels))

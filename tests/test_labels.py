@@ -61,11 +61,16 @@ def test_loss_weights_by_hand():
     np.testing.assert_allclose(L.loss_weights(x, y, normal_list), np.exp(-np.abs(d - y)), rtol=1e-12)
 
 
-def test_loss_weights_blocks_give_the_same_weights():
+def test_loss_weights_match_a_dense_cosine_and_do_not_depend_on_chunking():
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(103, 5))
+    x = rng.normal(size=(103, 37))
     y = (rng.random(103) < 0.3).astype(np.uint8)
-    M = rng.normal(size=(7, 5))
-    whole = L.loss_weights(x, y, M)
-    np.testing.assert_allclose(L.loss_weights(x, y, M, block_entries=7 * 10), whole, rtol=1e-13)
-    np.testing.assert_allclose(L.loss_weights(x, y, M, block_entries=1), whole, rtol=1e-13)
+    M = rng.normal(size=(7, 37))
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (M / np.linalg.norm(M, axis=1, keepdims=True)).T
+    want = np.exp(-np.abs((1.0 - cos.max(axis=1)) - y))
+    np.testing.assert_allclose(L.loss_weights(x, y, M), want, rtol=1e-13)
+    x32 = x.astype(np.float32)
+    whole = L.loss_weights(x32, y, M)
+    np.testing.assert_allclose(whole, want, rtol=1e-5)
+    parts = np.concatenate([L.loss_weights(x32[a:b], y[a:b], M) for a, b in [(0, 5), (5, 6), (6, 103)]])
+    np.testing.assert_array_equal(parts, whole)
