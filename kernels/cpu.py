@@ -426,6 +426,17 @@ def propagate_packed(x, offsets, order, bounds, zero, band, distance, normalize,
                           residual_out, converged_out, status_out, where_out)
 
 
+@njit(cache=True)
+def graph_view(values, offsets, graph_offsets, band, v):
+    """Video v's graph inside the packed layout of :func:`similarity_packed` (a view)."""
+    a = offsets[v]
+    L = offsets[v + 1] - a
+    if band == 0:
+        g0 = graph_offsets[v]
+        return values[g0:g0 + L * L].reshape((L, L))
+    return values[a:a + L]
+
+
 @njit(cache=True, parallel=True)
 def similarity_packed(x, offsets, order, bounds, graph_offsets, zero, band, distance, normalize,
                       inv_two_sigma2, temporal_scale, values, status_out, where_out):
@@ -439,11 +450,7 @@ def similarity_packed(x, offsets, order, bounds, graph_offsets, zero, band, dist
             v = order[slot]
             a = offsets[v]
             L = offsets[v + 1] - a
-            if band == 0:
-                g0 = graph_offsets[v]
-                S = values[g0:g0 + L * L].reshape((L, L))
-            else:
-                S = values[a:a + L]
+            S = graph_view(values, offsets, graph_offsets, band, v)
             status, where = build_graph(x[a:a + L], zero, band, distance, normalize, inv_two_sigma2,
                                         temporal_scale, S, np.empty(L))
             status_out[v] = status
@@ -459,11 +466,7 @@ def solve_packed(values, offsets, order, bounds, graph_offsets, band, seeds, alp
             v = order[slot]
             a = offsets[v]
             L = offsets[v + 1] - a
-            if band == 0:
-                g0 = graph_offsets[v]
-                S = values[g0:g0 + L * L].reshape((L, L))
-            else:
-                S = values[a:a + L]
+            S = graph_view(values, offsets, graph_offsets, band, v)
             y = np.empty(L)
             seed_vector(L, seeds, y)
             zv = np.empty(L)
