@@ -198,11 +198,14 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
                 return STATUS_NONFINITE, i
             if n == 0.0:
                 return STATUS_ZERO, i
+        inv_norm = np.empty(L)
         for i in range(L):
-            ni = S[i, i if dense else diag]
+            inv_norm[i] = 1.0 / math.sqrt(S[i, i if dense else diag])
+        for i in range(L):
+            shift = 0 if dense else k - i
+            scale = 2.0 * inv_norm[i]
             for j in range(i + 1, min(L, i + kk + 1)):
-                c = j if dense else j - i + k
-                S[i, c] = 2.0 - 2.0 * (S[i, c] / math.sqrt(ni * S[j, j if dense else diag]))
+                S[i, j + shift] = 2.0 - scale * S[i, j + shift] * inv_norm[j]
     else:
         norms = np.empty(L)
         status, where = squared_norms(xv, zero, unit, norms)
@@ -222,9 +225,10 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
         for i in range(L):
             S[i, i] = -np.inf
             for j in range(i + 1, L):
-                a = log_affinity(S[i, j], j - i, D, distance, inv_two_sigma2, inv_scale)
-                S[i, j] = a
-                S[j, i] = a
+                S[i, j] = log_affinity(S[i, j], j - i, D, distance, inv_two_sigma2, inv_scale)
+        for i in range(1, L):                  # mirror the upper triangle
+            for j in range(i):
+                S[i, j] = S[j, i]
     else:
         width = 2 * k + 1
         for i in range(L):
