@@ -122,7 +122,7 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
     result = impl.propagate(features, offsets, graph, solver, seeds_arr, dt, video_ids, where)
     check_written(result, video_ids, where)
     if warn:
-        warn_unconverged(result, solver, video_ids, where)
+        warn_unconverged(result.converged, result.residual, solver.tol, solver.maxiter, video_ids, where)
     return result
 
 
@@ -146,7 +146,7 @@ def solve(graph: Graph, *, alpha: float = 0.99, seeds: Sequence[int] = (0, -1), 
     result = backends.get(backend).solve(graph, solver, seeds_arr)
     check_written(result, video_ids, where)
     if warn:
-        warn_unconverged(result, solver, video_ids, where)
+        warn_unconverged(result.converged, result.residual, solver.tol, solver.maxiter, video_ids, where)
     return result
 
 
@@ -158,12 +158,14 @@ def check_written(result: Propagation, video_ids, where: str) -> None:
                            f"({missing.size} video(s)): this is a bug in lanp, please report it")
 
 
-def warn_unconverged(result: Propagation, solver: SolverParams, video_ids, where: str) -> None:
-    conv = backends.to_numpy(result.converged)
-    bad = np.flatnonzero(~conv)
+def warn_unconverged(converged, residual, tol: float, maxiter: int, video_ids, where: str,
+                     stacklevel: int = 2) -> None:
+    """One ConvergenceWarning naming the videos (first five) whose CG stopped above ``tol``;
+    stacklevel 2 points at the caller of the function that calls this."""
+    bad = np.flatnonzero(~backends.to_numpy(converged))
     if bad.size:
         names = ", ".join(video_name(video_ids, int(v)) for v in bad[:5])
-        worst = float(np.max(backends.to_numpy(result.residual)[bad]))
-        warnings.warn(f"{where}: CG did not reach tol={solver.tol:g} within maxiter={solver.maxiter} "
-                      f"for {bad.size} video(s) (worst true residual {worst:.3g}): {names}"
-                      f"{' ...' if bad.size > 5 else ''}", ConvergenceWarning, stacklevel=3)
+        worst = float(np.max(backends.to_numpy(residual)[bad]))
+        warnings.warn(f"{where}: CG did not reach tol={tol:g} within maxiter={maxiter} for {bad.size} of "
+                      f"{len(converged)} video(s) (worst true residual {worst:.3g}): {names}"
+                      f"{' ...' if bad.size > 5 else ''}", ConvergenceWarning, stacklevel=stacklevel + 1)

@@ -248,7 +248,7 @@ def markdown_table(payload: dict) -> str:
     with_pr = payload["train_gt"] is not None
     head = "| method | test AUC (%) | test AP (%) |" + (" pseudo-label precision (%) | pseudo-label recall (%) |" if with_pr else "")
     sep = "|---|---|---|" + ("---|---|" if with_pr else "")
-    lines = [f"# lanp compare", "",
+    lines = ["# lanp compare", "",
              f"train `{payload['train']}` ({payload['train_videos']} videos), test `{payload['test']}` "
              f"({payload['test_videos']} videos); {s['seeds']} seed(s), {s['epochs']} epochs, lr {s['lr']:g}; "
              f"mean ± std over seeds; frame-level metrics pooled over all test frames.", "", head, sep]

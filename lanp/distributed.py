@@ -30,7 +30,6 @@ import os
 import threading
 import time
 import uuid
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -43,8 +42,8 @@ import lanp
 from lanp import diagnostics
 from lanp import labels as L
 from lanp.io import CHUNK_BYTES, FeatureFile, write_h5
-from lanp.kernels import ConvergenceWarning, InputError
-from lanp.kernels.params import video_name
+from lanp.kernels.api import warn_unconverged
+from lanp.kernels import InputError
 from lanp.pipeline import (PropagateConfig, PropagationOutput, default_output_path, loss_weights_file,
                            normal_list_means, propagate_file, write_labels)
 
@@ -340,12 +339,7 @@ def run_sharded(inputs: Sequence, outputs: Sequence, config: PropagateConfig, *,
     scores, score_attrs = diagnostics.video_scores_from_std(np.concatenate([s.std for s in shards]), lengths, config.video_score)
     abnormal = L.split_videos(scores, n_normal)
     confident = L.confident_normal_videos(scores, abnormal, config.confident_fraction)
-    bad = np.flatnonzero(~converged)
-    if bad.size:
-        names = ", ".join(video_name(video_ids, int(v)) for v in bad[:5])
-        warnings.warn(f"{len(inputs)} shards: CG did not reach tol={config.tol:g} within maxiter={config.maxiter} "
-                      f"for {bad.size} of {V} video(s) (worst true residual {np.max(residual[bad]):.3g}): "
-                      f"{names}{' ...' if bad.size > 5 else ''}", ConvergenceWarning, stacklevel=2)
+    warn_unconverged(converged, residual, config.tol, config.maxiter, video_ids, f"{len(inputs)} shards")
     first = np.concatenate([[0], np.cumsum([len(s.video_ids) for s in shards])])
     snippet_first = np.concatenate([[0], np.cumsum([int(s.lengths.sum()) for s in shards])])
 

@@ -8,7 +8,6 @@ The output is written atomically.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -21,7 +20,8 @@ from lanp import diagnostics
 from lanp import labels as L
 from lanp.presets import get_preset, run_preset
 from lanp.io import CHUNK_BYTES, FeatureFile, write_h5
-from lanp.kernels import ConvergenceWarning, GraphParams, InputError, SolverParams, propagate
+from lanp.kernels.api import warn_unconverged
+from lanp.kernels import GraphParams, InputError, SolverParams, propagate
 from lanp.kernels.backends import check_graph_memory
 from lanp.kernels.params import check_dtype, resolve_seeds, video_name
 
@@ -218,12 +218,7 @@ def run_propagation(features_path, config: PropagateConfig, progress: bool = Tru
         weight = loss_weights_file(ff, pseudo, means, dtype, progress, chunk_bytes)
         video_ids, offsets = list(ff.video_ids), ff.offsets.copy()
 
-    bad = np.flatnonzero(~converged)
-    if bad.size:
-        names = ", ".join(video_name(video_ids, int(v)) for v in bad[:5])
-        warnings.warn(f"{where}: CG did not reach tol={config.tol:g} within maxiter={config.maxiter} for "
-                      f"{bad.size} of {V} video(s) (worst true residual {np.max(residual[bad]):.3g}): "
-                      f"{names}{' ...' if bad.size > 5 else ''}", ConvergenceWarning, stacklevel=2)
+    warn_unconverged(converged, residual, config.tol, config.maxiter, video_ids, where)
 
     return PropagationOutput(
         video_ids=video_ids, offsets=offsets, normality=z, pseudo_label=pseudo, weight=weight,
