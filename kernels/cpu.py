@@ -22,6 +22,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .simd import dot_tile_columns, exp_flush, tile_step_columns
+
 # keep NaN/Inf semantics (no 'nnan'/'ninf'): -inf marks missing edges, NaN marks bad input
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
@@ -50,15 +52,23 @@ def squared_norms(xv, zero, needs_nonzero, out):
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def dot_tile(X, i0, i1, i2, i3, Y, j0, j1, j2, j3, zero):
-    """The 4 x 4 register tile ((X_ir . Y_jc)) accumulated in the dtype of ``zero``: 8 loads and
-    16 FMAs per element of D. Each sum depends only on its own two rows (same order always)."""
+def dot_tile(X, i0, i1, i2, i3, Y, j0, j1, j2, j3, zero, P, prefetch_lo, prefetch_hi):
+    """The 4 x 4 tile ((X_ir . Y_jc)) accumulated in the dtype of ``zero`` (that of X and Y).
+
+    Unit-stride rows go through :func:`simd.dot_tile_columns` (explicit vectors: 8 loads and 16
+    FMAs per vector of columns), which also prefetches bytes [prefetch_lo, prefetch_hi) of P into
+    L2 along the way; the last D mod (2 W) columns, or every column of strided rows, are added here.
+    Each sum depends only on its own two rows (same order always)."""
     D = X.shape[1]
-    a00 = zero; a01 = zero; a02 = zero; a03 = zero
-    a10 = zero; a11 = zero; a12 = zero; a13 = zero
-    a20 = zero; a21 = zero; a22 = zero; a23 = zero
-    a30 = zero; a31 = zero; a32 = zero; a33 = zero
-    for d in range(D):
+    unit_stride = X.strides[1] == X.itemsize and Y.strides[1] == Y.itemsize
+    vector_columns = D - D % tile_step_columns(X.itemsize) if unit_stride else 0
+    s = dot_tile_columns(X, (i0, i1, i2, i3), Y, (j0, j1, j2, j3), P, prefetch_lo,
+                         prefetch_hi, vector_columns)
+    a00 = s[0]; a01 = s[1]; a02 = s[2]; a03 = s[3]
+    a10 = s[4]; a11 = s[5]; a12 = s[6]; a13 = s[7]
+    a20 = s[8]; a21 = s[9]; a22 = s[10]; a23 = s[11]
+    a30 = s[12]; a31 = s[13]; a32 = s[14]; a33 = s[15]
+    for d in range(vector_columns, D):
         u0 = X[i0, d]; u1 = X[i1, d]; u2 = X[i2, d]; u3 = X[i3, d]
         w0 = Y[j0, d]; w1 = Y[j1, d]; w2 = Y[j2, d]; w3 = Y[j3, d]
         a00 += u0 * w0; a01 += u0 * w1; a02 += u0 * w2; a03 += u0 * w3
@@ -69,25 +79,57 @@ def dot_tile(X, i0, i1, i2, i3, Y, j0, j1, j2, j3, zero):
             (a20, a21, a22, a23), (a30, a31, a32, a33))
 
 
+@njit(cache=True)
+def _byte_span(rows):
+    """Bytes of a C-contiguous 2-D array (its rows back to back)."""
+    return rows.shape[0] * rows.strides[0] if rows.shape[0] > 0 else 0
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def gram_tiles(xv, zero, k, dense_layout, G):
+def gram_tiles(xv, zero, k, dense_layout, G, ahead):
     """G = x_i . x_j for i <= j <= i + k (the diagonal included), in 4 x 4 register tiles.
 
     Stored at G[i, j] (dense_layout, k = L-1) or G[i, j - i + k] (band layout). Rows past the end
-    are clamped to L-1 (computed, never stored)."""
+    are clamped to L-1 (computed, never stored). While the tiles run, the rows the kernel needs
+    next are prefetched into L2, a share per tile: ``ahead`` (the next video) for a dense graph,
+    which then streams from DRAM under this video's arithmetic; for a band, the 4 rows the row
+    block after next adds (then ``ahead``'s are not needed yet)."""
     L = xv.shape[0]
+    blocks = (L + 3) // 4
+    if dense_layout:
+        total = _byte_span(ahead)
+        per_tile = (total // (blocks * (blocks + 1) // 2) + 64) // 64 * 64
+    row_bytes = xv.strides[0]
+    tile = 0
     for i0 in range(0, L, 4):
         i1 = min(i0 + 1, L - 1)
         i2 = min(i0 + 2, L - 1)
         i3 = min(i0 + 3, L - 1)
+        if not dense_layout:
+            first = min(L, i0 + k + 7)        # rows the next row block adds
+            last = min(L, i0 + k + 11)
+            tiles_in_row = (min(L, i0 + 4 + k) - i0 + 3) // 4
+            per_tile = ((last - first) * row_bytes // tiles_in_row + 64) // 64 * 64
+            start = first * row_bytes
+            stop = last * row_bytes
+            tile = 0
         for j0 in range(i0, min(L, i0 + 4 + k), 4):
-            tile = dot_tile(xv, i0, i1, i2, i3, xv, j0, min(j0 + 1, L - 1), min(j0 + 2, L - 1),
-                            min(j0 + 3, L - 1), zero)
+            if dense_layout:
+                lo = min(total, tile * per_tile)
+                hi = min(total, lo + per_tile)
+                t = dot_tile(xv, i0, i1, i2, i3, xv, j0, min(j0 + 1, L - 1), min(j0 + 2, L - 1),
+                             min(j0 + 3, L - 1), zero, ahead, lo, hi)
+            else:
+                lo = min(stop, start + tile * per_tile)
+                hi = min(stop, lo + per_tile)
+                t = dot_tile(xv, i0, i1, i2, i3, xv, j0, min(j0 + 1, L - 1), min(j0 + 2, L - 1),
+                             min(j0 + 3, L - 1), zero, xv, lo, hi)
+            tile += 1
             for r in range(4):
                 i = i0 + r
                 if i >= L:
                     break
-                row = tile[r]
+                row = t[r]
                 shift = 0 if dense_layout else k - i
                 for c in range(4):
                     j = j0 + c
@@ -171,10 +213,11 @@ def log_affinity(d2, dt, D, distance, inv_two_sigma2, inv_scale):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse):
+def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse, ahead):
     """Fill S (L, L) if k == 0, else (L, 2k+1) band, with the normalised similarity of one video.
 
     temporal_scale <= 0 means s = L. ``lse`` (L,) receives the row log-sum-exp (-inf: isolated).
+    ``ahead``: the rows this thread processes next (prefetched under the Gram tiles; may be empty).
     Returns (status, snippet) like :func:`squared_norms`; S is unusable unless status is OK.
     Squared distances d2 (exactly 0 for repeated snippets in every path) first go to the upper
     half of S:
@@ -191,7 +234,7 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
     if unit and distance != RMS:
         kk = L - 1 if dense else k
         diag = 0 if dense else k             # column of the diagonal: ||x_i||^2 until replaced
-        gram_tiles(xv, zero, kk, dense, S)
+        gram_tiles(xv, zero, kk, dense, S, ahead)
         for i in range(L):                  # validate on the diagonal
             n = np.float64(S[i, i if dense else diag])
             if not math.isfinite(n):
@@ -214,7 +257,7 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
         if dense and distance != RMS:
             centred = np.empty_like(xv)
             centred_rows(xv, centred)
-            gram_tiles(centred, zero, L - 1, True, S)
+            gram_tiles(centred, zero, L - 1, True, S, ahead)
             for i in range(L):
                 for j in range(i + 1, L):
                     S[i, j] = S[i, i] + S[j, j] - 2.0 * S[i, j]
@@ -254,8 +297,9 @@ def normalise_log_affinity(S, k, lse):
     One exp per entry: the row pass keeps e_ij = exp(a_ij - m_i) (m_i the row maximum), and
     S_ij = e_ij * exp(m_i - lse_i/2 - c) * exp(c - lse_j/2) with c the midpoint of lse/2, while the
     spread of lse stays far from float64's exponent range; otherwise (raw features with huge
-    distances) S_ij = exp(log e_ij + m_i - (lse_i + lse_j)/2). An e_ij that underflows is below
-    1e-308, so S_ij <= sqrt(e_ij) is negligible either way. Isolated rows (lse = -inf) are zero.
+    distances) S_ij = exp(log e_ij + m_i - (lse_i + lse_j)/2). e_ij below exp(-708) ~ 3e-308 is
+    flushed to 0 (:func:`simd.exp_flush`): S_ij <= sqrt(e_ij) < 2e-154 is negligible either way.
+    Isolated rows (lse = -inf) are zero.
     """
     L, width = S.shape
     row_max = np.empty(L)
@@ -273,8 +317,8 @@ def normalise_log_affinity(S, k, lse):
                 S[i, c] = 0.0
             continue
         acc = 0.0
-        for c in range(width):
-            e = math.exp(S[i, c] - m)
+        for c in range(width):              # vectorised: exp_flush is branch-free
+            e = exp_flush(S[i, c] - m)
             S[i, c] = e
             acc += e
         lse[i] = m + math.log(acc)
@@ -385,6 +429,14 @@ def conjugate_gradient(S, k, y, alpha, tol, maxiter, z):
 
 
 @njit(cache=True)
+def upcoming_rows(x, offsets, v):
+    """Rows of video v (none for v = -1): what to prefetch while the current video computes."""
+    if v < 0:
+        return x[0:0]
+    return x[offsets[v]:offsets[v + 1]]
+
+
+@njit(cache=True)
 def seed_vector(L, seeds, y):
     y[:] = 0.0
     for s in seeds:
@@ -392,11 +444,12 @@ def seed_vector(L, seeds, y):
 
 
 @njit(cache=True)
-def propagate_one(x, offsets, v, zero, band, distance, normalize, inv_two_sigma2, temporal_scale,
-                  seeds, alpha, tol, maxiter, z_out, iters_out, residual_out, converged_out,
-                  status_out, where_out):
-    """Similarity + CG for video v. A band covering the whole video (k >= L-1) is built dense:
-    the same graph in L^2 instead of L (2L-1) entries."""
+def propagate_one(x, offsets, v, following, zero, band, distance, normalize, inv_two_sigma2,
+                  temporal_scale, seeds, alpha, tol, maxiter, z_out, iters_out, residual_out,
+                  converged_out, status_out, where_out):
+    """Similarity + CG for video v; ``following`` is the video this thread runs next (-1: none),
+    prefetched while v's distances are computed. A band covering the whole video (k >= L-1) is
+    built dense: the same graph in L^2 instead of L (2L-1) entries."""
     a = offsets[v]
     L = offsets[v + 1] - a
     xv = x[a:a + L]
@@ -404,7 +457,8 @@ def propagate_one(x, offsets, v, zero, band, distance, normalize, inv_two_sigma2
     width = L if k == 0 else 2 * k + 1
     S = np.empty((L, width))
     lse = np.empty(L)
-    status, where = build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse)
+    status, where = build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse,
+                                upcoming_rows(x, offsets, following))
     status_out[v] = status
     where_out[v] = where
     if status != STATUS_OK:
@@ -431,9 +485,10 @@ def propagate_packed(x, offsets, order, bounds, zero, band, distance, normalize,
     and leaves that video's other outputs unwritten."""
     for t in prange(bounds.shape[0] - 1):
         for slot in range(bounds[t], bounds[t + 1]):
-            propagate_one(x, offsets, order[slot], zero, band, distance, normalize, inv_two_sigma2,
-                          temporal_scale, seeds, alpha, tol, maxiter, z_out, iters_out,
-                          residual_out, converged_out, status_out, where_out)
+            following = order[slot + 1] if slot + 1 < bounds[t + 1] else -1
+            propagate_one(x, offsets, order[slot], following, zero, band, distance, normalize,
+                          inv_two_sigma2, temporal_scale, seeds, alpha, tol, maxiter, z_out,
+                          iters_out, residual_out, converged_out, status_out, where_out)
 
 
 @njit(cache=True)
@@ -461,8 +516,10 @@ def similarity_packed(x, offsets, order, bounds, graph_offsets, zero, band, dist
             a = offsets[v]
             L = offsets[v + 1] - a
             S = graph_view(values, offsets, graph_offsets, band, v)
+            following = order[slot + 1] if slot + 1 < bounds[t + 1] else -1
             status, where = build_graph(x[a:a + L], zero, band, distance, normalize, inv_two_sigma2,
-                                        temporal_scale, S, np.empty(L))
+                                        temporal_scale, S, np.empty(L),
+                                        upcoming_rows(x, offsets, following))
             status_out[v] = status
             where_out[v] = where
 
@@ -540,7 +597,7 @@ def max_cosine(x, unit_means, zero, out):
             m1 = min(m0 + 1, M - 1)
             m2 = min(m0 + 2, M - 1)
             m3 = min(m0 + 3, M - 1)
-            tile = dot_tile(x, i0, i1, i2, i3, unit_means, m0, m1, m2, m3, zero)
+            tile = dot_tile(x, i0, i1, i2, i3, unit_means, m0, m1, m2, m3, zero, x, 0, 0)
             for r in range(4):
                 row = tile[r]
                 best[r] = max(best[r], max(max(row[0], row[1]), max(row[2], row[3])))

@@ -1,0 +1,120 @@
+"""The explicit-vector CPU building blocks (lanp.kernels.simd) against float64 references."""
+import math
+import platform
+
+import numpy as np
+import pytest
+from numba import njit
+
+from lanp.kernels import cpu, simd
+
+EPS = np.finfo(np.float64).eps
+
+
+@njit(cache=True, fastmath=cpu.FASTMATH)
+def exp_all(a, out):
+    for i in range(a.shape[0]):
+        out[i] = simd.exp_flush(a[i])
+
+
+def test_exp_flush_is_accurate_on_fresh_random_inputs():
+    rng = np.random.default_rng()
+    a = np.concatenate([rng.uniform(-708.0, 709.0, 200_000), rng.uniform(-2.0, 2.0, 200_000),
+                        -rng.exponential(30.0, 200_000)])
+    a = a[a >= -708.0]
+    out = np.full_like(a, np.nan)                       # poisoned
+    exp_all(a, out)
+    exact = np.exp(a)                                   # numpy's exp: < 1 ulp
+    assert np.max(np.abs(out - exact) / exact) <= 3 * EPS
+
+
+def test_exp_flush_hand_checked_values():
+    ln2 = math.log(2.0)
+    a = np.array([0.0, -0.0, 1.0, -1.0, -np.inf, np.nan, -708.5, -1000.0, -708.0, 709.0]
+                 + [k * ln2 for k in range(-1000, 1001, 37)])
+    out = np.full_like(a, 123.0)
+    exp_all(a, out)
+    assert out[0] == 1.0 and out[1] == 1.0
+    assert abs(out[2] - math.e) <= EPS * math.e and abs(out[3] - 1 / math.e) <= EPS / math.e
+    assert out[4] == 0.0 and math.isnan(out[5])
+    assert out[6] == 0.0 and out[7] == 0.0              # below exp(-708): flushed, no subnormals
+    assert out[8] == pytest.approx(math.exp(-708.0), rel=3 * EPS)
+    assert out[9] == pytest.approx(math.exp(709.0), rel=3 * EPS)
+    for k, got in zip(range(-1000, 1001, 37), out[10:]):
+        # exp(k ln 2) = 2^k, up to the rounding of x = k ln 2 (<= |x| eps absolute in x)
+        assert got == pytest.approx(2.0 ** k, rel=(3 + abs(k) * ln2) * EPS), k
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or simd.VECTOR_BYTES < 32,
+                    reason="the packed-instruction check reads x86 AVX assembly")
+def test_exp_flush_loop_vectorises():
+    """The point of exp_flush: a loop over it compiles to packed double instructions."""
+    exp_all(np.zeros(4), np.zeros(4))
+    asm = "\n".join(exp_all.inspect_asm().values())
+    packed = [line for line in asm.splitlines() if "pd" in line and ("ymm" in line or "zmm" in line)]
+    assert len(packed) >= 10
+
+
+@njit(cache=True)
+def tile_via_cpu(X, rx, Y, ry, P, lo, hi):
+    return cpu.dot_tile(X, rx[0], rx[1], rx[2], rx[3], Y, ry[0], ry[1], ry[2], ry[3],
+                        X.dtype.type(0), P, lo, hi)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dim", [1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 2048])
+def test_dot_tile_matches_float64_reference(dtype, dim):
+    """Every column count around the vector steps (the scalar tail), repeated rows, two arrays."""
+    rng = np.random.default_rng()
+    X = rng.normal(size=(9, dim)).astype(dtype)
+    Y = rng.normal(size=(6, dim)).astype(dtype)
+    rx = rng.integers(0, 9, 4)
+    ry = np.array([rx[0] % 6, rng.integers(0, 6), 5, 5])
+    P = rng.normal(size=(3, 50))
+    got = np.array(tile_via_cpu(X, rx, Y, ry, P, 0, P.nbytes), dtype=np.float64)
+    exact = X[rx].astype(np.float64) @ Y[ry].astype(np.float64).T
+    scale = np.abs(X[rx]).astype(np.float64) @ np.abs(Y[ry]).astype(np.float64).T
+    eps = np.finfo(dtype).eps
+    assert np.all(np.abs(got - exact) <= 4 * eps * math.sqrt(dim) * scale + 1e-300)
+
+
+def test_dot_tile_strided_rows_take_the_scalar_path():
+    rng = np.random.default_rng()
+    base = rng.normal(size=(8, 80)).astype(np.float32)
+    X = base[:, ::2]                                     # column stride 8 bytes: not contiguous
+    rows = np.array([0, 2, 4, 7])
+    got = np.array(tile_via_cpu(X, rows, X, rows[::-1].copy(), X, 0, 0))
+    exact = X[rows].astype(np.float64) @ X[rows[::-1]].astype(np.float64).T
+    assert np.abs(got - exact).max() <= 1e-5 * np.abs(exact).max()
+
+
+@pytest.mark.parametrize("band", [0, 3, 9])
+def test_gram_prefetch_never_changes_the_values(band):
+    """gram_tiles writes exactly the upper band (poison elsewhere survives), and what it
+    prefetches meanwhile (a next video, or nothing) leaves every value bit-identical."""
+    rng = np.random.default_rng()
+    L, dim = 23, 300
+    x = rng.normal(size=(L, dim)).astype(np.float32)
+    ahead = rng.normal(size=(40, dim)).astype(np.float32)
+    dense = band == 0
+    k = L - 1 if dense else band
+    shape = (L, L) if dense else (L, 2 * band + 1)
+    results = []
+    for rows_ahead in (ahead, ahead[:0], ahead[:3]):
+        G = np.full(shape, np.nan)
+        cpu.gram_tiles(x, np.float32(0), k, dense, G, rows_ahead)
+        results.append(G)
+    for G in results[1:]:
+        assert np.array_equal(G, results[0], equal_nan=True)
+    exact = x.astype(np.float64) @ x.astype(np.float64).T
+    G = results[0]
+    for i in range(L):
+        for j in range(L):
+            stored = (i <= j <= i + k)
+            value = G[i, j] if dense else (G[i, j - i + k] if abs(j - i) <= k else None)
+            if value is None:
+                continue
+            if stored:
+                assert abs(value - exact[i, j]) <= 1e-5 * abs(exact).max(), (i, j)
+            else:
+                assert math.isnan(value), (i, j)
