@@ -11,7 +11,7 @@ from lanp.kernels import cpu, simd
 EPS = np.finfo(np.float64).eps
 
 
-@njit(cache=True, fastmath=cpu.FASTMATH)
+@njit(fastmath=cpu.FASTMATH)        # not cached: a cache-loaded function has no assembly to read
 def exp_all(a, out):
     for i in range(a.shape[0]):
         out[i] = simd.exp_flush(a[i])
@@ -61,13 +61,33 @@ def tile_via_cpu(X, rx, Y, ry, P, lo, hi):
                         X.dtype.type(0), P, lo, hi)
 
 
+@njit(cache=True)
+def triangles_via_cpu(X, a, b, P, lo, hi):
+    return cpu.dot_triangles(X, a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], X.dtype.type(0),
+                             P, lo, hi)
+
+
+def aligned_at(rng, shape, dtype, offset_bytes):
+    """A C-contiguous array whose data starts offset_bytes past a 64-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    size = int(np.prod(shape))
+    raw = np.empty(size + 64 // itemsize + 16, dtype)
+    start = ((-raw.ctypes.data) % 64 + offset_bytes) // itemsize
+    out = raw[start:start + size].reshape(shape)
+    out[...] = rng.normal(size=shape)
+    assert out.ctypes.data % 64 == offset_bytes
+    return out
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("dim", [1, 7, 8, 15, 16, 17, 31, 32, 33, 100, 2048])
-def test_dot_tile_matches_float64_reference(dtype, dim):
-    """Every column count around the vector steps (the scalar tail), repeated rows, two arrays."""
+@pytest.mark.parametrize("dim", [1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 2048])
+@pytest.mark.parametrize("offset", [0, 8, 16, 24, 40, 56])
+def test_dot_tile_matches_float64_reference(dtype, dim, offset):
+    """Every column count around the vector steps (masked head and tail), every start alignment
+    (aligned body where rows share it), repeated rows, two arrays; then the diagonal triangles."""
     rng = np.random.default_rng()
-    X = rng.normal(size=(9, dim)).astype(dtype)
-    Y = rng.normal(size=(6, dim)).astype(dtype)
+    X = aligned_at(rng, (9, dim), dtype, offset)
+    Y = aligned_at(rng, (6, dim), dtype, 64 - 8 - offset % 32)
     rx = rng.integers(0, 9, 4)
     ry = np.array([rx[0] % 6, rng.integers(0, 6), 5, 5])
     P = rng.normal(size=(3, 50))
@@ -76,6 +96,15 @@ def test_dot_tile_matches_float64_reference(dtype, dim):
     scale = np.abs(X[rx]).astype(np.float64) @ np.abs(Y[ry]).astype(np.float64).T
     eps = np.finfo(dtype).eps
     assert np.all(np.abs(got - exact) <= 4 * eps * math.sqrt(dim) * scale + 1e-300)
+
+    a, b = rx, np.array([3, 4, 8, 8])
+    first, second = triangles_via_cpu(X, a, b, P, 0, 64)
+    upper = [(r, c) for r in range(4) for c in range(r, 4)]
+    for rows, got in ((a, first), (b, second)):
+        exact = X[rows].astype(np.float64) @ X[rows].astype(np.float64).T
+        scale = np.abs(X[rows]).astype(np.float64) @ np.abs(X[rows]).astype(np.float64).T
+        for q, (r, c) in enumerate(upper):
+            assert abs(got[q] - exact[r, c]) <= 4 * eps * math.sqrt(dim) * scale[r, c] + 1e-300
 
 
 def test_dot_tile_strided_rows_take_the_scalar_path():
