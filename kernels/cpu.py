@@ -4,8 +4,9 @@ Packed ragged input: features x (N, D) float32/float64 and offsets (V+1,) int64;
 offsets[v]:offsets[v+1]. Per video of length L:
 
     a_ij  = log Wf_ij - |i - j| / s               (log affinity; a_ii = -inf)
-    lse_i = logsumexp_j a_ij
-    S_ij  = exp(a_ij - (lse_i + lse_j) / 2)       (= D^-1/2 W D^-1/2, exact where W underflows)
+    S_ij  = W_ij / sqrt(d_i d_j), W_ij = exp(a_ij - m), m = max a   (dense, a within 700 of m)
+    S_ij  = exp(a_ij - (lse_i + lse_j) / 2), lse_i = logsumexp_j a_ij  (otherwise: exact where
+                                                  W underflows)
     (I - alpha S) z = y  by conjugate gradient, y = 1 at the seeds.
 
 Squared distances accumulate in the feature dtype across SIMD lanes (float32 products in float32
@@ -260,7 +261,7 @@ def log_affinity(d2, dt, D, distance, inv_two_sigma2, inv_scale):
 def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse, ahead):
     """Fill S (L, L) if k == 0, else (L, 2k+1) band, with the normalised similarity of one video.
 
-    temporal_scale <= 0 means s = L. ``lse`` (L,) receives the row log-sum-exp (-inf: isolated).
+    temporal_scale <= 0 means s = L. ``lse`` (L,) is scratch (row log-sum-exps or degrees).
     ``ahead``: the rows this thread processes next (prefetched under the Gram tiles; may be empty).
     Returns (status, snippet) like :func:`squared_norms`; S is unusable unless status is OK.
     Squared distances d2 (exactly 0 for repeated snippets in every path) first go to the upper
@@ -288,6 +289,10 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
         inv_norm = np.empty(L)
         for i in range(L):
             inv_norm[i] = 1.0 / math.sqrt(S[i, i if dense else diag])
+        if dense and distance == SQEUCLIDEAN and unit_graph_needs_no_shift(L, inv_two_sigma2,
+                                                                           inv_scale):
+            dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, lse)
+            return STATUS_OK, -1
         for i in range(L):
             shift = 0 if dense else k - i
             scale = 2.0 * inv_norm[i]
@@ -310,12 +315,16 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
     # d2 -> log affinity, mirrored; -inf on the diagonal and outside the video
     if dense:
         for i in range(L):
-            S[i, i] = -np.inf
             for j in range(i + 1, L):
                 S[i, j] = log_affinity(S[i, j], j - i, D, distance, inv_two_sigma2, inv_scale)
-        for i in range(1, L):                  # mirror the upper triangle
-            for j in range(i):
-                S[i, j] = S[j, i]
+        if not normalise_dense_shifted(S, lse):
+            for i in range(L):
+                S[i, i] = -np.inf
+            for i in range(1, L):              # mirror the upper triangle
+                for j in range(i):
+                    S[i, j] = S[j, i]
+            normalise_log_affinity(S, k, lse)
+        return STATUS_OK, -1
     else:
         width = 2 * k + 1
         for i in range(L):
@@ -332,6 +341,130 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
                     S[j, 2 * k - c] = a
     normalise_log_affinity(S, k, lse)
     return STATUS_OK, -1
+
+
+SHIFT_SPREAD_LIMIT = 700.0      # exp(-700) = 1e-304: still a normal float64
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _finite_extremes(values, top, bottom):
+    """(max(top, max values), min(bottom, min of the values > -inf)) in four independent lanes
+    (LLVM does not vectorise float max/min reductions; four chains at least overlap)."""
+    t0 = t1 = t2 = t3 = top
+    b0 = b1 = b2 = b3 = bottom
+    n = values.shape[0]
+    c = 0
+    while c + 4 <= n:
+        a0 = values[c]; a1 = values[c + 1]; a2 = values[c + 2]; a3 = values[c + 3]
+        t0 = a0 if a0 > t0 else t0; t1 = a1 if a1 > t1 else t1
+        t2 = a2 if a2 > t2 else t2; t3 = a3 if a3 > t3 else t3
+        b0 = a0 if -np.inf < a0 < b0 else b0; b1 = a1 if -np.inf < a1 < b1 else b1
+        b2 = a2 if -np.inf < a2 < b2 else b2; b3 = a3 if -np.inf < a3 < b3 else b3
+        c += 4
+    while c < n:
+        a0 = values[c]
+        t0 = a0 if a0 > t0 else t0
+        b0 = a0 if -np.inf < a0 < b0 else b0
+        c += 1
+    return max(max(t0, t1), max(t2, t3)), min(min(b0, b1), min(b2, b3))
+
+
+@njit(cache=True)
+def unit_graph_needs_no_shift(L, inv_two_sigma2, inv_scale):
+    """For unit rows d2 <= 4, so a_ij >= -4 / (2 sigma^2) - (L-1) / s: W_ij = exp(a_ij) stays a
+    normal float64 (no shift, no scan for the range) while that bound is above -SHIFT_SPREAD_LIMIT
+    (sigma = 0.1: -201; the 4.01 covers float32 rounding of |cos| <= 1)."""
+    return 4.01 * inv_two_sigma2 + (L - 1) * inv_scale <= SHIFT_SPREAD_LIMIT
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree):
+    """The dense graph of unit rows, sqeuclidean, from the Gram tiles in S's upper triangle:
+
+        d2_ij = max(0, 2 - 2 G_ij inv_i inv_j),  W_ij = exp(-d2_ij / (2 sigma^2) - |i-j| / s),
+        S_ij = W_ij / sqrt(d_i d_j),  d_i = sum_j W_ij,
+
+    valid when :func:`unit_graph_needs_no_shift` (no W can underflow). Every pass runs over whole
+    rows of S (L, L) from column 0, so LLVM vectorises them, the exp included; entries on and
+    below the diagonal (unset by the Gram) are computed then discarded, then mirrored from
+    above. inv_norm (L,): 1 / ||x_i||; degree (L,): scratch."""
+    L = S.shape[0]
+    for i in range(L):
+        row = S[i]
+        scale = 2.0 * inv_norm[i]
+        for c in range(L):
+            gram = row[c] if c > i else 0.0   # never compute on the unset half (could be subnormal)
+            d2 = max(2.0 - scale * gram * inv_norm[c], 0.0)
+            row[c] = exp_flush(-d2 * inv_two_sigma2 - abs(c - i) * inv_scale)
+    for i in range(L):
+        S[i, :i + 1] = 0.0                   # diagonal and the lower half: not edges
+    degree[:] = 0.0
+    for i in range(L):                      # d_i = (column sums so far: W_ri, r < i) + row sum
+        row = S[i]
+        acc = 0.0
+        for c in range(L):
+            w = row[c]
+            acc += w
+            degree[c] += w
+        degree[i] += acc
+    for i in range(L):
+        degree[i] = 1.0 / math.sqrt(degree[i]) if degree[i] > 0.0 else 0.0
+    for i in range(L):
+        row = S[i]
+        scale = degree[i]
+        for c in range(L):
+            row[c] *= scale * degree[c]
+    for i in range(1, L):                      # mirror the upper triangle
+        for j in range(i):
+            S[i, j] = S[j, i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def normalise_dense_shifted(S, degree):
+    """S_ij <- W_ij / sqrt(d_i d_j), W_ij = exp(a_ij - m), d_i = sum_j W_ij, from the log
+    affinities a in the strict upper triangle of S (L, L); the result is symmetric (mirrored).
+
+    One shift m = max a for the whole video: an exp per pair (half of
+    :func:`normalise_log_affinity`'s one per entry) and no per-row logs. Exact only while every
+    finite a lies within SHIFT_SPREAD_LIMIT of m (no W underflows; always so for unit rows at
+    sigma = 0.1, where a >= -201): returns False, S untouched, otherwise. ``degree`` (L,) is
+    scratch. Isolated snippets (all a = -inf) get zero rows. Row loops run over slices that
+    start at 0, which is what lets LLVM drop the negative-index checks and vectorise them.
+    """
+    L = S.shape[0]
+    top = -np.inf
+    bottom = np.inf
+    for i in range(L - 1):
+        top, bottom = _finite_extremes(S[i, i + 1:], top, bottom)
+    if top == -np.inf:                       # no edge at all
+        S[:, :] = 0.0
+        return True
+    if top - bottom > SHIFT_SPREAD_LIMIT:
+        return False
+    degree[:] = 0.0
+    for i in range(L):
+        row = S[i, i + 1:]
+        later = degree[i + 1:]
+        acc = 0.0
+        for c in range(row.shape[0]):        # vectorised: exp_flush is branch-free
+            w = exp_flush(row[c] - top)
+            row[c] = w
+            acc += w
+            later[c] += w
+        degree[i] += acc
+    for i in range(L):
+        degree[i] = 1.0 / math.sqrt(degree[i]) if degree[i] > 0.0 else 0.0
+    for i in range(L):
+        S[i, i] = 0.0
+        row = S[i, i + 1:]
+        later = degree[i + 1:]
+        scale = degree[i]
+        for c in range(row.shape[0]):
+            row[c] *= scale * later[c]
+    for i in range(1, L):                      # mirror the upper triangle
+        for j in range(i):
+            S[i, j] = S[j, i]
+    return True
 
 
 @njit(cache=True, fastmath=FASTMATH | {"nnan"})

@@ -247,3 +247,36 @@ def test_large_band_takes_the_compact_cg_path_and_matches(dtype):
     assert relative_error(r.z, ref) <= TOLERANCE[dtype]
     graph_solve = K.solve(K.similarity(x, offsets, window=50), tol=1e-10)    # full-band layout
     assert relative_error(graph_solve.z, ref) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("spread", [5.0, 690.0, 710.0])
+def test_dense_shifted_normalisation_and_its_fallback(spread):
+    """The one-shift dense path (one exp per pair) against the log-domain formula, with an
+    isolated snippet; past SHIFT_SPREAD_LIMIT it must refuse (S untouched) and the row-wise
+    path must give the same graph."""
+    from scipy.special import logsumexp
+    from lanp.kernels import cpu
+    rng = np.random.default_rng()
+    L = 9
+    a = -rng.uniform(0.0, spread, (L, L))
+    a[0, 1] = 0.0
+    a[2, 3] = -spread                       # the spread is attained exactly
+    a = np.triu(a, 1)
+    a = a + a.T
+    a[4, :] = a[:, 4] = -np.inf             # snippet 4 is isolated
+    np.fill_diagonal(a, -np.inf)
+    lse = logsumexp(a, axis=1)
+    with np.errstate(invalid="ignore"):
+        exact = np.where(np.isfinite(a), np.exp(a - (lse[:, None] + lse[None, :]) / 2), 0.0)
+    S = np.triu(a, 1)
+    S[np.tril_indices(L)] = 123.0           # poison: the path must not read or keep it
+    before = S.copy()
+    done = cpu.normalise_dense_shifted(S, np.empty(L))
+    assert done == (spread <= cpu.SHIFT_SPREAD_LIMIT)
+    if not done:
+        assert np.array_equal(S, before)
+        S = a.copy()
+        cpu.normalise_log_affinity(S, 0, np.empty(L))
+    assert np.array_equal(S, S.T) or not done
+    assert np.abs(S - exact).max() <= 1e-13 * np.abs(exact).max()
+    assert np.all(S[4] == 0.0) and np.all(S[:, 4] == 0.0)
