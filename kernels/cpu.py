@@ -548,12 +548,23 @@ def apply_operator(S, k, alpha, p, q):
     in cache). S may be the full band (L, 2k+1) or just its upper half (L, k+1), column c <-> j =
     i + c, which halves the bytes CG streams per iteration for bands beyond the caches."""
     L = p.shape[0]
-    if k == 0:
-        for i in range(L):
+    if k == 0:                              # four rows at a time: four independent reductions
+        i = 0
+        while i + 4 <= L:
+            a0 = 0.0; a1 = 0.0; a2 = 0.0; a3 = 0.0
+            for j in range(L):
+                pj = p[j]
+                a0 += S[i, j] * pj; a1 += S[i + 1, j] * pj
+                a2 += S[i + 2, j] * pj; a3 += S[i + 3, j] * pj
+            q[i] = p[i] - alpha * a0; q[i + 1] = p[i + 1] - alpha * a1
+            q[i + 2] = p[i + 2] - alpha * a2; q[i + 3] = p[i + 3] - alpha * a3
+            i += 4
+        while i < L:
             acc = 0.0
             for j in range(L):
                 acc += S[i, j] * p[j]
             q[i] = p[i] - alpha * acc
+            i += 1
     else:
         for i in range(L):
             q[i] = p[i]
