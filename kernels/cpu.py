@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .simd import dot_tile_columns, dot_triangles_columns, exp_flush
+from .simd import dot_tile_columns, dot_triangles_columns, exp_finite, exp_flush
 
 # keep NaN/Inf semantics (no 'nnan'/'ninf'): -inf marks missing edges, NaN marks bad input
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
@@ -291,7 +291,7 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
             inv_norm[i] = 1.0 / math.sqrt(S[i, i if dense else diag])
         if dense and distance == SQEUCLIDEAN and unit_graph_needs_no_shift(L, inv_two_sigma2,
                                                                            inv_scale):
-            dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, lse)
+            dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, lse, xv.itemsize == 4)
             return STATUS_OK, -1
         for i in range(L):
             shift = 0 if dense else k - i
@@ -378,7 +378,7 @@ def unit_graph_needs_no_shift(L, inv_two_sigma2, inv_scale):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree):
+def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree, coarse_exp):
     """The dense graph of unit rows, sqeuclidean, from the Gram tiles in S's upper triangle:
 
         d2_ij = max(0, 2 - 2 G_ij inv_i inv_j),  W_ij = exp(-d2_ij / (2 sigma^2) - |i-j| / s),
@@ -387,7 +387,8 @@ def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree):
     valid when :func:`unit_graph_needs_no_shift` (no W can underflow). Every pass runs over whole
     rows of S (L, L) from column 0, so LLVM vectorises them, the exp included; entries on and
     below the diagonal (unset by the Gram) are computed then discarded, then mirrored from
-    above. inv_norm (L,): 1 / ||x_i||; degree (L,): scratch."""
+    above. inv_norm (L,): 1 / ||x_i||; degree (L,): scratch. coarse_exp (float32 features):
+    exp to 1e-8 relative (:func:`simd.exp_finite`), below the float32 Gram's own rounding."""
     L = S.shape[0]
     for i in range(L):
         row = S[i]
@@ -395,7 +396,7 @@ def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree):
         for c in range(L):
             gram = row[c] if c > i else 0.0   # never compute on the unset half (could be subnormal)
             d2 = max(2.0 - scale * gram * inv_norm[c], 0.0)
-            row[c] = exp_flush(-d2 * inv_two_sigma2 - abs(c - i) * inv_scale)
+            row[c] = exp_finite(-d2 * inv_two_sigma2 - abs(c - i) * inv_scale, coarse_exp)
     for i in range(L):
         S[i, :i + 1] = 0.0                   # diagonal and the lower half: not edges
     degree[:] = 0.0

@@ -147,3 +147,23 @@ def test_gram_prefetch_never_changes_the_values(band):
                 assert abs(value - exact[i, j]) <= 1e-5 * abs(exact).max(), (i, j)
             else:
                 assert math.isnan(value), (i, j)
+
+
+@njit(cache=True, fastmath=cpu.FASTMATH)
+def exp_finite_all(a, coarse, out):
+    for i in range(a.shape[0]):
+        out[i] = simd.exp_finite(a[i], coarse)
+
+
+@pytest.mark.parametrize("coarse, bound", [(False, 3 * EPS), (True, 1e-8)])
+def test_exp_finite_accuracy_in_its_range(coarse, bound):
+    rng = np.random.default_rng()
+    a = np.concatenate([rng.uniform(-708.0, 709.0, 100_000), rng.uniform(-201.0, 0.0, 100_000),
+                        [0.0, -708.0, 709.0, -0.5 * math.log(2.0)]])
+    out = np.full_like(a, np.nan)
+    exp_finite_all(a, coarse, out)
+    exact = np.exp(a)
+    rel = np.abs(out - exact) / exact
+    assert rel.max() <= bound
+    if coarse:
+        assert rel.max() > 1e-12                    # really the short polynomial
