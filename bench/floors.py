@@ -59,23 +59,24 @@ def gemm_rate(n: int = 2048, k: int = 2048, repeats: int = 5, dtype=np.float32) 
 
 def gram_flops(lengths: np.ndarray, dim: int, window=None) -> float:
     """Flops of the distance stage of lanp.kernels.cpu on its default path (unit rows), as the
-    code computes it: gram_tiles evaluates 4 x 4 tiles of dot products (16 per tile, 2 flops per
-    element of D) over the upper triangle (dense) or, banded, for each block of 4 rows the tiles
-    from the diagonal to column i0 + 4 + k; a band covering the whole video is built dense.
-    The norms come from the Gram diagonal. The rms and raw-feature band paths use direct
-    differences (3 flops per element, 1 x 4 groups) and so do ~1.5x this: the floor counts the
-    least work.
+    code computes it (2 flops per element of D per dot product): gram_tiles evaluates 4 x 4
+    tiles (16 dot products) off the diagonal, over the upper triangle (dense) or, banded, for
+    each block of 4 rows up to column i0 + 4 + k; the diagonal blocks go two at a time as upper
+    triangles (20 dot products per pair; an odd last block is paired with itself). A band
+    covering the whole video is built dense. The norms come from the Gram diagonal. The rms and
+    raw-feature band paths use direct differences (3 flops per element, 1 x 4 groups) and so do
+    ~1.5x this: the floor counts the least work.
     """
     L = np.asarray(lengths, dtype=np.int64)
     total = 0
     for n in L:
         blocks = np.arange(0, n, 4)
         if window is None or window >= n - 1:
-            tiles = (n - blocks + 3) // 4
+            off_diagonal = (n - blocks - 1) // 4
         else:
-            tiles = (np.minimum(n, blocks + 4 + window) - blocks + 3) // 4
-        total += int(tiles.sum())
-    return float(2.0 * dim * 16 * total)
+            off_diagonal = (np.minimum(n, blocks + 4 + window) - blocks - 1) // 4
+        total += 16 * int(off_diagonal.sum()) + 20 * ((len(blocks) + 1) // 2)
+    return float(2.0 * dim * total)
 
 
 def kernel_work(lengths: np.ndarray, dim: int, itemsize: int, window=None,
