@@ -1,14 +1,17 @@
 """Vector building blocks the CPU kernels need but LLVM's auto-vectoriser cannot produce alone.
 
-* :func:`dot_tile_columns`: a 4 x 4 tile of dot products (X_i . Y_j) over the leading columns, with
-  the 16 accumulators held as explicit SIMD vectors, and one software prefetch (a 64-byte line of
-  another array, into L2) issued per step of the column loop. Written by hand because a prefetch
-  inside an auto-vectorised reduction loop either stops the vectorisation or is scalarised into
-  one prefetch per lane. Interleaving the prefetches with the arithmetic is what lets the next
-  video stream in from DRAM while the current one is computed from cache.
-* :func:`exp_flush`: a branch-free float64 exp (Cody-Waite reduction, degree-12 Taylor
-  polynomial, exponent built from bits) that a loop can vectorise; ``math.exp`` stays a scalar
-  libm call without SVML.
+* :func:`dot_tile_columns` / :func:`dot_triangles_columns`: a 4 x 4 tile of dot products
+  (X_i . Y_j), or the upper triangles of two diagonal 4 x 4 Gram blocks, with the accumulators
+  held as explicit SIMD vectors (LLVM intrinsics written here in IR). Loads are aligned where the
+  rows allow (a masked vector takes each row's unaligned head, masked vectors the tail), and one
+  software prefetch (a 64-byte line of another array, into L2) is issued per step of the column
+  loop. Written by hand because a prefetch inside an auto-vectorised reduction loop either stops
+  the vectorisation or is scalarised into one prefetch per lane; interleaving the prefetches
+  with the arithmetic is what lets the next video stream in from DRAM while the current one is
+  computed from cache.
+* :func:`exp_flush` / :func:`exp_finite`: branch-free float64 exps (Cody-Waite reduction, Taylor
+  polynomial by Estrin's scheme, exponent built from bits) that a loop can vectorise;
+  ``math.exp`` stays a scalar libm call without SVML.
 """
 from __future__ import annotations
 
