@@ -179,9 +179,15 @@ def gram_tiles(xv, zero, k, dense_layout, G, ahead):
             t = dot_tile(xv, i0, i1, i2, i3, xv, j0, min(j0 + 1, L - 1), min(j0 + 2, L - 1),
                          min(j0 + 3, L - 1), zero, source, lo, min(stop, lo + per_call))
             call += 1
-            for r in range(4):
-                for c in range(4):
-                    _store_gram(G, i0 + r, j0 + c, t[r][c], L, k, dense_layout)
+            if dense_layout and j0 + 3 < L:     # a whole tile above the diagonal: no checks
+                for r in range(4):
+                    row = t[r]
+                    G[i0 + r, j0] = row[0]; G[i0 + r, j0 + 1] = row[1]
+                    G[i0 + r, j0 + 2] = row[2]; G[i0 + r, j0 + 3] = row[3]
+            else:
+                for r in range(4):
+                    for c in range(4):
+                        _store_gram(G, i0 + r, j0 + c, t[r][c], L, k, dense_layout)
 
 
 @njit(cache=True, fastmath=FASTMATH)
