@@ -118,6 +118,16 @@ def floors_table(groups) -> list:
                        f"{e['bytes'] / 2 ** 30:.0f} GiB (best of 5) |")
         if "gflops" in e:
             out.append(f"| float32 GEMM | {e['gflops']:.0f} GFLOP/s | numpy matmul 2048^3 (best round) |")
+    adjacent = [b["extra_info"]["bandwidth"] for benches in groups.values() for b in benches
+                if b["extra_info"].get("impl") == "lanp" and "bandwidth_session" in b["extra_info"]]
+    if adjacent:
+        out.append(f"| read bandwidth right after each lanp benchmark | {min(adjacent) / 1e9:.1f} - "
+                   f"{max(adjacent) / 1e9:.1f} GB/s | 256 MiB, best of 3; the memory floors use these |")
+        if max(adjacent) > 1.25 * min(adjacent):
+            out.append("")
+            out.append(f"**The machine's speed drifted during this run** (read bandwidth "
+                       f"{min(adjacent) / 1e9:.1f} - {max(adjacent) / 1e9:.1f} GB/s between benchmarks): "
+                       "compare times only within one table row's neighbours, or rerun.")
     return out
 
 
@@ -131,7 +141,8 @@ def workload_table(benches) -> list:
         e, s = b["extra_info"], b["stats"]
         if e.get("impl") == "lanp":
             note = e.get("settings", "")
-            frac = (f"{e['floor_fraction']:.2f} (floor {fmt_time(e['floor_s'])}, {e['bound']}-bound; "
+            frac = (f"{e['floor_fraction']:.2f} (floor {fmt_time(e['floor_s'])} at "
+                    f"{e['bandwidth'] / 1e9:.1f} GB/s read, {e['bound']}-bound; "
                     f"{e['gbytes_per_s']:.1f} GB/s, {e['gflops']:.0f} GFLOP/s)") if "floor_fraction" in e else ""
             ratio = "1 (reference)" if b is ref else (f"{s['median'] / t_ref:.2f}x slower" if t_ref else "")
             if b is not ref and t_ref:
