@@ -270,13 +270,16 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
     temporal_scale <= 0 means s = L. ``lse`` (L,) is scratch (row log-sum-exps or degrees).
     ``ahead``: the rows this thread processes next (prefetched under the Gram tiles; may be empty).
     Returns (status, snippet) like :func:`squared_norms`; S is unusable unless status is OK.
-    Squared distances d2 (exactly 0 for repeated snippets in every path) first go to the upper
-    half of S:
+    Squared distances d2 (exactly 0 for repeated snippets on the direct-difference paths, a few
+    ulps from 0 and clamped at 0 on the Gram paths) first go to the upper half of S:
       sqeuclidean/cosine on unit rows (dense or banded): Gram tiles G,
           d2 = 2 - 2 G_ij / sqrt(G_ii G_jj) (norms and validation from the diagonal: no extra pass);
       dense sqeuclidean on raw rows: Gram of the mean-centred rows (cancels on the spread of the
           video, not on the norms);
       rms (whose sqrt amplifies any error near d2 = 0) and banded raw rows: direct differences.
+    Dense sqeuclidean unit rows go straight from the Gram to S (:func:`dense_unit_graph`); other
+    dense graphs through :func:`normalise_dense_shifted`, or the log domain when their log
+    affinities span too far; bands through :func:`normalise_log_affinity`.
     """
     L, D = xv.shape
     unit = normalize or distance == COSINE
