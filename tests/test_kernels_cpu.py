@@ -280,3 +280,29 @@ def test_dense_shifted_normalisation_and_its_fallback(spread):
     assert np.array_equal(S, S.T) or not done
     assert np.abs(S - exact).max() <= 1e-13 * np.abs(exact).max()
     assert np.all(S[4] == 0.0) and np.all(S[:, 4] == 0.0)
+
+
+def test_auto_skips_the_gpu_probe_without_a_cuda_driver(monkeypatch):
+    """No driver library: 'auto' is the CPU and no GPU backend is even asked (its import costs
+    ~0.5 s); with a driver, the GPU backends are probed in order as before."""
+    from lanp.kernels import backends
+    asked = []
+
+    class Probe:
+        def __init__(self, name):
+            self.name = name
+
+        def available(self):
+            asked.append(self.name)
+            return False, "probe"
+
+    monkeypatch.setattr(backends, "_AUTO_ORDER", ["gpu-a", "gpu-b"])
+    monkeypatch.setattr(backends, "_REGISTRY", {**backends._REGISTRY, "gpu-a": Probe("gpu-a"),
+                                                "gpu-b": Probe("gpu-b")})
+    monkeypatch.setattr(backends, "_DRIVER_PRESENT", False)
+    assert backends.get("auto").name == "cpu" and asked == []
+    monkeypatch.setattr(backends, "_DRIVER_PRESENT", True)
+    assert backends.get("auto").name == "cpu" and asked == ["gpu-a", "gpu-b"]
+    monkeypatch.setattr(backends, "_DRIVER_PRESENT", None)
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
+    assert backends.cuda_driver_present()
