@@ -100,3 +100,19 @@ def test_cli_writes_diagnostics(tmp_path, capsys, preset, score):
             assert attrs["preset_maxiter"] == 10 and f["cg_iterations"][()].max() <= 10
             assert attrs["diag_prior_violation_share"] == 0.0          # seeds are set to max(z)
             assert z.min() >= 0
+
+
+def test_spearman_matches_scipy_with_ties():
+    """The numpy Spearman (average ranks, then Pearson) against scipy.stats on fresh data."""
+    from scipy.stats import rankdata, spearmanr
+    from lanp.diagnostics import average_ranks
+    rng = np.random.default_rng()
+    for _ in range(20):
+        n = int(rng.integers(3, 300))
+        lengths = rng.integers(1, 12, n)                       # many ties
+        scores = rng.normal(size=n) + 0.1 * lengths
+        scores[: n // 4] = np.round(scores[: n // 4], 1)        # ties in the scores too
+        assert np.array_equal(average_ranks(scores), rankdata(scores))
+        if np.ptp(lengths) > 0:
+            assert length_score_spearman(lengths, scores) == pytest.approx(
+                spearmanr(lengths, scores).statistic, abs=1e-12)
