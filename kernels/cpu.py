@@ -277,7 +277,8 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
       dense sqeuclidean on raw rows: Gram of the mean-centred rows (cancels on the spread of the
           video, not on the norms);
       rms (whose sqrt amplifies any error near d2 = 0) and banded raw rows: direct differences.
-    Dense sqeuclidean unit rows go straight from the Gram to S (:func:`dense_unit_graph`); other
+    Sqeuclidean unit rows go straight from the Gram to S (:func:`dense_unit_graph`,
+    :func:`banded_unit_graph`) when no W can underflow; other
     dense graphs through :func:`normalise_dense_shifted`, or the log domain when their log
     affinities span too far; bands through :func:`normalise_log_affinity`.
     """
@@ -298,9 +299,11 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
         inv_norm = np.empty(L)
         for i in range(L):
             inv_norm[i] = 1.0 / math.sqrt(S[i, i if dense else diag])
-        if dense and distance == SQEUCLIDEAN and unit_graph_needs_no_shift(L, inv_two_sigma2,
-                                                                           inv_scale):
-            dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, lse, xv.itemsize == 4)
+        if distance == SQEUCLIDEAN and unit_graph_needs_no_shift(kk + 1, inv_two_sigma2, inv_scale):
+            if dense:
+                dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, lse, xv.itemsize == 4)
+            else:
+                banded_unit_graph(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, xv.itemsize == 4)
             return STATUS_OK, -1
         for i in range(L):
             shift = 0 if dense else k - i
@@ -427,6 +430,48 @@ def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree, coarse_exp)
     for i in range(1, L):                      # mirror the upper triangle
         for j in range(i):
             S[i, j] = S[j, i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def banded_unit_graph(S, inv_norm, k, inv_two_sigma2, inv_scale, degree, coarse_exp):
+    """:func:`dense_unit_graph` for a band (L, 2k+1) whose upper half (columns c > k, j = i + c - k)
+    holds the Gram tiles: W_ij = exp(-d2_ij / (2 sigma^2) - |i-j| / s) for 0 < j - i <= k (one
+    exp per pair, upper half only), d_i = sum_j W_ij, S_ij = W_ij / sqrt(d_i d_j) mirrored into
+    the lower half; zero on the diagonal and outside the video. Valid when
+    :func:`unit_graph_needs_no_shift` holds for k + 1 (the band's widest |i - j| is k).
+    Row loops run over slices from 0 so they vectorise."""
+    L, width = S.shape
+    degree[:] = 0.0
+    for i in range(L):
+        n = min(k, L - 1 - i)                  # edges to the right inside the video
+        row = S[i, k + 1:k + 1 + n]
+        later = inv_norm[i + 1:i + 1 + n]
+        scale = 2.0 * inv_norm[i]
+        acc = 0.0
+        for t in range(n):
+            d2 = max(2.0 - scale * row[t] * later[t], 0.0)
+            w = exp_finite(-d2 * inv_two_sigma2 - (t + 1) * inv_scale, coarse_exp)
+            row[t] = w
+            acc += w
+        S[i, k + 1 + n:] = 0.0                  # past the end of the video
+        degree[i] += acc
+        following = degree[i + 1:i + 1 + n]
+        for t in range(n):
+            following[t] += row[t]
+    for i in range(L):
+        degree[i] = 1.0 / math.sqrt(degree[i]) if degree[i] > 0.0 else 0.0
+    for i in range(L):
+        n = min(k, L - 1 - i)
+        row = S[i, k + 1:k + 1 + n]
+        later = degree[i + 1:i + 1 + n]
+        scale = degree[i]
+        for t in range(n):
+            row[t] *= scale * later[t]
+        S[i, k] = 0.0
+        before = min(k, i)                     # lower half: mirrored from earlier rows' upper halves
+        S[i, :k - before] = 0.0
+        for t in range(before):
+            S[i, k - 1 - t] = S[i - 1 - t, k + 1 + t]
 
 
 @njit(cache=True, fastmath=FASTMATH)
