@@ -100,6 +100,28 @@ def slow(benchmark, fn, rounds=1):
     return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
 
 
+def time_peer_c(benchmark, x, off, check_videos, which: str) -> None:
+    """Time peer (c) (the public code's rules, bench/peers.official_ucf) once, then check its z on
+    ``check_videos`` against the independent dense implementation and record the check
+    (``which`` ends the check's description: which videos)."""
+    import peers
+    out = {}
+
+    def run():
+        out["z"] = peers.official_ucf(x, off)
+
+    slow(benchmark, run)
+    if "z" not in out:                          # --benchmark-disable: nothing ran
+        run()
+    got = np.concatenate([out["z"][off[v]:off[v + 1]] for v in check_videos])
+    ref = np.concatenate([peers.official_ucf_dense(x[off[v]:off[v + 1]]) for v in check_videos])
+    err = peers.relative_error(got, ref)
+    assert err < 1e-6, err
+    benchmark.extra_info.update(impl="peer (c) public code (official-ucf rules)",
+                                check=f"rel. error vs independent dense implementation{which}",
+                                check_error=err)
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True,

@@ -9,7 +9,7 @@ import pytest
 
 import peers
 import workloads
-from conftest import record_floor_fraction, record_lanp, slow
+from conftest import record_floor_fraction, record_lanp, slow, time_peer_c
 from lanp.kernels import propagate
 
 ALPHA = 0.99
@@ -84,18 +84,6 @@ def test_peer_b_fixed_point(benchmark, data, lanp_z):
 @pytest.mark.benchmark(group="ucf32")
 def test_peer_c_official_ucf(benchmark, data):
     x, off = data
-    out = {}
-
-    def run():
-        out["z"] = peers.official_ucf(x, off)
-
-    slow(benchmark, run)
-    if "z" not in out:
-        run()
     n = min(20, len(off) - 1)
-    ref = np.concatenate([peers.official_ucf_dense(x[a:b]) for a, b in zip(off[:n], off[1:n + 1])])
-    err = peers.relative_error(out["z"][:off[n]], ref)
-    assert err < 1e-6, err
-    benchmark.extra_info.update(impl="peer (c) public code (official-ucf rules)",
-                                check=f"rel. error vs independent dense implementation, first {n} videos",
-                                check_error=err, **_shape(x, off))
+    time_peer_c(benchmark, x, off, range(n), f", first {n} videos")
+    benchmark.extra_info.update(**_shape(x, off))

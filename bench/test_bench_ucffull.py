@@ -7,9 +7,8 @@ Peers (a) and (b) are not run here: their dense per-video S of the 61,031-snippe
 import numpy as np
 import pytest
 
-import peers
 import workloads
-from conftest import record_floor_fraction, record_lanp, slow
+from conftest import record_floor_fraction, record_lanp, time_peer_c
 from lanp.kernels import propagate
 
 WINDOW = workloads.UCF_WINDOW
@@ -51,21 +50,8 @@ def test_lanp_rms_raw(benchmark, data, floors, mode):
 @pytest.mark.benchmark(group="ucf-full")
 def test_peer_c_official_ucf(benchmark, data):
     x, off = data
-    out = {}
-
-    def run():
-        out["z"] = peers.official_ucf(x, off)
-
-    slow(benchmark, run)
-    if "z" not in out:
-        run()
     # check on the shortest videos and on some > 200 snippets (the dense check is O(T^2 D))
     L = np.diff(off)
     pick = list(np.argsort(L)[:10]) + list(np.flatnonzero((L > 200) & (L < 600))[:3])
-    zc = np.concatenate([out["z"][off[v]:off[v + 1]] for v in pick])
-    ref = np.concatenate([peers.official_ucf_dense(x[off[v]:off[v + 1]]) for v in pick])
-    err = peers.relative_error(zc, ref)
-    assert err < 1e-6, err
-    benchmark.extra_info.update(impl="peer (c) public code (official-ucf rules)",
-                                check=f"rel. error vs independent dense implementation on {len(pick)} videos",
-                                check_error=err, videos=len(L), snippets=int(off[-1]), dim=x.shape[1])
+    time_peer_c(benchmark, x, off, pick, f" on {len(pick)} videos")
+    benchmark.extra_info.update(videos=len(L), snippets=int(off[-1]), dim=x.shape[1])

@@ -332,9 +332,7 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
         if not normalise_dense_shifted(S, lse):
             for i in range(L):
                 S[i, i] = -np.inf
-            for i in range(1, L):              # mirror the upper triangle
-                for j in range(i):
-                    S[i, j] = S[j, i]
+            mirror_upper(S)
             normalise_log_affinity(S, k, lse)
         return STATUS_OK, -1
     else:
@@ -409,6 +407,16 @@ def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree, coarse_exp)
             gram = row[c] if c > i else 0.0   # never compute on the unset half (could be subnormal)
             d2 = max(2.0 - scale * gram * inv_norm[c], 0.0)
             row[c] = exp_finite(-d2 * inv_two_sigma2 - abs(c - i) * inv_scale, coarse_exp)
+    normalise_upper_weights(S, degree)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def normalise_upper_weights(S, degree):
+    """S_ij <- W_ij / sqrt(d_i d_j), d_i = sum_j W_ij, for W held strictly above the diagonal of S
+    (L, L) (what is on and below it is ignored); the result is symmetric, zero on the diagonal
+    and for isolated snippets. Whole-row passes from column 0, so they vectorise. degree (L,):
+    scratch."""
+    L = S.shape[0]
     for i in range(L):
         S[i, :i + 1] = 0.0                   # diagonal and the lower half: not edges
     degree[:] = 0.0
@@ -420,14 +428,26 @@ def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree, coarse_exp)
             acc += w
             degree[c] += w
         degree[i] += acc
-    for i in range(L):
-        degree[i] = 1.0 / math.sqrt(degree[i]) if degree[i] > 0.0 else 0.0
+    inverse_square_roots(degree)
     for i in range(L):
         row = S[i]
         scale = degree[i]
         for c in range(L):
             row[c] *= scale * degree[c]
-    for i in range(1, L):                      # mirror the upper triangle
+    mirror_upper(S)
+
+
+@njit(cache=True)
+def inverse_square_roots(degree):
+    """degree <- 1 / sqrt(degree) in place, 0 where the degree is 0 (isolated snippets)."""
+    for i in range(degree.shape[0]):
+        degree[i] = 1.0 / math.sqrt(degree[i]) if degree[i] > 0.0 else 0.0
+
+
+@njit(cache=True)
+def mirror_upper(S):
+    """S[i, j] <- S[j, i] for j < i (a dense symmetric matrix from its upper triangle)."""
+    for i in range(1, S.shape[0]):
         for j in range(i):
             S[i, j] = S[j, i]
 
@@ -458,8 +478,7 @@ def banded_unit_graph(S, inv_norm, k, inv_two_sigma2, inv_scale, degree, coarse_
         following = degree[i + 1:i + 1 + n]
         for t in range(n):
             following[t] += row[t]
-    for i in range(L):
-        degree[i] = 1.0 / math.sqrt(degree[i]) if degree[i] > 0.0 else 0.0
+    inverse_square_roots(degree)
     for i in range(L):
         n = min(k, L - 1 - i)
         row = S[i, k + 1:k + 1 + n]
@@ -496,29 +515,11 @@ def normalise_dense_shifted(S, degree):
         return True
     if top - bottom > SHIFT_SPREAD_LIMIT:
         return False
-    degree[:] = 0.0
     for i in range(L):
         row = S[i, i + 1:]
-        later = degree[i + 1:]
-        acc = 0.0
         for c in range(row.shape[0]):        # vectorised: exp_flush is branch-free
-            w = exp_flush(row[c] - top)
-            row[c] = w
-            acc += w
-            later[c] += w
-        degree[i] += acc
-    for i in range(L):
-        degree[i] = 1.0 / math.sqrt(degree[i]) if degree[i] > 0.0 else 0.0
-    for i in range(L):
-        S[i, i] = 0.0
-        row = S[i, i + 1:]
-        later = degree[i + 1:]
-        scale = degree[i]
-        for c in range(row.shape[0]):
-            row[c] *= scale * later[c]
-    for i in range(1, L):                      # mirror the upper triangle
-        for j in range(i):
-            S[i, j] = S[j, i]
+            row[c] = exp_flush(row[c] - top)
+    normalise_upper_weights(S, degree)
     return True
 
 

@@ -224,26 +224,11 @@ _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12 = (1.0 / math.factorial(n) f
 @njit(cache=True, fastmath={"contract"})
 def exp_flush(x):
     """exp(x) for float64 x <= 709 to about 2 ulp, with results below exp(-708) ~ 3e-308 flushed to
-    0 (no subnormals) and -inf -> 0, NaN -> NaN. Branch-free, so loops over it vectorise.
-
-    x = n ln2 + r, |r| <= ln2 / 2 (n = round(x / ln2), r by Cody-Waite in two parts);
-    exp(r) by its Taylor polynomial to r^12 (truncation < 2e-16) evaluated by Estrin's scheme
-    (a short dependency chain, so vectorised loops are not latency-bound); 2^n from the
-    exponent bits.
-    No reassociation is allowed here: it would merge the two parts of ln 2.
+    0 (no subnormals) and -inf -> 0, NaN -> NaN. Branch-free, so loops over it vectorise:
+    :func:`exp_finite` (full polynomial) on x clamped to [-709, 709] (below -708 the result is
+    discarded), then the flush and NaN selects.
     """
-    xc = min(max(x, EXP_FLUSH_BELOW - 1.0), EXP_MAX)
-    n = math.floor(xc * LOG2_E + 0.5)
-    r = (xc - n * LN2_HIGH) - n * LN2_LOW
-    r2 = r * r                               # Estrin's scheme: 4 dependent steps, not 12
-    r4 = r2 * r2
-    r8 = r4 * r4
-    s0 = (1.0 + r) + (0.5 + r * _C3) * r2
-    s1 = (_C4 + r * _C5) + (_C6 + r * _C7) * r2
-    s2 = (_C8 + r * _C9) + (_C10 + r * _C11) * r2
-    p = (s0 + s1 * r4) + (s2 + r4 * _C12) * r8
-    scale = _bits_as_float64((int(n) + 1023) << 52)
-    value = p * scale
+    value = exp_finite(min(max(x, EXP_FLUSH_BELOW - 1.0), EXP_MAX), False)
     value = 0.0 if x < EXP_FLUSH_BELOW else value
     return x if x != x else value
 
@@ -251,7 +236,12 @@ def exp_flush(x):
 @njit(cache=True, fastmath={"contract"})
 def exp_finite(x, coarse):
     """exp(x) for finite x in [-708, 709] only (no clamping, flushing or NaN handling: the caller
-    guarantees the range), branch-free. ``coarse`` (loop-invariant, so LLVM unswitches it) stops
+    guarantees the range), branch-free.
+
+    x = n ln2 + r, |r| <= ln2 / 2 (n = round(x / ln2), r by Cody-Waite in two parts); exp(r) by
+    its Taylor polynomial evaluated by Estrin's scheme (a short dependency chain, so vectorised
+    loops are not latency-bound); 2^n from the exponent bits. No reassociation is allowed here:
+    it would merge the two parts of ln 2. ``coarse`` (loop-invariant, so LLVM unswitches it) stops
     the Taylor polynomial at r^7: relative error < 1e-8, for graphs built from float32 features
     whose Gram already carries ~1e-6; otherwise to r^12 like :func:`exp_flush` (~1.5 ulp)."""
     n = math.floor(x * LOG2_E + 0.5)

@@ -306,3 +306,22 @@ def test_auto_skips_the_gpu_probe_without_a_cuda_driver(monkeypatch):
     monkeypatch.setattr(backends, "_DRIVER_PRESENT", None)
     monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "1")
     assert backends.cuda_driver_present()
+
+
+@pytest.mark.parametrize("window", [None, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bad_inputs_on_the_vector_and_band_paths(window, dtype):
+    """The same reports when the bad value sits in the explicit-vector part of the Gram tiles
+    (D = 40: vector body plus masked tail) and on the banded unit-row path."""
+    x = np.random.default_rng().normal(size=(12, 40)).astype(dtype)
+    ids = ["a", "b", "c"]
+    off = np.array([0, 2, 6, 12])
+    bad = x.copy(); bad[8, 33] = np.nan
+    with pytest.raises(InputError, match=r"video c \(#2\), snippet 2"):
+        K.propagate(bad, off, video_ids=ids, window=window, dtype=dtype)
+    bad = x.copy(); bad[3, 5] = -np.inf
+    with pytest.raises(InputError, match=r"video b \(#1\), snippet 1 .*NaN or Inf"):
+        K.propagate(bad, off, video_ids=ids, window=window, dtype=dtype)
+    bad = x.copy(); bad[4] = 0
+    with pytest.raises(InputError, match=r"video b \(#1\), snippet 2 .*all-zero"):
+        K.propagate(bad, off, video_ids=ids, window=window, dtype=dtype)
