@@ -107,6 +107,66 @@ def test_dot_tile_matches_float64_reference(dtype, dim, offset):
             assert abs(got[q] - exact[r, c]) <= 4 * eps * math.sqrt(dim) * scale[r, c] + 1e-300
 
 
+WIDTHS = (16, 32, 64)
+TILES_AT_WIDTH = {width: simd._dot_products_intrinsic(simd.TILE_PAIRS, "", width)
+                  for width in WIDTHS}
+TRIANGLES_AT_WIDTH = {width: simd._dot_products_intrinsic(simd.TRIANGLE_PAIRS, "", width)
+                      for width in WIDTHS}
+
+
+def _via_width(intrinsic):
+    @njit
+    def call(X, rx, Y, ry):
+        return intrinsic(X, (rx[0], rx[1], rx[2], rx[3]), Y, (ry[0], ry[1], ry[2], ry[3]), X, 0, 0,
+                         X.shape[1])
+    return call
+
+
+TILE_CALLS = {width: _via_width(f) for width, f in TILES_AT_WIDTH.items()}
+TRIANGLE_CALLS = {width: _via_width(f) for width, f in TRIANGLES_AT_WIDTH.items()}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dim", [1, 3, 4, 9, 16, 17, 40, 257])
+@pytest.mark.parametrize("offset", [0, 8, 48])
+def test_every_vector_width_matches_float64_reference(width, dtype, dim, offset):
+    """The lane reductions (shuffle trees of 2 to 16 lanes) and the masked head and tail at each
+    SIMD width the host may get (16, 32, 64 bytes), not only the one this machine uses."""
+    rng = np.random.default_rng()
+    X = aligned_at(rng, (8, dim), dtype, offset)
+    rx = np.array([0, 1, 2, 3])
+    ry = np.array([4, 5, 6, 7])
+    eps = np.finfo(dtype).eps
+    exact = X.astype(np.float64) @ X.astype(np.float64).T
+    scale = np.abs(X).astype(np.float64) @ np.abs(X).astype(np.float64).T
+    bound = 4 * eps * math.sqrt(dim) * scale + 1e-300
+    got = np.array(TILE_CALLS[width](X, rx, X, ry)).reshape(4, 4)
+    assert np.all(np.abs(got - exact[:4, 4:]) <= bound[:4, 4:])
+    got = TRIANGLE_CALLS[width](X, rx, X, ry)
+    upper = [(r, c) for r in range(4) for c in range(r, 4)]
+    for q, (r, c) in enumerate(upper):
+        for base, value in ((0, got[q]), (4, got[10 + q])):
+            i, j = base + r, base + c
+            assert abs(value - exact[i, j]) <= bound[i, j], (width, q, base)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 16, 20, 33])
+def test_reduction_network_finishes_every_sum_once(lanes, count):
+    """After the rounds every lane holds one finished sum: each vector's label appears exactly
+    once, padding (-1) fills the rest, and a round halves the vectors (odd counts padded)."""
+    rounds = simd.reduction_network(count, lanes)
+    assert len(rounds) == int(math.log2(lanes))
+    vectors = count
+    for group, labels in rounds:
+        vectors = (vectors + 1) // 2
+        assert len(labels) == vectors and all(len(v) == lanes for v in labels)
+    final = [label for vector in (rounds[-1][1] if rounds else []) for label in vector]
+    if rounds:
+        assert sorted(label for label in final if label >= 0) == list(range(count))
+
+
 def test_dot_tile_strided_rows_take_the_scalar_path():
     rng = np.random.default_rng()
     base = rng.normal(size=(8, 80)).astype(np.float32)
