@@ -325,3 +325,72 @@ def test_bad_inputs_on_the_vector_and_band_paths(window, dtype):
     bad = x.copy(); bad[4] = 0
     with pytest.raises(InputError, match=r"video b \(#1\), snippet 2 .*all-zero"):
         K.propagate(bad, off, video_ids=ids, window=window, dtype=dtype)
+
+
+def test_krylov_span_helpers_hand_checked():
+    from lanp.kernels import cpu
+    spans = np.zeros((4, 2), dtype=np.int64)
+    m = cpu.nonzero_runs(np.array([0.0, 1.0, 1.0, 0.0, 0.0, 2.0, 0.0, 3.0]), spans)
+    assert m == 3 and spans[:m].tolist() == [[1, 3], [5, 6], [7, 8]]
+    m = cpu.widen_spans(spans, m, 1, 8)         # [0,4) [4,7) [6,8): touching and overlapping
+    assert m == 1 and spans[:m].tolist() == [[0, 8]]
+    spans[:2] = [[2, 3], [9, 10]]
+    m = cpu.widen_spans(spans, 2, 2, 12)        # [0,5) and [7,12): a gap of two rows stays
+    assert m == 2 and spans[:m].tolist() == [[0, 5], [7, 12]]
+    assert cpu.widen_spans(spans, 2, 0, 12) == 1 and spans[0].tolist() == [0, 12]   # dense
+
+
+def full_length_cg(A, y, tol, maxiter):
+    """Textbook CG on every row (float64), the algorithm lanp's CG runs, for comparison."""
+    z = np.zeros_like(y)
+    r = y.copy()
+    p = y.copy()
+    rr = yy = y @ y
+    it = 0
+    while it < maxiter and rr > tol * tol * yy:
+        q = A @ p
+        step = rr / (p @ q)
+        z += step * p
+        r -= step * q
+        rr_new = r @ r
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+        it += 1
+    return z, it
+
+
+@pytest.mark.parametrize("seeds", [(0, -1), (0, 150, -1), (40,)])
+@pytest.mark.parametrize("maxiter", [3, 1000])
+def test_cg_on_krylov_spans_equals_full_length_cg(seeds, maxiter):
+    """CG restricted to the rows its Krylov vectors can reach gives the full-length CG's
+    iterates: the same iteration count and z (float64 rounding apart), and exactly 0 beyond
+    iterations x k rows of every seed (where a full-length CG has exact zeros too)."""
+    from lanp.kernels import cpu
+    rng = np.random.default_rng()
+    L, k, alpha = 400, 6, 0.99
+    x, _ = smooth_features(rng, [L], 12, np.float64)
+    dense = normalized_similarity(x, window=k)
+    band = np.zeros((L, 2 * k + 1))
+    for i in range(L):
+        for j in range(max(0, i - k), min(L, i + k + 1)):
+            band[i, j - i + k] = dense[i, j]
+    y = np.zeros(L)
+    for s in seeds:
+        y[s] = 1.0
+    z = np.full(L, np.nan)                              # poisoned: every entry must be written
+    it, residual, converged = cpu.conjugate_gradient(band, k, y, alpha, 1e-8, maxiter, z)
+    A = np.eye(L) - alpha * dense
+    z_full, it_full = full_length_cg(A, y, 1e-8, maxiter)
+    assert it == it_full and converged == (maxiter == 1000)
+    assert np.linalg.norm(z - z_full) <= 1e-12 * np.linalg.norm(z_full)
+    assert residual == pytest.approx(np.linalg.norm(y - A @ z) / np.linalg.norm(y), rel=1e-9)
+    reach = np.zeros(L, dtype=bool)
+    for s in seeds:
+        s = s % L
+        reach[max(0, s - (it - 1) * k):s + (it - 1) * k + 1] = True
+    assert np.all(z[~reach] == 0.0) and np.all(z_full[~reach] == 0.0)
+    if maxiter == 3:
+        assert (~reach).sum() > 0                       # the early stop leaves rows untouched
+    else:
+        exact = np.linalg.solve(A, y)
+        assert np.linalg.norm(z - exact) <= 1e-6 * np.linalg.norm(exact)
