@@ -86,15 +86,24 @@ def kernel_work(lengths: np.ndarray, dim: int, itemsize: int, window=None,
     bytes: the features are read once from memory (N * D * itemsize); the per-video graph
     (L^2 or L(2k+1) float64) is a per-thread scratch that stays in cache for short videos and is
     not counted (it is counted separately as graph_bytes). flops: the Gram (gram_flops) plus
-    CG (2 flops per stored graph entry per iteration) - the exp/log work is not flops-bound and
-    is not counted.
+    CG: 2 flops per stored graph entry of every row a matvec touches, for each iteration and
+    the final residual. Dense: every row. Banded (the paper's seeds at both ends): CG works on
+    the rows its Krylov vectors reach, min(L, 2 ((t + 1) k + 1)) rows in matvec t. The exp/log
+    work is not flops-bound and is not counted.
     """
     L = np.asarray(lengths, dtype=np.int64)
     N = int(L.sum())
     width = L if window is None else np.minimum(2 * window + 1, L)
     entries = (L * width).astype(np.float64)
-    it = np.full(L.shape, 10.0) if iterations is None else np.asarray(iterations, dtype=np.float64)
-    cg = float((2.0 * entries * (it + 1)).sum())
+    it = np.full(L.shape, 10) if iterations is None else np.asarray(iterations, dtype=np.int64)
+    cg = 0.0
+    for n, w, t in zip(L, width, it):
+        if window is None or window >= n - 1:
+            rows = float(n) * (t + 1)
+        else:
+            reach = (np.arange(t + 1) + 1) * window + 1
+            rows = float(np.minimum(n, 2 * reach).sum())
+        cg += 2.0 * w * rows
     return {"bytes": float(N * dim * itemsize), "gram_flops": gram_flops(L, dim, window),
             "cg_flops": cg, "graph_bytes": float((entries * 8).sum())}
 

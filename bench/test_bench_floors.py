@@ -28,3 +28,14 @@ def test_gemm(benchmark, mode, floors):
     benchmark.extra_info.update(impl="floor: float32 GEMM", flops=2.0 * n ** 3, gemm_rate=floors.gemm)
     if benchmark.stats is not None:
         benchmark.extra_info["gflops"] = 2.0 * n ** 3 / benchmark.stats.stats.min / 1e9
+
+
+def test_kernel_work_counts_what_cg_touches():
+    """Hand-counted CG work: a dense video sweeps every entry per matvec; a band only the rows its
+    Krylov vectors reach from the two end seeds (22, 42, 62 rows for k = 10, until they cover L)."""
+    dense = F.kernel_work(np.array([8]), 4, 4, None, np.array([3]))
+    assert dense["cg_flops"] == 2 * 8 * 8 * 4                  # 3 iterations + the residual
+    band = F.kernel_work(np.array([100]), 4, 4, 10, np.array([2]))
+    assert band["cg_flops"] == 2 * 21 * (22 + 42 + 62)
+    covered = F.kernel_work(np.array([100]), 4, 4, 10, np.array([6]))
+    assert covered["cg_flops"] == 2 * 21 * (22 + 42 + 62 + 82 + 100 + 100 + 100)
