@@ -2,16 +2,21 @@
 
 * :func:`dot_tile_columns` / :func:`dot_triangles_columns`: a 4 x 4 tile of dot products
   (X_i . Y_j), or the upper triangles of two diagonal 4 x 4 Gram blocks, with the accumulators
-  held as explicit SIMD vectors (LLVM intrinsics written here in IR). Loads are aligned where the
-  rows allow (a masked vector takes each row's unaligned head, masked vectors the tail), and one
-  software prefetch (a 64-byte line of another array, into L2) is issued per step of the column
-  loop. Written by hand because a prefetch inside an auto-vectorised reduction loop either stops
+  held as explicit SIMD vectors (LLVM intrinsics written here in IR): 64-byte zmm vectors where
+  the host has AVX-512, else 32 or 16 bytes; one vector of every row per step, and the lanes
+  summed at the end by a shuffle tree. Loads are aligned where the rows allow (a masked vector
+  takes each row's unaligned head, another the tail), and one software prefetch (a 64-byte line
+  of another array, into L2) is issued per step of the column loop. Written by hand because a prefetch inside an auto-vectorised reduction loop either stops
   the vectorisation or is scalarised into one prefetch per lane; interleaving the prefetches
   with the arithmetic is what lets the next video stream in from DRAM while the current one is
   computed from cache.
 * :func:`exp_flush` / :func:`exp_finite`: branch-free float64 exps (Cody-Waite reduction, Taylor
   polynomial by Estrin's scheme, exponent built from bits) that a loop can vectorise;
   ``math.exp`` stays a scalar libm call without SVML.
+
+Editing this file: numba's on-disk cache (``cache=True``) tracks only the file that defines each
+jitted function, so kernels/cpu.py's cached machine code keeps the old intrinsics until
+``kernels/__pycache__/*.nbi`` / ``*.nbc`` are deleted (a fresh install or CI never sees this).
 """
 from __future__ import annotations
 
