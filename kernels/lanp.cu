@@ -201,6 +201,18 @@ __host__ __device__ inline double lanp_seed(lanp_i64 i, lanp_i64 L, const lanp_i
     return 0.0;
 }
 
+// 1 if row i lies within `reach` rows of a seed: CG's j-th search direction is exactly zero
+// beyond j k rows of the seeds for a band of half-width k (k == 0, dense: pass reach >= L)
+__host__ __device__ inline int lanp_within_reach(lanp_i64 i, lanp_i64 L, const lanp_i64* seeds,
+                                                 int nseeds, lanp_i64 reach)
+{
+    for (int s = 0; s < nseeds; ++s) {
+        const lanp_i64 pos = seeds[s] >= 0 ? seeds[s] : L + seeds[s];
+        if (i >= pos - reach && i <= pos + reach) return 1;
+    }
+    return 0;
+}
+
 // ((I - alpha S) p)_i for dense (k == 0, width L) or banded (half-width k, width 2k+1) S
 __host__ __device__ inline double lanp_apply_row(const double* S, lanp_i64 width, int k,
                                                  lanp_i64 L, double alpha, const double* p,
@@ -305,7 +317,9 @@ __host__ __device__ void lanp_similarity_rows(const LanpBlock& b, const T* xv, l
 
 // CG for (I - alpha S) z = y of one video, z = 0 first; stops when ||r||^2 <= tol^2 ||y||^2
 // (recursive residual) or after maxiter; writes iterations, the true relative residual
-// ||y - (I - alpha S) z|| / ||y|| and converged. r, p, q: scratch of length L.
+// ||y - (I - alpha S) z|| / ||y|| and converged. r, p, q: scratch of length L. Iteration j
+// works only on the rows within (j + 1) k of a seed (lanp_within_reach); the others keep their
+// exact zeros, as in the CPU kernel.
 __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lanp_i64 width,
                                         int k, lanp_i64 L, const lanp_i64* seeds, int nseeds,
                                         double alpha, double tol, int maxiter, double* z,
@@ -324,8 +338,10 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
     double rr = yy;
     int it = 0;
     while (it < maxiter && rr > threshold) {
+        const lanp_i64 reach = k == 0 ? L : (lanp_i64)(it + 1) * k;
         part = 0.0;
         for (lanp_i64 i = t; i < L; i += nt) {
+            if (!lanp_within_reach(i, L, seeds, nseeds, reach)) continue;
             const double qi = lanp_apply_row(S, width, k, L, alpha, p, i);
             q[i] = qi;
             part += p[i] * qi;
@@ -335,20 +351,24 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
         const double step = rr / pq;
         part = 0.0;
         for (lanp_i64 i = t; i < L; i += nt) {
+            if (!lanp_within_reach(i, L, seeds, nseeds, reach)) continue;
             z[i] += step * p[i];
             r[i] -= step * q[i];
             part += r[i] * r[i];
         }
         const double rr_new = b.sum(part);
         const double beta = rr_new / rr;
-        for (lanp_i64 i = t; i < L; i += nt) p[i] = r[i] + beta * p[i];
+        for (lanp_i64 i = t; i < L; i += nt)
+            if (lanp_within_reach(i, L, seeds, nseeds, reach)) p[i] = r[i] + beta * p[i];
         b.sync();
         rr = rr_new;
         ++it;
     }
     b.sync();
     part = 0.0;
+    const lanp_i64 reach = k == 0 ? L : (lanp_i64)(it + 1) * k;   // where (I - alpha S) z may be nonzero
     for (lanp_i64 i = t; i < L; i += nt) {
+        if (!lanp_within_reach(i, L, seeds, nseeds, reach)) continue;
         const double e = lanp_seed(i, L, seeds, nseeds) - lanp_apply_row(S, width, k, L, alpha, z, i);
         part += e * e;
     }

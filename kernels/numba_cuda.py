@@ -167,6 +167,15 @@ def kernels(block: int = BLOCK):
                 y = 1.0
         return y
 
+    @cuda.jit(device=True)
+    def within_reach(i, L, seeds, reach):
+        """Row i within `reach` rows of a seed (CG's j-th direction is zero beyond j k rows)."""
+        for s in range(seeds.shape[0]):
+            pos = seeds[s] if seeds[s] >= 0 else L + seeds[s]
+            if pos - reach <= i <= pos + reach:
+                return True
+        return False
+
     @cuda.jit
     def cg(values, offsets, graph_offsets, band, seeds, alpha, tol, maxiter, z, r, p, q,
            iterations, residual, converged):
@@ -191,12 +200,14 @@ def kernels(block: int = BLOCK):
         rr = yy
         it = 0
         while it < maxiter and rr > threshold:
+            reach = L if band == 0 else (it + 1) * band     # rows q = A p may reach
             part = 0.0
             i = t
             while i < L:
-                qi = apply_row(values, base, width, band, L, alpha, p, a, i)
-                q[a + i] = qi
-                part += p[a + i] * qi
+                if within_reach(i, L, seeds, reach):
+                    qi = apply_row(values, base, width, band, L, alpha, p, a, i)
+                    q[a + i] = qi
+                    part += p[a + i] * qi
                 i += block
             pq = block_sum(red, part)
             if not pq > 0.0:
@@ -205,25 +216,29 @@ def kernels(block: int = BLOCK):
             part = 0.0
             i = t
             while i < L:
-                z[a + i] += step * p[a + i]
-                r[a + i] -= step * q[a + i]
-                part += r[a + i] * r[a + i]
+                if within_reach(i, L, seeds, reach):
+                    z[a + i] += step * p[a + i]
+                    r[a + i] -= step * q[a + i]
+                    part += r[a + i] * r[a + i]
                 i += block
             rr_new = block_sum(red, part)
             beta = rr_new / rr
             i = t
             while i < L:
-                p[a + i] = r[a + i] + beta * p[a + i]
+                if within_reach(i, L, seeds, reach):
+                    p[a + i] = r[a + i] + beta * p[a + i]
                 i += block
             cuda.syncthreads()
             rr = rr_new
             it += 1
         cuda.syncthreads()
         part = 0.0
+        reach = L if band == 0 else (it + 1) * band
         i = t
         while i < L:
-            e = seed_value(i, L, seeds) - apply_row(values, base, width, band, L, alpha, z, a, i)
-            part += e * e
+            if within_reach(i, L, seeds, reach):
+                e = seed_value(i, L, seeds) - apply_row(values, base, width, band, L, alpha, z, a, i)
+                part += e * e
             i += block
         res = block_sum(red, part)
         if t == 0:

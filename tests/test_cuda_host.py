@@ -207,3 +207,26 @@ def test_repeated_snippets_have_exact_zero_distance(lib, distance, window):
     values, goff, _ = host_similarity(lib, x, offsets, g)
     ref = normalized_similarity(x.astype(np.float64), **graph_kwargs(g))
     assert relative_error(dense_of(values, offsets, goff, window, 0), ref) <= 1e-6
+
+
+@pytest.mark.parametrize("maxiter", [4, 2000])
+def test_cg_follows_the_cpu_iterates_and_keeps_zeros_beyond_reach(lib, maxiter):
+    """The CUDA CG works only within (j + 1) k rows of a seed in iteration j, like the CPU kernel:
+    the same iteration counts and z on a long band, and exact zeros beyond the Krylov reach when
+    stopped early."""
+    from lanp.kernels import solve as cpu_solve
+    rng = np.random.default_rng()
+    x, offsets = ragged(rng, (300, 17), 6, np.float64)
+    g = GraphParams(window=3, sigma=0.3)
+    values, goff, _ = host_similarity(lib, x, offsets, g, rows_per_item=64)
+    z, it, res, conv = host_solve(lib, values, offsets, goff, g.band, SolverParams(tol=1e-10, maxiter=maxiter))
+    cpu = cpu_solve(cpu_similarity(x, offsets, window=3, sigma=0.3, backend="cpu"), tol=1e-10,
+                    maxiter=maxiter, backend="cpu", warn=False)
+    assert np.array_equal(it, cpu.iterations)
+    assert relative_error(z, cpu.z) <= 1e-10
+    assert np.allclose(res, cpu.residual, rtol=1e-6, atol=1e-14)
+    if maxiter == 4:
+        reach = (it[0] - 1) * 3
+        assert np.all(z[reach + 1:300 - 1 - reach] == 0.0) and np.any(z[:reach + 1] != 0.0)
+    else:
+        assert conv.all() and np.all(res < 1e-9)
