@@ -139,7 +139,7 @@ def workload_table(benches) -> list:
            "|---|---|---|---|---|---|---|"]
     for b in benches:
         e, s = b["extra_info"], b["stats"]
-        if e.get("impl") == "lanp":
+        if e.get("impl", "").startswith("lanp"):
             note = e.get("settings", "")
             frac = (f"{e['floor_fraction']:.2f} (floor {fmt_time(e['floor_s'])} at "
                     f"{e['bandwidth'] / 1e9:.1f} GB/s read, {e['bound']}-bound; "

@@ -43,6 +43,52 @@ def test_lanp(benchmark, data, floors):
     assert result.converged.all()
 
 
+def compute_only(x, off):
+    """The UCF-32 kernel's arithmetic without its DRAM stream: the same numba entry point
+    lanp.kernels.propagate uses (paper settings), on one cached video per thread that the thread
+    runs as many times as it would run videos of the real batch (so z of those videos is
+    rewritten; nothing else changes). Returns a callable and the shape it stands for."""
+    import numba
+    from lanp.kernels import cpu
+    threads = numba.get_num_threads()
+    L = int(off[1] - off[0])
+    V = len(off) - 1
+    cached = np.ascontiguousarray(x[:threads * L])
+    cached_off = np.arange(threads + 1, dtype=np.int64) * L
+    bounds = np.linspace(0, V, threads + 1).astype(np.int64)
+    order = np.repeat(np.arange(threads, dtype=np.int64), np.diff(bounds))
+    z = np.full(cached.shape[0], np.nan, dtype=x.dtype)
+    per_video = [np.full(threads, -1, dtype=np.int32), np.full(threads, np.nan),
+                 np.zeros(threads, dtype=np.bool_), np.full(threads, -1, dtype=np.int8),
+                 np.full(threads, -1, dtype=np.int64)]
+    seeds = np.array([0, -1], dtype=np.int64)
+
+    def run():
+        cpu.propagate_packed(cached, cached_off, order, bounds, x.dtype.type(0), 0, cpu.SQEUCLIDEAN,
+                             True, 1.0 / (2.0 * 0.1 ** 2), 0.0, seeds, ALPHA, 1e-6, 1000, z, *per_video)
+        return z, per_video
+    return run
+
+
+@pytest.mark.benchmark(group="ucf32")
+def test_lanp_compute_only(benchmark, data, lanp_z):
+    """A diagnostic beside the goal: what the kernel costs when its features are in cache."""
+    x, off = data
+    run = compute_only(x, off)
+    z, (iterations, residual, converged, status, _) = run()
+    threads = len(iterations)
+    assert np.all(status == 0) and converged.all()
+    L = int(off[1])
+    for t in range(threads):                       # the same z as those videos in the real run
+        assert peers.relative_error(z[t * L:(t + 1) * L], lanp_z.z[t * L:(t + 1) * L]) < 1e-12
+    benchmark(run)
+    benchmark.extra_info.update(
+        impl="lanp, compute only",
+        settings=f"the same kernel and settings, each of the {threads} threads running one cached "
+                 f"video {len(off) - 1} / {threads} times: no DRAM stream (a diagnostic, not the goal)",
+        **_shape(x, off))
+
+
 @pytest.mark.benchmark(group="ucf32")
 def test_lanp_rms_raw(benchmark, data, floors):
     """lanp with the settings closest to peer (c): RMS distance on raw features."""
