@@ -620,13 +620,16 @@ def apply_dense(S, alpha, p, q):
 
 @njit(cache=True, fastmath=FASTMATH)
 def apply_band(S, k, alpha, p, q, a, b):
-    """q_i = ((I - alpha S) p)_i for rows a <= i < b of a band of half-width k > 0, where p is
-    zero outside [a + k, b - k) (:func:`conjugate_gradient` keeps that so; [0, L) is always
-    valid).
+    """q_i = ((I - alpha S) p)_i for rows a <= i < b of a band of half-width k > 0.
+
+    Rows before a are not visited, so their axpys into [a, b) are missing: p must be zero on
+    [a - k, a); axpys from rows i >= b - k land past b, so p must be zero there too unless
+    b = L. :func:`conjugate_gradient`'s spans reach k rows beyond p's support, which gives both;
+    [0, L) is always valid.
 
     The band is read through its upper half only (S is symmetric): row i's entries right of the
     diagonal serve both q_i (a dot product) and q_j, j > i (an axpy into the next k rows, still
-    in cache). Axpys from rows i >= b - k land past b but add exact zeros (p_i = 0 there). S may
+    in cache). S may
     be the full band (L, 2k+1) or just its upper half (L, k+1), column c <-> j = i + c, which
     halves the bytes CG streams per iteration for bands beyond the caches."""
     L = p.shape[0]
