@@ -200,8 +200,8 @@ def _codegen_dot_products(context, builder, sig, args, dtype, pairs, vector_byte
             else:
                 value = builder.call(masked_load, [pointer, ir.Constant(i32, itemsize), mask, zero])
             loaded[slot] = value
-        return [builder.fadd(total, builder.fmul(loaded[a], loaded[b], flags=flags), flags=flags)
-                for (a, b), total in zip(pairs, sums)]
+        return [builder.fadd(acc, builder.fmul(loaded[a], loaded[b], flags=flags), flags=flags)
+                for (a, b), acc in zip(pairs, sums)]
 
     def accumulate(offset, mask=None):
         new = products([builder.load(a) for a in accumulators], offset, mask)
