@@ -224,7 +224,8 @@ def test_cg_follows_the_cpu_iterates_and_keeps_zeros_beyond_reach(lib, maxiter):
                     maxiter=maxiter, backend="cpu", warn=False)
     assert np.array_equal(it, cpu.iterations)
     assert relative_error(z, cpu.z) <= 1e-10
-    assert np.allclose(res, cpu.residual, rtol=1e-6, atol=1e-14)
+    # true residuals agree to rounding: ||y - A z|| / ||y|| with ||z|| ~ 30 carries ~1e-13
+    assert np.allclose(res, cpu.residual, rtol=1e-9, atol=1e-12)
     if maxiter == 4:
         reach = (it[0] - 1) * 3
         assert np.all(z[reach + 1:300 - 1 - reach] == 0.0) and np.any(z[:reach + 1] != 0.0)
