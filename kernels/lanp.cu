@@ -190,19 +190,9 @@ __host__ __device__ inline double lanp_normalise(double a, double lse_i, double 
     return exp(a - 0.5 * (lse_i + lse_j));
 }
 
-// y_i: 1 at the seeds (negative seeds count from the end)
-__host__ __device__ inline double lanp_seed(lanp_i64 i, lanp_i64 L, const lanp_i64* seeds,
-                                            int nseeds)
-{
-    for (int s = 0; s < nseeds; ++s) {
-        const lanp_i64 pos = seeds[s] >= 0 ? seeds[s] : L + seeds[s];
-        if (pos == i) return 1.0;
-    }
-    return 0.0;
-}
-
-// 1 if row i lies within `reach` rows of a seed: CG's j-th search direction is exactly zero
-// beyond j k rows of the seeds for a band of half-width k (k == 0, dense: pass reach >= L)
+// 1 if row i lies within `reach` rows of a seed (negative seeds count from the end): CG's j-th
+// search direction is exactly zero beyond j k rows of the seeds for a band of half-width k
+// (k == 0, dense: pass reach >= L)
 __host__ __device__ inline int lanp_within_reach(lanp_i64 i, lanp_i64 L, const lanp_i64* seeds,
                                                  int nseeds, lanp_i64 reach)
 {
@@ -211,6 +201,13 @@ __host__ __device__ inline int lanp_within_reach(lanp_i64 i, lanp_i64 L, const l
         if (i >= pos - reach && i <= pos + reach) return 1;
     }
     return 0;
+}
+
+// y_i: 1 at the seeds
+__host__ __device__ inline double lanp_seed(lanp_i64 i, lanp_i64 L, const lanp_i64* seeds,
+                                            int nseeds)
+{
+    return lanp_within_reach(i, L, seeds, nseeds, 0) ? 1.0 : 0.0;
 }
 
 // ((I - alpha S) p)_i for dense (k == 0, width L) or banded (half-width k, width 2k+1) S

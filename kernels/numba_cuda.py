@@ -159,15 +159,6 @@ def kernels(block: int = BLOCK):
         return p[a + i] - alpha * acc
 
     @cuda.jit(device=True)
-    def seed_value(i, L, seeds):
-        y = 0.0
-        for s in range(seeds.shape[0]):
-            pos = seeds[s] if seeds[s] >= 0 else L + seeds[s]
-            if pos == i:
-                y = 1.0
-        return y
-
-    @cuda.jit(device=True)
     def within_reach(i, L, seeds, reach):
         """Row i within `reach` rows of a seed (CG's j-th direction is zero beyond j k rows)."""
         for s in range(seeds.shape[0]):
@@ -175,6 +166,11 @@ def kernels(block: int = BLOCK):
             if pos - reach <= i <= pos + reach:
                 return True
         return False
+
+    @cuda.jit(device=True)
+    def seed_value(i, L, seeds):
+        """y_i: 1 at the seeds (negative seeds count from the end)."""
+        return 1.0 if within_reach(i, L, seeds, 0) else 0.0
 
     @cuda.jit
     def cg(values, offsets, graph_offsets, band, seeds, alpha, tol, maxiter, z, r, p, q,

@@ -6,10 +6,10 @@
   the host has AVX-512, else 32 or 16 bytes; one vector of every row per step, and the lanes
   summed at the end by a shuffle tree. Loads are aligned where the rows allow (a masked vector
   takes each row's unaligned head, another the tail), and one software prefetch (a 64-byte line
-  of another array, into L2) is issued per step of the column loop. Written by hand because a prefetch inside an auto-vectorised reduction loop either stops
-  the vectorisation or is scalarised into one prefetch per lane; interleaving the prefetches
-  with the arithmetic is what lets the next video stream in from DRAM while the current one is
-  computed from cache.
+  of another array, into L2) is issued per step of the column loop. Written by hand because a
+  prefetch inside an auto-vectorised reduction loop either stops the vectorisation or is
+  scalarised into one prefetch per lane; interleaving the prefetches with the arithmetic is what
+  lets the next video stream in from DRAM while the current one is computed from cache.
 * :func:`exp_flush` / :func:`exp_finite`: branch-free float64 exps (Cody-Waite reduction, Taylor
   polynomial by Estrin's scheme, exponent built from bits) that a loop can vectorise;
   ``math.exp`` stays a scalar libm call without SVML.
@@ -74,12 +74,12 @@ def _dot_products_intrinsic(pairs, doc, vector_bytes=None):
 def reduction_network(count, lanes):
     """How :func:`_reduce_lanes` sums ``count`` vectors of ``lanes`` lanes each across their lanes.
 
-    Returns the list of rounds; a round pairs vectors (a zero vector pads an odd count) and, for
-    each pair (A, B) whose lanes hold blocks of ``group`` partial sums, takes the first halves of
-    A's and B's blocks into one vector and the second halves into another, then adds the two: the
-    result holds blocks of group / 2 partial sums, A's and B's alternating. After log2(lanes)
-    rounds each lane holds one finished sum. Each round is (pairs, lane labels of the results),
-    where a label is the index of the vector whose sum the lane carries (-1: padding)."""
+    Each round pairs the vectors (a zero vector pads an odd count). Where their lanes hold blocks
+    of ``group`` partial sums, one shuffle of each pair (A, B) takes the first halves of A's and
+    B's blocks, another the second halves, and their sum holds blocks of group / 2 partial sums,
+    A's and B's alternating. After log2(lanes) rounds each lane holds one finished sum. Returns
+    the rounds as (first, second, labels): the two shuffle masks (indices into A then B) and, per
+    resulting vector, the index of the input vector whose sum each lane carries (-1: padding)."""
     labels = [[q] * lanes for q in range(count)]
     group = lanes
     rounds = []
@@ -87,13 +87,18 @@ def reduction_network(count, lanes):
         if len(labels) % 2:
             labels = labels + [[-1] * lanes]
         half = group // 2
+        first, second = [], []
+        for block in range(0, lanes, group):
+            first += list(range(block, block + half)) + [lanes + c for c in range(block, block + half)]
+            second += (list(range(block + half, block + group))
+                       + [lanes + c for c in range(block + half, block + group)])
         merged = []
         for a, b in zip(labels[0::2], labels[1::2]):
             out = []
             for block in range(0, lanes, group):
                 out += [a[block]] * half + [b[block]] * half
             merged.append(out)
-        rounds.append((group, merged))
+        rounds.append((first, second, merged))
         labels = merged
         group = half
     return rounds
@@ -106,22 +111,15 @@ def _reduce_lanes(builder, vectors, zero, lanes, flags):
     i32 = ir.IntType(32)
     rounds = reduction_network(len(vectors), lanes)
     current = list(vectors)
-    for group, _ in rounds:
+    for first, second, _ in rounds:
         if len(current) % 2:
             current.append(zero)
-        half = group // 2
-        first = []
-        second = []
-        for block in range(0, lanes, group):
-            first += list(range(block, block + half)) + [lanes + c for c in range(block, block + half)]
-            second += (list(range(block + half, block + group))
-                       + [lanes + c for c in range(block + half, block + group)])
         mask_first = ir.Constant(ir.VectorType(i32, lanes), first)
         mask_second = ir.Constant(ir.VectorType(i32, lanes), second)
         current = [builder.fadd(builder.shuffle_vector(a, b, mask_first),
                                 builder.shuffle_vector(a, b, mask_second), flags=flags)
                    for a, b in zip(current[0::2], current[1::2])]
-    final_labels = rounds[-1][1] if rounds else [[q] for q in range(len(vectors))]
+    final_labels = rounds[-1][2] if rounds else [[q] for q in range(len(vectors))]
     sums = [None] * len(vectors)
     for vector, labels in zip(current, final_labels):
         for lane, label in enumerate(labels):

@@ -159,10 +159,10 @@ def test_reduction_network_finishes_every_sum_once(lanes, count):
     rounds = simd.reduction_network(count, lanes)
     assert len(rounds) == int(math.log2(lanes))
     vectors = count
-    for group, labels in rounds:
+    for _, _, labels in rounds:
         vectors = (vectors + 1) // 2
         assert len(labels) == vectors and all(len(v) == lanes for v in labels)
-    final = [label for vector in (rounds[-1][1] if rounds else []) for label in vector]
+    final = [label for vector in (rounds[-1][2] if rounds else []) for label in vector]
     if rounds:
         assert sorted(label for label in final if label >= 0) == list(range(count))
 
