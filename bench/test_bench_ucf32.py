@@ -11,6 +11,7 @@ import peers
 import workloads
 from conftest import record_floor_fraction, record_lanp, slow, time_peer_c
 from lanp.kernels import propagate
+from lanp.kernels.params import pack_seeds
 
 ALPHA = 0.99
 CHECK_TOL = 1e-3          # CG to 1e-6 on cond(A) <= 199 -> solution error well below this
@@ -61,11 +62,11 @@ def compute_only(x, off):
     per_video = [np.full(threads, -1, dtype=np.int32), np.full(threads, np.nan),
                  np.zeros(threads, dtype=np.bool_), np.full(threads, -1, dtype=np.int8),
                  np.full(threads, -1, dtype=np.int64)]
-    seeds = np.array([0, -1], dtype=np.int64)
+    seeds = pack_seeds((0, -1), np.full(threads, L))
 
     def run():
         cpu.propagate_packed(cached, cached_off, order, bounds, x.dtype.type(0), 0, cpu.SQEUCLIDEAN,
-                             True, 1.0 / (2.0 * 0.1 ** 2), 0.0, seeds, ALPHA, 1e-6, 1000, z, *per_video)
+                             True, 1.0 / (2.0 * 0.1 ** 2), 0.0, *seeds, ALPHA, 1e-6, 1000, z, *per_video)
         return z, per_video
     return run
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from . import backends
 from .params import (ConvergenceWarning, GraphParams, InputError, SolverParams, check_dtype,
-                     check_packed, resolve_seeds, video_name)
+                     check_packed, is_uniform_seeds, pack_seeds, video_name)
 
 
 @dataclass
@@ -96,7 +96,7 @@ def raise_for_status(status, where_idx, offsets, video_ids, params: GraphParams,
 
 def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
               distance: str = "sqeuclidean", normalize: bool = True, window: Optional[int] = None,
-              temporal_scale: Optional[float] = None, seeds: Sequence[int] = (0, -1),
+              temporal_scale: Optional[float] = None, seeds=(0, -1),
               tol: float = 1e-6, maxiter: int = 1000, dtype=None, backend: str = "auto",
               video_ids=None, where: str = "features", warn: bool = True) -> Propagation:
     """Normality propagation z = (I - alpha S)^-1 y for every video of a packed batch.
@@ -104,7 +104,8 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
     features: (N, D) float32/float64 (numpy, or a device array for GPU backends).
     offsets:  (V+1,) int64, offsets[0] = 0, offsets[-1] = N, every video non-empty.
     W_ij = Wf(x_i, x_j) * exp(-|i-j|/s), W_ii = 0; S = D^-1/2 W D^-1/2 (log domain);
-    y = 1 at ``seeds`` (negative counts from the end). See GraphParams / SolverParams.
+    y = 1 at ``seeds``: positions for every video alike, e.g. (0, -1), or one sequence of positions
+    per video (V of them); negative positions count from the end. See GraphParams / SolverParams.
     dtype: compute dtype of the dot products (default: the features' dtype if float32/64).
     Returns a :class:`Propagation`; warns with ConvergenceWarning for videos that hit maxiter.
 
@@ -115,11 +116,11 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
     """
     graph = GraphParams(sigma=sigma, distance=distance, normalize=normalize, window=window,
                         temporal_scale=temporal_scale)
-    solver = SolverParams(alpha=alpha, seeds=tuple(seeds), tol=tol, maxiter=maxiter)
+    solver = solver_params(alpha, seeds, tol, maxiter)
     dt, offsets = _prepare(features, offsets, video_ids, dtype, where)
-    seeds_arr = resolve_seeds(solver.seeds, np.diff(offsets), video_ids, where)
+    packed_seeds = pack_seeds(seeds, np.diff(offsets), video_ids, where)
     impl = backends.get(backend)
-    result = impl.propagate(features, offsets, graph, solver, seeds_arr, dt, video_ids, where)
+    result = impl.propagate(features, offsets, graph, solver, packed_seeds, dt, video_ids, where)
     check_written(result, video_ids, where)
     if warn:
         warn_unconverged(result.converged, result.residual, solver.tol, solver.maxiter, video_ids, where)
@@ -137,17 +138,26 @@ def similarity(features, offsets, *, sigma: float = 0.1, distance: str = "sqeucl
     return backends.get(backend).similarity(features, offsets, graph, dt, video_ids, where)
 
 
-def solve(graph: Graph, *, alpha: float = 0.99, seeds: Sequence[int] = (0, -1), tol: float = 1e-6,
+def solve(graph: Graph, *, alpha: float = 0.99, seeds=(0, -1), tol: float = 1e-6,
           maxiter: int = 1000, backend: str = "auto", video_ids=None, where: str = "graph",
           warn: bool = True) -> Propagation:
-    """CG for (I - alpha S) z = y on a :class:`Graph` from :func:`similarity`."""
-    solver = SolverParams(alpha=alpha, seeds=tuple(seeds), tol=tol, maxiter=maxiter)
-    seeds_arr = resolve_seeds(solver.seeds, np.diff(np.asarray(graph.offsets)), video_ids, where)
-    result = backends.get(backend).solve(graph, solver, seeds_arr)
+    """CG for (I - alpha S) z = y on a :class:`Graph` from :func:`similarity` (``seeds`` as in
+    :func:`propagate`: one list for all videos, or one per video)."""
+    solver = solver_params(alpha, seeds, tol, maxiter)
+    packed_seeds = pack_seeds(seeds, np.diff(np.asarray(graph.offsets)), video_ids, where)
+    result = backends.get(backend).solve(graph, solver, packed_seeds)
     check_written(result, video_ids, where)
     if warn:
         warn_unconverged(result.converged, result.residual, solver.tol, solver.maxiter, video_ids, where)
     return result
+
+
+def solver_params(alpha, seeds, tol, maxiter) -> SolverParams:
+    """Checked solver parameters; per-video seeds are checked by :func:`pack_seeds` instead (the
+    kernels take the packed seeds, never ``SolverParams.seeds``)."""
+    if is_uniform_seeds(seeds):
+        return SolverParams(alpha=alpha, seeds=tuple(seeds), tol=tol, maxiter=maxiter)
+    return SolverParams(alpha=alpha, tol=tol, maxiter=maxiter)
 
 
 def check_written(result: Propagation, video_ids, where: str) -> None:

@@ -146,7 +146,7 @@ class CpuBackend:
         where_idx = np.full(V, -1, dtype=np.int64)
         order, bounds = cpu.schedule(lengths, graph.band, x.shape[1])
         cpu.propagate_packed(x, offsets, order, bounds, dt.type(0), graph.band, graph.distance_code, graph.normalize,
-                        1.0 / (2.0 * graph.sigma ** 2), graph.temporal_scale or 0.0, seeds,
+                        1.0 / (2.0 * graph.sigma ** 2), graph.temporal_scale or 0.0, *seeds,
                         solver.alpha, solver.tol, solver.maxiter,
                         z, iterations, residual, converged, status, where_idx)
         raise_for_status(status, where_idx, offsets, video_ids, graph, where)
@@ -189,7 +189,7 @@ class CpuBackend:
             values = values.reshape(-1, 1)              # both layouts 2-D for one numba signature
         order, bounds = cpu.schedule(lengths, band, 0)
         cpu.solve_packed(values, offsets, order, bounds, graph_offsets,
-                        band, seeds, solver.alpha, solver.tol, solver.maxiter,
+                        band, *seeds, solver.alpha, solver.tol, solver.maxiter,
                         z, iterations, residual, converged)
         return Propagation(z, iterations, residual, converged, self.name)
 

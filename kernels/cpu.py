@@ -798,16 +798,17 @@ def upcoming_rows(x, offsets, v):
 
 
 @njit(cache=True)
-def seed_vector(L, seeds, y):
+def seed_vector(positions, y):
+    """y = 1 at the local positions (0 <= p < len(y)), 0 elsewhere."""
     y[:] = 0.0
-    for s in seeds:
-        y[s if s >= 0 else L + s] = 1.0
+    for s in positions:
+        y[s] = 1.0
 
 
 @njit(cache=True)
 def propagate_one(x, offsets, v, following, zero, band, distance, normalize, inv_two_sigma2,
-                  temporal_scale, seeds, alpha, tol, maxiter, z_out, iters_out, residual_out,
-                  converged_out, status_out, where_out):
+                  temporal_scale, seeds, seed_offsets, alpha, tol, maxiter, z_out, iters_out,
+                  residual_out, converged_out, status_out, where_out):
     """Similarity + CG for video v; ``following`` is the video this thread runs next (-1: none),
     prefetched while v's distances are computed. A band covering the whole video (k >= L-1) is
     built dense: the same graph in L^2 instead of L (2L-1) entries."""
@@ -825,7 +826,7 @@ def propagate_one(x, offsets, v, following, zero, band, distance, normalize, inv
     if status != STATUS_OK:
         return
     y = np.empty(L)
-    seed_vector(L, seeds, y)
+    seed_vector(seeds[seed_offsets[v]:seed_offsets[v + 1]], y)
     zv = np.empty(L)
     if k > 0 and L * width > BAND_COMPACT_ENTRIES:
         S = np.ascontiguousarray(S[:, k:])      # CG streams only the upper half of large bands
@@ -838,17 +839,18 @@ def propagate_one(x, offsets, v, following, zero, band, distance, normalize, inv
 
 @njit(cache=True, parallel=True)
 def propagate_packed(x, offsets, order, bounds, zero, band, distance, normalize, inv_two_sigma2,
-                     temporal_scale, seeds, alpha, tol, maxiter,
+                     temporal_scale, seeds, seed_offsets, alpha, tol, maxiter,
                      z_out, iters_out, residual_out, converged_out, status_out, where_out):
     """Fused similarity + CG for every video; thread t handles order[bounds[t]:bounds[t+1]]
-    (see :func:`schedule`). band = 0: dense graph; band = k: half-width k. Outputs are per snippet
+    (see :func:`schedule`). band = 0: dense graph; band = k: half-width k. y_v = 1 at the local
+    positions seeds[seed_offsets[v]:seed_offsets[v+1]] (0 <= p < L_v). Outputs are per snippet
     (z_out) and per video (the rest); status_out[v] != 0 marks bad input at snippet where_out[v]
     and leaves that video's other outputs unwritten."""
     for t in prange(bounds.shape[0] - 1):
         for slot in range(bounds[t], bounds[t + 1]):
             following = order[slot + 1] if slot + 1 < bounds[t + 1] else -1
             propagate_one(x, offsets, order[slot], following, zero, band, distance, normalize,
-                          inv_two_sigma2, temporal_scale, seeds, alpha, tol, maxiter, z_out,
+                          inv_two_sigma2, temporal_scale, seeds, seed_offsets, alpha, tol, maxiter, z_out,
                           iters_out, residual_out, converged_out, status_out, where_out)
 
 
@@ -886,9 +888,10 @@ def similarity_packed(x, offsets, order, bounds, graph_offsets, zero, band, dist
 
 
 @njit(cache=True, parallel=True)
-def solve_packed(values, offsets, order, bounds, graph_offsets, band, seeds, alpha, tol, maxiter,
-                 z_out, iters_out, residual_out, converged_out):
-    """CG on a graph built by :func:`similarity_packed` (same layout and threads)."""
+def solve_packed(values, offsets, order, bounds, graph_offsets, band, seeds, seed_offsets, alpha, tol,
+                 maxiter, z_out, iters_out, residual_out, converged_out):
+    """CG on a graph built by :func:`similarity_packed` (same layout and threads; seeds as in
+    :func:`propagate_packed`)."""
     for t in prange(bounds.shape[0] - 1):
         for slot in range(bounds[t], bounds[t + 1]):
             v = order[slot]
@@ -896,7 +899,7 @@ def solve_packed(values, offsets, order, bounds, graph_offsets, band, seeds, alp
             L = offsets[v + 1] - a
             S = graph_view(values, offsets, graph_offsets, band, v)
             y = np.empty(L)
-            seed_vector(L, seeds, y)
+            seed_vector(seeds[seed_offsets[v]:seed_offsets[v + 1]], y)
             zv = np.empty(L)
             it, res, conv = conjugate_gradient(S, band, y, alpha, tol, maxiter, zv)
             z_out[a:a + L] = zv

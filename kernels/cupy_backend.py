@@ -122,11 +122,11 @@ class CupyBackend:
             return
         N = int(offsets[-1])
         goff = graph_offsets if graph_offsets is not None else np.zeros(1, np.int64)
-        seeds = np.asarray(seeds, np.int64)
+        positions, seed_offsets = seeds
         kernel("lanp_solve")(
             (len(videos),), (cuda_plan.BLOCK,),
             (values, cupy.asarray(offsets), cupy.asarray(goff), cupy.asarray(np.asarray(videos, np.int64)),
-             np.int32(band), cupy.asarray(seeds), np.int32(seeds.size), np.float64(solver.alpha),
+             np.int32(band), cupy.asarray(positions), cupy.asarray(seed_offsets), np.float64(solver.alpha),
              np.float64(solver.tol), np.int32(solver.maxiter), z, cupy.empty(N), cupy.empty(N),
              cupy.empty(N), iterations, residual, converged))
 
@@ -167,7 +167,7 @@ class CupyBackend:
         x = _to_cupy(features, dt)
         fused, rest, smem = cuda_plan.split_fused(lengths, graph.band)
         z, it, res, conv = self._solver_outputs(N, V)
-        seeds = np.asarray(seeds, np.int64)
+        positions, seed_offsets = seeds
         bad = cupy.full(V, cuda_plan.NO_BAD_ROW, dtype=np.int32)
         if fused.size:
             fn = kernel(f"lanp_fused_{_suffix(dt)}")
@@ -175,7 +175,7 @@ class CupyBackend:
                 fn.max_dynamic_shared_size_bytes = smem
             fn((fused.size,), (cuda_plan.BLOCK,),
                (x, np.int64(x.shape[1]), cupy.asarray(offsets), cupy.asarray(fused), *_scalars(graph),
-                cupy.asarray(seeds), np.int32(seeds.size), np.float64(solver.alpha),
+                cupy.asarray(positions), cupy.asarray(seed_offsets), np.float64(solver.alpha),
                 np.float64(solver.tol), np.int32(solver.maxiter), z, it, res, conv, bad),
                shared_mem=smem)
         if rest.size:

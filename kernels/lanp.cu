@@ -405,7 +405,8 @@ __host__ __device__ void lanp_similarity_item(const LanpBlock& b, lanp_i64 item,
 __host__ __device__ inline void lanp_solve_video(const LanpBlock& b, lanp_i64 v,
                                                  const double* values, const lanp_i64* offsets,
                                                  const lanp_i64* graph_offsets, int band,
-                                                 const lanp_i64* seeds, int nseeds, double alpha,
+                                                 const lanp_i64* seeds,
+                                                 const lanp_i64* seed_offsets, double alpha,
                                                  double tol, int maxiter, double* z, double* r,
                                                  double* p, double* q, int* iterations,
                                                  double* residual, unsigned char* converged)
@@ -413,8 +414,9 @@ __host__ __device__ inline void lanp_solve_video(const LanpBlock& b, lanp_i64 v,
     const lanp_i64 a = offsets[v], L = offsets[v + 1] - a;
     const double* S = band == 0 ? values + graph_offsets[v] : values + a * (2 * (lanp_i64)band + 1);
     const lanp_i64 width = band == 0 ? L : 2 * (lanp_i64)band + 1;
-    lanp_cg(b, S, width, band, L, seeds, nseeds, alpha, tol, maxiter, z + a, r + a, p + a, q + a,
-            iterations + v, residual + v, converged + v);
+    lanp_cg(b, S, width, band, L, seeds + seed_offsets[v],
+            (int)(seed_offsets[v + 1] - seed_offsets[v]), alpha, tol, maxiter, z + a, r + a,
+            p + a, q + a, iterations + v, residual + v, converged + v);
 }
 
 // Bytes of scratch the fused short-video path needs for a video of length L (doubles):
@@ -434,7 +436,8 @@ __host__ __device__ void lanp_fused_video(const LanpBlock& b, lanp_i64 item, con
                                           const lanp_i64* videos, int band, int distance,
                                           int normalize, double inv_two_sigma2,
                                           double temporal_scale, const lanp_i64* seeds,
-                                          int nseeds, double alpha, double tol, int maxiter,
+                                          const lanp_i64* seed_offsets, double alpha, double tol,
+                                          int maxiter,
                                           double* scratch, double* z, int* iterations,
                                           double* residual, unsigned char* converged,
                                           int* bad_key)
@@ -451,7 +454,8 @@ __host__ __device__ void lanp_fused_video(const LanpBlock& b, lanp_i64 item, con
     double* q = p + L;
     lanp_similarity_rows<T>(b, x + a * D, D, L, 0, L, k, distance, normalize, inv_two_sigma2,
                             temporal_scale, S, S, norms, lse, bad_key + v);
-    lanp_cg(b, S, width, k, L, seeds, nseeds, alpha, tol, maxiter, z + a, r, p, q,
+    lanp_cg(b, S, width, k, L, seeds + seed_offsets[v],
+            (int)(seed_offsets[v + 1] - seed_offsets[v]), alpha, tol, maxiter, z + a, r, p, q,
             iterations + v, residual + v, converged + v);
 }
 
@@ -478,14 +482,15 @@ LANP_SIMILARITY_KERNEL(lanp_similarity_f64, double)
 // one block per video videos[blockIdx.x]
 extern "C" __global__ void __launch_bounds__(LANP_BLOCK) lanp_solve(
     const double* values, const lanp_i64* offsets, const lanp_i64* graph_offsets,
-    const lanp_i64* videos, int band,
-    const lanp_i64* seeds, int nseeds, double alpha, double tol, int maxiter, double* z,
-    double* r, double* p, double* q, int* iterations, double* residual, unsigned char* converged)
+    const lanp_i64* videos, int band, const lanp_i64* seeds, const lanp_i64* seed_offsets,
+    double alpha, double tol, int maxiter, double* z, double* r, double* p, double* q,
+    int* iterations, double* residual, unsigned char* converged)
 {
     __shared__ double red[LANP_BLOCK];
     const LanpBlock b = {red};
-    lanp_solve_video(b, videos[blockIdx.x], values, offsets, graph_offsets, band, seeds, nseeds,
-                     alpha, tol, maxiter, z, r, p, q, iterations, residual, converged);
+    lanp_solve_video(b, videos[blockIdx.x], values, offsets, graph_offsets, band, seeds,
+                     seed_offsets, alpha, tol, maxiter, z, r, p, q, iterations, residual,
+                     converged);
 }
 
 // dynamic shared memory: 8 * max over the launched videos of lanp_fused_doubles(L, band)
@@ -493,15 +498,16 @@ extern "C" __global__ void __launch_bounds__(LANP_BLOCK) lanp_solve(
     extern "C" __global__ void __launch_bounds__(LANP_BLOCK) NAME(                              \
         const T* x, lanp_i64 D, const lanp_i64* offsets, const lanp_i64* videos, int band,       \
         int distance, int normalize, double inv_two_sigma2, double temporal_scale,               \
-        const lanp_i64* seeds, int nseeds, double alpha, double tol, int maxiter, double* z,     \
-        int* iterations, double* residual, unsigned char* converged, int* bad_key)               \
+        const lanp_i64* seeds, const lanp_i64* seed_offsets, double alpha, double tol,           \
+        int maxiter, double* z, int* iterations, double* residual, unsigned char* converged,     \
+        int* bad_key)                                                                            \
     {                                                                                            \
         __shared__ double red[LANP_BLOCK];                                                       \
         extern __shared__ double lanp_dynamic_smem[];                                            \
         const LanpBlock b = {red};                                                               \
         lanp_fused_video<T>(b, (lanp_i64)blockIdx.x, x, D, offsets, videos, band, distance,      \
-                            normalize, inv_two_sigma2, temporal_scale, seeds, nseeds, alpha,     \
-                            tol, maxiter, lanp_dynamic_smem, z, iterations, residual,            \
+                            normalize, inv_two_sigma2, temporal_scale, seeds, seed_offsets,      \
+                            alpha, tol, maxiter, lanp_dynamic_smem, z, iterations, residual,     \
                             converged, bad_key);                                                 \
     }
 
@@ -533,29 +539,32 @@ LANP_SIMILARITY_HOST(lanp_similarity_f64_host, double)
 extern "C" void lanp_solve_host(const double* values, const lanp_i64* offsets,
                                 const lanp_i64* graph_offsets, const lanp_i64* videos,
                                 lanp_i64 n_videos, int band,
-                                const lanp_i64* seeds, int nseeds, double alpha, double tol,
-                                int maxiter, double* z, double* r, double* p, double* q,
+                                const lanp_i64* seeds, const lanp_i64* seed_offsets,
+                                double alpha, double tol, int maxiter, double* z, double* r,
+                                double* p, double* q,
                                 int* iterations, double* residual, unsigned char* converged)
 {
     const LanpBlock b = {0};
     for (lanp_i64 t = 0; t < n_videos; ++t)
-        lanp_solve_video(b, videos[t], values, offsets, graph_offsets, band, seeds, nseeds, alpha, tol,
-                         maxiter, z, r, p, q, iterations, residual, converged);
+        lanp_solve_video(b, videos[t], values, offsets, graph_offsets, band, seeds, seed_offsets,
+                         alpha, tol, maxiter, z, r, p, q, iterations, residual, converged);
 }
 
 #define LANP_FUSED_HOST(NAME, T)                                                                 \
     extern "C" void NAME(const T* x, lanp_i64 D, const lanp_i64* offsets,                        \
                          const lanp_i64* videos, lanp_i64 n_items, int band, int distance,       \
                          int normalize, double inv_two_sigma2, double temporal_scale,            \
-                         const lanp_i64* seeds, int nseeds, double alpha, double tol,            \
-                         int maxiter, double* scratch, double* z, int* iterations,               \
-                         double* residual, unsigned char* converged, int* bad_key)               \
+                         const lanp_i64* seeds, const lanp_i64* seed_offsets,                    \
+                         double alpha, double tol, int maxiter, double* scratch, double* z,      \
+                         int* iterations, double* residual, unsigned char* converged,            \
+                         int* bad_key)                                                           \
     {                                                                                            \
         const LanpBlock b = {0};                                                                 \
         for (lanp_i64 t = 0; t < n_items; ++t)                                                   \
             lanp_fused_video<T>(b, t, x, D, offsets, videos, band, distance, normalize,          \
-                                inv_two_sigma2, temporal_scale, seeds, nseeds, alpha, tol,       \
-                                maxiter, scratch, z, iterations, residual, converged, bad_key);  \
+                                inv_two_sigma2, temporal_scale, seeds, seed_offsets, alpha,      \
+                                tol, maxiter, scratch, z, iterations, residual, converged,       \
+                                bad_key);                                                        \
     }
 
 LANP_FUSED_HOST(lanp_fused_f32_host, float)

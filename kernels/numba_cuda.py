@@ -159,22 +159,22 @@ def kernels(block: int = BLOCK):
         return p[a + i] - alpha * acc
 
     @cuda.jit(device=True)
-    def within_reach(i, L, seeds, reach):
-        """Row i within `reach` rows of a seed (CG's j-th direction is zero beyond j k rows)."""
-        for s in range(seeds.shape[0]):
-            pos = seeds[s] if seeds[s] >= 0 else L + seeds[s]
-            if pos - reach <= i <= pos + reach:
+    def within_reach(i, seeds, s0, s1, reach):
+        """Row i within `reach` rows of one of the video's seeds seeds[s0:s1] (local positions;
+        CG's j-th direction is zero beyond j k rows of them)."""
+        for s in range(s0, s1):
+            if seeds[s] - reach <= i <= seeds[s] + reach:
                 return True
         return False
 
     @cuda.jit(device=True)
-    def seed_value(i, L, seeds):
-        """y_i: 1 at the seeds (negative seeds count from the end)."""
-        return 1.0 if within_reach(i, L, seeds, 0) else 0.0
+    def seed_value(i, seeds, s0, s1):
+        """y_i: 1 at the video's seeds seeds[s0:s1]."""
+        return 1.0 if within_reach(i, seeds, s0, s1, 0) else 0.0
 
     @cuda.jit
-    def cg(values, offsets, graph_offsets, band, seeds, alpha, tol, maxiter, z, r, p, q,
-           iterations, residual, converged):
+    def cg(values, offsets, graph_offsets, band, seeds, seed_offsets, alpha, tol, maxiter, z, r, p,
+           q, iterations, residual, converged):
         red = cuda.shared.array(block, float64)
         v = cuda.blockIdx.x
         t = cuda.threadIdx.x
@@ -182,10 +182,12 @@ def kernels(block: int = BLOCK):
         L = offsets[v + 1] - a
         width = L if band == 0 else 2 * band + 1
         base = graph_offsets[v] if band == 0 else a * width
+        s0 = seed_offsets[v]
+        s1 = seed_offsets[v + 1]
         part = 0.0
         i = t
         while i < L:
-            y = seed_value(i, L, seeds)
+            y = seed_value(i, seeds, s0, s1)
             z[a + i] = 0.0
             r[a + i] = y
             p[a + i] = y
@@ -200,7 +202,7 @@ def kernels(block: int = BLOCK):
             part = 0.0
             i = t
             while i < L:
-                if within_reach(i, L, seeds, reach):
+                if within_reach(i, seeds, s0, s1, reach):
                     qi = apply_row(values, base, width, band, L, alpha, p, a, i)
                     q[a + i] = qi
                     part += p[a + i] * qi
@@ -212,7 +214,7 @@ def kernels(block: int = BLOCK):
             part = 0.0
             i = t
             while i < L:
-                if within_reach(i, L, seeds, reach):
+                if within_reach(i, seeds, s0, s1, reach):
                     z[a + i] += step * p[a + i]
                     r[a + i] -= step * q[a + i]
                     part += r[a + i] * r[a + i]
@@ -221,7 +223,7 @@ def kernels(block: int = BLOCK):
             beta = rr_new / rr
             i = t
             while i < L:
-                if within_reach(i, L, seeds, reach):
+                if within_reach(i, seeds, s0, s1, reach):
                     p[a + i] = r[a + i] + beta * p[a + i]
                 i += block
             cuda.syncthreads()
@@ -232,8 +234,8 @@ def kernels(block: int = BLOCK):
         reach = L if band == 0 else (it + 1) * band
         i = t
         while i < L:
-            if within_reach(i, L, seeds, reach):
-                e = seed_value(i, L, seeds) - apply_row(values, base, width, band, L, alpha, z, a, i)
+            if within_reach(i, seeds, s0, s1, reach):
+                e = seed_value(i, seeds, s0, s1) - apply_row(values, base, width, band, L, alpha, z, a, i)
                 part += e * e
             i += block
         res = block_sum(red, part)
@@ -327,6 +329,7 @@ class NumbaCudaBackend:
 
     # -- CG ------------------------------------------------------------------------------------
     def _solve_device(self, cuda, values, offsets, graph_offsets, band, solver, seeds):
+        """seeds: (positions, seed_offsets) from :func:`lanp.kernels.params.pack_seeds`."""
         V, N = offsets.shape[0] - 1, int(offsets[-1])
         goff = graph_offsets if graph_offsets is not None else np.zeros(V + 1, np.int64)
         z = cuda.to_device(np.full(N, np.nan))
@@ -336,8 +339,8 @@ class NumbaCudaBackend:
         converged = cuda.to_device(np.zeros(V, dtype=np.uint8))
         _, cg = kernels(self.block)
         cg[V, self.block](values, cuda.to_device(offsets), cuda.to_device(goff), band,
-                          cuda.to_device(np.asarray(seeds, np.int64)), solver.alpha, solver.tol,
-                          solver.maxiter, z, r, p, q, iterations, residual, converged)
+                          *(cuda.to_device(np.asarray(s, np.int64)) for s in seeds), solver.alpha,
+                          solver.tol, solver.maxiter, z, r, p, q, iterations, residual, converged)
         return z, iterations.copy_to_host(), residual.copy_to_host(), converged.copy_to_host().astype(bool)
 
     def solve(self, g, solver, seeds):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lanp.kernels import cuda_plan
-from lanp.kernels.params import GraphParams, SolverParams
+from lanp.kernels.params import GraphParams, SolverParams, pack_seeds
 
 KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernels"
 CU_FILES = sorted(KERNEL_DIR.glob("*.cu"))
@@ -40,11 +40,11 @@ def build_host_library(cu: Path, out_dir: Path) -> ctypes.CDLL:
 
 def declare(lib):
     sim = [_p, _i64, _p, _p, _p, _i64, _int, _int, _int, _dbl, _dbl, _p, _p, _p, _p, _p]
-    fused = [_p, _i64, _p, _p, _i64, _int, _int, _int, _dbl, _dbl, _p, _int, _dbl, _dbl, _int,
+    fused = [_p, _i64, _p, _p, _i64, _int, _int, _int, _dbl, _dbl, _p, _p, _dbl, _dbl, _int,
              _p, _p, _p, _p, _p, _p]
     for name, args in (("lanp_similarity_f32_host", sim), ("lanp_similarity_f64_host", sim),
                        ("lanp_fused_f32_host", fused), ("lanp_fused_f64_host", fused),
-                       ("lanp_solve_host", [_p, _p, _p, _p, _i64, _int, _p, _int, _dbl, _dbl, _int,
+                       ("lanp_solve_host", [_p, _p, _p, _p, _i64, _int, _p, _p, _dbl, _dbl, _int,
                                             _p, _p, _p, _p, _p, _p, _p]),
                        ("lanp_fused_doubles_host", [_i64, _int])):
         fn = getattr(lib, name)
@@ -87,22 +87,29 @@ def _solver_outputs(N, V):
             np.full(V, 7, dtype=np.uint8))
 
 
-def host_solve(lib, values, offsets, graph_offsets, band, solver: SolverParams):
+def packed_seeds(solver: SolverParams, offsets, seeds=None):
+    """(positions, seed_offsets) for the kernels: ``seeds`` (per video, or one list for all)
+    when given, else solver.seeds."""
+    positions, seed_offsets = pack_seeds(solver.seeds if seeds is None else seeds, np.diff(offsets))
+    return np.ascontiguousarray(positions), np.ascontiguousarray(seed_offsets)
+
+
+def host_solve(lib, values, offsets, graph_offsets, band, solver: SolverParams, seeds=None):
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     V, N = offsets.shape[0] - 1, int(offsets[-1])
     values = np.ascontiguousarray(values, dtype=np.float64)
-    seeds = np.asarray(solver.seeds, dtype=np.int64)
+    positions, seed_offsets = packed_seeds(solver, offsets, seeds)
     z, it, res, conv = _solver_outputs(N, V)
     scratch = [np.full(N, np.nan) for _ in range(3)]
     goff = graph_offsets if graph_offsets is not None else np.zeros(1, np.int64)
     videos = np.arange(V, dtype=np.int64)
-    lib.lanp_solve_host(ptr(values), ptr(offsets), ptr(goff), ptr(videos), V, band, ptr(seeds), seeds.size,
-                        solver.alpha, solver.tol, solver.maxiter, ptr(z), *(ptr(s) for s in scratch),
-                        ptr(it), ptr(res), ptr(conv))
+    lib.lanp_solve_host(ptr(values), ptr(offsets), ptr(goff), ptr(videos), V, band, ptr(positions),
+                        ptr(seed_offsets), solver.alpha, solver.tol, solver.maxiter, ptr(z),
+                        *(ptr(s) for s in scratch), ptr(it), ptr(res), ptr(conv))
     return z, it, res, conv
 
 
-def host_fused(lib, x, offsets, graph: GraphParams, solver: SolverParams, videos=None):
+def host_fused(lib, x, offsets, graph: GraphParams, solver: SolverParams, videos=None, seeds=None):
     """Fused similarity + CG through lanp_fused_*_host for ``videos`` (default all).
     Returns (z, iterations, residual, converged, bad_key)."""
     x = np.ascontiguousarray(x)
@@ -110,13 +117,13 @@ def host_fused(lib, x, offsets, graph: GraphParams, solver: SolverParams, videos
     lengths = np.diff(offsets)
     V, N = lengths.shape[0], int(offsets[-1])
     videos = np.arange(V, dtype=np.int64) if videos is None else np.asarray(videos, np.int64)
-    seeds = np.asarray(solver.seeds, dtype=np.int64)
+    positions, seed_offsets = packed_seeds(solver, offsets, seeds)
     scratch = np.full(int(cuda_plan.fused_doubles(lengths, graph.band).max()), np.nan)
     z, it, res, conv = _solver_outputs(N, V)
     bad = np.full(V, NO_BAD_ROW, dtype=np.int32)
     getattr(lib, f"lanp_fused_{_suffix(x)}_host")(
         ptr(x), x.shape[1], ptr(offsets), ptr(videos), videos.size, graph.band,
         graph.distance_code, int(graph.normalize), 1.0 / (2.0 * graph.sigma ** 2),
-        graph.temporal_scale or 0.0, ptr(seeds), seeds.size, solver.alpha, solver.tol,
+        graph.temporal_scale or 0.0, ptr(positions), ptr(seed_offsets), solver.alpha, solver.tol,
         solver.maxiter, ptr(scratch), ptr(z), ptr(it), ptr(res), ptr(conv), ptr(bad))
     return z, it, res, conv.astype(bool), bad

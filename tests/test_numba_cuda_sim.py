@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(r'''
     from reference import normalized_similarity, propagate_reference, relative_error
 
     backends.register(NumbaCudaBackend(block=8))     # small blocks: fewer simulator threads
-    out = {"similarity": [], "propagate": [], "solve": [], "errors": []}
+    out = {"similarity": [], "propagate": [], "solve": [], "seeds": [], "errors": []}
     rng = np.random.default_rng(20240)
     t0 = time.time()
     cases = [((1,), 3), ((2,), 2), ((5, 1, 9), 4), ((12, 3, 7, 2), 6)]
@@ -59,6 +59,20 @@ SCRIPT = textwrap.dedent(r'''
                                  float(r.residual.max()), r.iterations.tolist(), r.backend])
         s = solve(g, backend="numba-cuda", tol=1e-11, maxiter=500)
         out["solve"].append([str(lengths), dtype, window, relative_error(s.z, ref), bool(s.converged.all())])
+    # per-video seed lists (some from the end, one in the middle of a band), fused and two-step
+    lengths = (1, 4, 12, 7)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    x = np.cumsum(rng.normal(scale=0.4, size=(offsets[-1], 3)), axis=0)
+    seeds = [[0], [-1, 1], [6], [2, -2]]
+    for window in (None, 2):
+        kw = dict(sigma=0.4, window=window)
+        ref = np.concatenate([propagate_reference(x[a:b], seeds=seeds[v], **kw)
+                              for v, (a, b) in enumerate(zip(offsets[:-1], offsets[1:]))])
+        r = propagate(x, offsets, seeds=seeds, backend="numba-cuda", tol=1e-11, maxiter=500, **kw)
+        s = solve(similarity(x, offsets, backend="numba-cuda", **kw), seeds=seeds, backend="numba-cuda",
+                  tol=1e-11, maxiter=500)
+        out["seeds"].append([window, relative_error(r.z, ref), relative_error(s.z, ref),
+                             bool(r.converged.all() and s.converged.all())])
     # errors: a zero row under normalisation names the video and snippet; maxiter is reported
     x = rng.normal(size=(7, 3)); x[4] = 0.0
     try:
@@ -101,6 +115,12 @@ def test_propagate_matches_reference(sim):
 def test_solve_on_graph_matches_reference(sim):
     for *case, err, conv in sim["solve"]:
         assert conv and err <= 1e-6, case
+
+
+def test_per_video_seeds_match_reference(sim):
+    assert len(sim["seeds"]) == 2
+    for window, err_fused, err_two_step, conv in sim["seeds"]:
+        assert conv and err_fused <= 1e-9 and err_two_step <= 1e-9, window
 
 
 def test_errors_and_maxiter(sim):
