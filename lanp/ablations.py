@@ -18,16 +18,14 @@ video scores, the normal/abnormal split, the pseudo-labels and the loss weights)
   similarity, computed in float64 from the log affinity).
 - ``reweight``: True (w_q = exp(-|d_q - yhat_q|), the paper) | False (every weight 1).
 
-Per-video seed positions (random, data-driven) cannot go through ``lanp.kernels.solve``, which takes
-one seed list for all videos; :func:`solve_seeds` runs the same conjugate gradient on the same
-:class:`Graph` with one y per video.
+Per-video seed positions (random, data-driven) go through ``lanp.kernels.solve`` with one seed
+list per video, so every ablation runs the kernels' CG on every backend.
 
 With the default :class:`Ablation` the code path is the core one: z, pseudo-labels and weights are
 identical to ``lanp.pipeline.run_propagation`` (tested).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import List, Optional, Sequence
 
@@ -245,58 +243,6 @@ def _check_finite_nonzero(x, offsets, config):
         raise InputError(f"video #{v}, snippet {row - int(offsets[v])}: NaN/Inf or an all-zero feature vector")
 
 
-def apply_graph(graph: Graph, v: int, p: np.ndarray) -> np.ndarray:
-    """S_v @ p for video v of a :class:`Graph` (dense or band)."""
-    a, b = int(graph.offsets[v]), int(graph.offsets[v + 1])
-    n = b - a
-    if graph.window is None:
-        g0 = int(graph.graph_offsets[v])
-        return np.asarray(graph.values[g0:g0 + n * n], dtype=np.float64).reshape(n, n) @ p
-    k = graph.window
-    band = np.asarray(graph.values[a:b], dtype=np.float64)
-    padded = np.concatenate([np.zeros(k), p, np.zeros(k)])
-    out = np.zeros(n)
-    for c in range(2 * k + 1):
-        out += band[:, c] * padded[c:c + n]
-    return out
-
-
-def solve_seeds(graph: Graph, seeds: Sequence[np.ndarray], alpha: float = 0.99, tol: float = 1e-6,
-                maxiter: int = 1000):
-    """(I - alpha S_v) z_v = y_v by conjugate gradient for every video v, y_v = 1 at ``seeds[v]``
-    (one list of local positions per video). Returns (z (N,) float64, iterations (V,) int32,
-    true relative residual (V,)). The same stopping rule as the kernels (||r|| <= tol ||y||)."""
-    offsets = np.asarray(graph.offsets, dtype=np.int64)
-    V = offsets.shape[0] - 1
-    z = np.zeros(int(offsets[-1]))
-    iterations = np.zeros(V, dtype=np.int32)
-    residual = np.zeros(V)
-    for v in range(V):
-        n = int(offsets[v + 1] - offsets[v])
-        y = np.zeros(n)
-        y[np.asarray(seeds[v], dtype=np.int64)] = 1.0
-        op = lambda p: p - alpha * apply_graph(graph, v, p)
-        zv, r, p = np.zeros(n), y.copy(), y.copy()
-        yy = float(y @ y)
-        rr, it = yy, 0
-        while it < maxiter and rr > tol * tol * yy:
-            q = op(p)
-            pq = float(p @ q)
-            if not pq > 0.0:
-                break
-            step = rr / pq
-            zv += step * p
-            r -= step * q
-            rr_new = float(r @ r)
-            p = r + (rr_new / rr) * p
-            rr = rr_new
-            it += 1
-        z[offsets[v]:offsets[v + 1]] = zv
-        iterations[v] = it
-        residual[v] = math.sqrt(float(np.sum((y - op(zv)) ** 2)) / yy)
-    return z, iterations, residual
-
-
 def direct_normality(x: np.ndarray, offsets: np.ndarray, seeds: Sequence[np.ndarray], config: PropagateConfig,
                      similarity_mode: str = "both") -> np.ndarray:
     """z_i = max over seed snippets s of W_is (float64; W_ss = 1 at the seed itself): normality as
@@ -328,12 +274,10 @@ def normality(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, ablat
         r = propagate(x, offsets, **config.kernel_kwargs())
         return r.z, seeds, r.iterations
     graph = graph_variant(x, offsets, config, ablation.similarity)
-    if ablation.seeds == "prior":
-        s = config.solver_params()
-        r = solve(graph, alpha=s.alpha, seeds=s.seeds, tol=s.tol, maxiter=s.maxiter, backend=config.backend)
-        return r.z, seeds, r.iterations
-    z, iterations, _ = solve_seeds(graph, seeds, config.alpha, config.tol, config.maxiter)
-    return z, seeds, iterations
+    s = config.solver_params()
+    r = solve(graph, alpha=s.alpha, seeds=s.seeds if ablation.seeds == "prior" else seeds, tol=s.tol,
+              maxiter=s.maxiter, backend=config.backend)
+    return r.z, seeds, r.iterations
 
 
 def ablation_labels(features: np.ndarray, offsets: np.ndarray, config: Optional[PropagateConfig] = None,
