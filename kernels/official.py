@@ -23,10 +23,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .cpu import FASTMATH, schedule
+from .cpu import FASTMATH, dot_tile, schedule
 
 RMS, COSINE = 0, 1
 VARIANTS = {"rms": RMS, "cosine": COSINE}
+WEIGHT_DISTANCES = {"cosine": COSINE, "rms": RMS}
+COSINE_EPS = 1e-6                    # torch.nn.CosineSimilarity(eps=1e-6), as the public code uses
 STATUS_OK, STATUS_NONFINITE, STATUS_ZERO, STATUS_NEGATIVE_DEGREE = 0, 1, 2, 3
 
 
@@ -204,6 +206,67 @@ def official_packed(x, offsets, order, bounds, variant, inv_two_sigma2, alpha, r
             residual_out[v] = res
             converged_out[v] = conv
             status_out[v] = STATUS_OK
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def weight_distance_rows(x, means, kind, out):
+    """out[q] = min_m d(x_q, m) over the normal list ``means`` (float64 throughout):
+
+        kind COSINE: d = 1 - x_q . m / max(||x_q|| ||m||, 1e-6)     (torch CosineSimilarity)
+        kind RMS:    d = sqrt(max(||x_q||^2 + ||m||^2 - 2 x_q . m, 0) / D)
+
+    x (n, D), means (M, D) float64. 4 rows x 4 means register tiles (:func:`cpu.dot_tile`),
+    parallel over row blocks; a row's value depends on that row alone (the same operations in the
+    same order wherever the row sits), so chunked and sharded runs give bit-identical weights."""
+    n, D = x.shape
+    M = means.shape[0]
+    mean_sq = np.empty(M)
+    for m in range(M):
+        acc = 0.0
+        for d in range(D):
+            acc += means[m, d] * means[m, d]
+        mean_sq[m] = acc
+    for b in prange((n + 3) // 4):
+        rows = (4 * b, min(4 * b + 1, n - 1), min(4 * b + 2, n - 1), min(4 * b + 3, n - 1))
+        row_sq = np.empty(4)
+        for r in range(4):
+            acc = 0.0
+            for d in range(D):
+                acc += x[rows[r], d] * x[rows[r], d]
+            row_sq[r] = acc
+        best = np.full(4, np.inf)
+        for m0 in range(0, M, 4):
+            cols = (m0, min(m0 + 1, M - 1), min(m0 + 2, M - 1), min(m0 + 3, M - 1))
+            tile = dot_tile(x, rows[0], rows[1], rows[2], rows[3], means, cols[0], cols[1], cols[2],
+                            cols[3], 0.0, x, 0, 0)
+            for r in range(4):
+                for c in range(4):
+                    dot = tile[r][c]
+                    if kind == COSINE:
+                        d = 1.0 - dot / max(math.sqrt(row_sq[r]) * math.sqrt(mean_sq[cols[c]]), COSINE_EPS)
+                    else:
+                        d = max(row_sq[r] + mean_sq[cols[c]] - 2.0 * dot, 0.0)
+                    best[r] = min(best[r], d)
+        for r in range(4):
+            i = 4 * b + r
+            if i >= n:
+                break
+            out[i] = best[r] if kind == COSINE else math.sqrt(best[r] / D)
+
+
+def weight_distance(x, means, kind: str) -> np.ndarray:
+    """d (n,) float64: :func:`weight_distance_rows` for ``kind`` 'cosine' (official-ucf) or 'rms'
+    (official-sht) on any float features x (n, D) and normal list means (M, D), M >= 1."""
+    if kind not in WEIGHT_DISTANCES:
+        raise ValueError(f"weight distance {kind!r} is invalid: choose one of {', '.join(WEIGHT_DISTANCES)}")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    if means.ndim != 2 or means.shape[0] == 0 or means.shape[1] != x.shape[1]:
+        raise ValueError(f"normal list of shape {means.shape} for features of width {x.shape[1]}: "
+                         f"it needs at least one mean of the same width")
+    out = np.full(x.shape[0], np.nan)                  # poisoned: unwritten rows show
+    weight_distance_rows(x, means, WEIGHT_DISTANCES[kind], out)
+    return out
 
 
 def propagate_official(features, offsets, *, variant: str, sigma: float = 0.1, alpha: float = 0.99,
