@@ -4,6 +4,9 @@ The result equals the single-process run (lanp.pipeline.run_propagation) over th
 the shards in input order, exactly: every per-video quantity depends only on that video, and the
 global steps run on the same per-video arrays in the same order.
 
+Official presets (``--preset official-ucf|official-sht``) run the same four steps with the
+preset's per-video kernel, split rules, sampled normal list and weight distance (lanp.presets).
+
 1. pass 1, one task per shard: propagate every video (lanp.pipeline.propagate_file), save z and
    the per-video results to ``<work>/<stem>.z.h5`` (atomic, keyed by the input file's identity and
    the pass-1 options), return the small per-video summary (std(z), length, CG results, prior
@@ -41,6 +44,7 @@ from tqdm import tqdm
 import lanp
 from lanp import diagnostics
 from lanp import labels as L
+from lanp import presets
 from lanp.io import CHUNK_BYTES, FeatureFile, write_h5
 from lanp.kernels.api import warn_unconverged
 from lanp.kernels import InputError
@@ -178,12 +182,16 @@ def propagate_shard(path, wpath, config: PropagateConfig, resume: bool = False,
             return cached
     if _shard_hook is not None:
         _shard_hook("propagate", str(path))
+    preset = presets.get_preset(config.preset)
     with FeatureFile(path) as ff:
         with _KERNEL_LOCK:
-            p1 = propagate_file(ff, config, progress=False, chunk_bytes=chunk_bytes)
+            if preset is None:
+                p1 = propagate_file(ff, config, progress=False, chunk_bytes=chunk_bytes)
+            else:                           # z stays float64, as in the single-process preset run
+                p1 = presets.propagate_preset_file(ff, preset, progress=False, chunk_bytes=chunk_bytes)
         ids, offsets = list(ff.video_ids), ff.offsets.copy()
     std = L.video_scores(p1.z, offsets)
-    violations = diagnostics.prior_violations(p1.z, offsets, config.abnormal_ratio)
+    violations = diagnostics.prior_violations(p1.z, offsets, abnormal_ratio(config))
     write_h5(wpath, {"normality": p1.z, "offsets": offsets, "video_ids": ids, "std": std,
                      "cg_iterations": p1.iterations, "cg_residual": p1.residual,
                      "cg_converged": p1.converged, "prior_violation": violations},
@@ -193,10 +201,18 @@ def propagate_shard(path, wpath, config: PropagateConfig, resume: bool = False,
                         violations, p1.backend, p1.kernel_seconds, computed=True)
 
 
-def shard_means(path, videos) -> np.ndarray:
-    """Mean features of the shard's confident normal videos (local indices, in order)."""
+def shard_means(path, videos, preset_name: str = "paper") -> np.ndarray:
+    """Mean features of the shard's normal-list videos (local indices, in order): whole videos, or
+    an official preset's sampled snippets."""
+    preset = presets.get_preset(preset_name)
     with FeatureFile(path) as ff:
-        return normal_list_means(ff, videos)
+        return normal_list_means(ff, videos) if preset is None else presets.sampled_means(ff, videos, preset)
+
+
+def abnormal_ratio(config: PropagateConfig) -> float:
+    """r of the pseudo-labels: the preset's where one is set, else config.abnormal_ratio."""
+    preset = presets.get_preset(config.preset)
+    return config.abnormal_ratio if preset is None else preset.abnormal_ratio
 
 
 def _output_done(out_path, key) -> Optional[int]:
@@ -224,12 +240,16 @@ def label_shard(path, wpath, out_path, scores, abnormal, means, config: Propagat
         z = f["normality"][()]
         iterations, residual, converged = f["cg_iterations"][()], f["cg_residual"][()], f["cg_converged"][()]
         backend, kernel_seconds = str(f.attrs["backend"]), float(f.attrs["kernel_seconds"])
+    preset = presets.get_preset(config.preset)
     with FeatureFile(path) as ff:
-        pseudo = L.pseudo_labels(z, ff.offsets, abnormal, config.abnormal_ratio)
-        weight = loss_weights_file(ff, pseudo, means, config.dtype, progress=False, chunk_bytes=chunk_bytes)
+        pseudo = L.pseudo_labels(z, ff.offsets, abnormal, abnormal_ratio(config))
+        if preset is None:
+            weight = loss_weights_file(ff, pseudo, means, config.dtype, progress=False, chunk_bytes=chunk_bytes)
+        else:
+            weight = presets.preset_weights_file(ff, pseudo, means, preset, chunk_bytes)
         ids, offsets = list(ff.video_ids), ff.offsets.copy()
     out = PropagationOutput(
-        video_ids=ids, offsets=offsets, normality=z, pseudo_label=pseudo, weight=weight,
+        video_ids=ids, offsets=offsets, normality=z.astype(np.float32), pseudo_label=pseudo, weight=weight,
         video_score=np.asarray(scores).astype(np.float32), video_abnormal=np.asarray(abnormal, dtype=bool),
         cg_iterations=iterations, cg_residual=residual.astype(np.float32), cg_converged=converged,
         backend=backend, kernel_seconds=kernel_seconds, attrs=attrs)
@@ -300,9 +320,7 @@ def run_sharded(inputs: Sequence, outputs: Sequence, config: PropagateConfig, *,
                 work_dir=None, n_workers: Optional[int] = None) -> ShardedRun:
     """Propagate the shards ``inputs`` as one dataset and write one labels file per shard to
     ``outputs``; ``client`` (a distributed.Client) wins over ``scheduler``; default: local processes."""
-    if config.preset != "paper":
-        raise ValueError(f"preset={config.preset!r} runs single-process only (lanp.presets); sharded "
-                         f"runs support the 'paper' preset")
+    preset = presets.get_preset(config.preset)
     inputs, outputs = [Path(p) for p in inputs], [Path(p) for p in outputs]
     if len(inputs) != len(outputs) or not inputs:
         raise ValueError(f"{len(inputs)} inputs but {len(outputs)} outputs")
@@ -335,18 +353,25 @@ def run_sharded(inputs: Sequence, outputs: Sequence, config: PropagateConfig, *,
     converged = np.concatenate([s.converged for s in shards])
     violations = np.concatenate([s.violations for s in shards])
     V = len(video_ids)
-    n_normal = L.resolve_n_normal(V, config.n_normal, config.normal_fraction)
     scores, score_attrs = diagnostics.video_scores_from_std(np.concatenate([s.std for s in shards]), lengths, config.video_score)
-    abnormal = L.split_videos(scores, n_normal)
-    confident = L.confident_normal_videos(scores, abnormal, config.confident_fraction)
-    warn_unconverged(converged, residual, config.tol, config.maxiter, video_ids, f"{len(inputs)} shards")
+    if preset is None:
+        n_normal = L.resolve_n_normal(V, config.n_normal, config.normal_fraction)
+        abnormal = L.split_videos(scores, n_normal)
+        confident = L.confident_normal_videos(scores, abnormal, config.confident_fraction)
+        split_attrs = {"n_normal": n_normal, "confident_videos": len(confident)}
+        warn_unconverged(converged, residual, config.tol, config.maxiter, video_ids, f"{len(inputs)} shards")
+    else:
+        abnormal = presets.abnormal_videos(scores, preset)
+        confident = presets.normal_list_videos(scores, abnormal, preset)
+        split_attrs = presets.split_attrs(preset, abnormal, confident)
+        presets.warn_capped(converged, preset, f"{len(inputs)} shards")
     first = np.concatenate([[0], np.cumsum([len(s.video_ids) for s in shards])])
     snippet_first = np.concatenate([[0], np.cumsum([int(s.lengths.sum()) for s in shards])])
 
     # the normal list M, in confident order, from the shards that hold those videos
     owner = np.searchsorted(first, confident, side="right") - 1
-    mean_futures = {i: client.submit(shard_means, str(inputs[i]), confident[owner == i] - first[i], pure=False,
-                                     key=f"lanp-means-{i}-{inputs[i].stem}-{token}")
+    mean_futures = {i: client.submit(shard_means, str(inputs[i]), confident[owner == i] - first[i], config.preset,
+                                     pure=False, key=f"lanp-means-{i}-{inputs[i].stem}-{token}")
                     for i in np.unique(owner).tolist()}
     got = _gather(distributed, list(mean_futures.values()), "normal list", False)
     means = np.empty((confident.size, got[0].shape[1]), dtype=np.float64)
@@ -356,7 +381,7 @@ def run_sharded(inputs: Sequence, outputs: Sequence, config: PropagateConfig, *,
 
     # pass 2
     key = run_key([s.key for s in shards], config)
-    attrs = {"n_normal": n_normal, "confident_videos": len(confident), **score_attrs,
+    attrs = {**split_attrs, **score_attrs,
              **diagnostics.diagnose_from_summaries(lengths, scores, abnormal, iterations, residual, violations)}
     futures = []
     for i, (p, w, o) in enumerate(zip(inputs, works, outputs)):

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from lanp import labels as L
 from lanp.kernels import ConvergenceWarning, InputError
 from lanp.kernels.official import propagate_official
+from lanp.kernels.official import weight_distance as official_weight_distance
 
 PRESET_NAMES = ("paper", "official-ucf", "official-sht")
 
@@ -93,18 +94,89 @@ def sample_indices(T: int, samples: int = 32) -> np.ndarray:
 
 
 def weight_distance(x: np.ndarray, normal_list: np.ndarray, kind: str) -> np.ndarray:
-    """d_q = min over the list of 1 - cos(x_q, m) ('cosine') or sqrt(||x_q - m||^2 / D) ('rms')."""
-    x = np.asarray(x, dtype=np.float64)
-    M = np.asarray(normal_list, dtype=np.float64)
-    if kind == "cosine":
-        nx = np.linalg.norm(x, axis=1)[:, None]
-        nm = np.linalg.norm(M, axis=1)[None, :]
-        cos = (x @ M.T) / np.maximum(nx * nm, 1e-6)      # torch CosineSimilarity(eps=1e-6)
-        return (1.0 - cos).min(axis=1)
-    if kind == "rms":
-        sq = (x * x).sum(1)[:, None] + (M * M).sum(1)[None, :] - 2.0 * (x @ M.T)
-        return np.sqrt(np.maximum(sq, 0.0).min(axis=1) / x.shape[1])
-    raise ValueError(f"weight distance {kind!r} is invalid: choose cosine or rms")
+    """d_q = min over the list of 1 - cos(x_q, m) ('cosine') or sqrt(||x_q - m||^2 / D) ('rms'),
+    float64, row by row (:func:`lanp.kernels.official.weight_distance`)."""
+    return official_weight_distance(x, normal_list, kind)
+
+
+@dataclass
+class PresetPass1:
+    """Pass 1 of a preset over one feature file: post-processed z (N,) float64, CG per video."""
+
+    z: np.ndarray
+    iterations: np.ndarray
+    residual: np.ndarray
+    converged: np.ndarray
+    kernel_seconds: float
+    backend: str                 # 'cpu-<preset name>'
+
+
+def propagate_preset_file(ff, preset: OfficialPreset, progress: bool = True, chunk_bytes=None) -> PresetPass1:
+    """The public code's per-video propagation over every video of the open FeatureFile ``ff``, chunk
+    by chunk; per-video results do not depend on the chunking or on the other videos of the file."""
+    from lanp.io import CHUNK_BYTES
+
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    V, N = ff.num_videos, ff.num_snippets
+    z = np.zeros(N, dtype=np.float64)
+    iterations = np.zeros(V, dtype=np.int32)
+    residual = np.zeros(V)
+    converged = np.zeros(V, dtype=bool)
+    kernel_seconds = 0.0
+    bar = tqdm(total=V, unit="video", desc=f"propagate ({preset.name})", disable=not progress)
+    for v0, v1 in ff.chunks(chunk_bytes, 4):
+        x, local = ff.read(v0, v1, dtype=np.float32)
+        t0 = time.perf_counter()
+        r = propagate_official(x, local, variant=preset.graph, sigma=preset.sigma, alpha=preset.alpha,
+                               rtol=preset.rtol, maxiter=preset.maxiter, max_k=preset.max_k,
+                               video_ids=ff.video_ids[v0:v1], where=ff.path)
+        kernel_seconds += time.perf_counter() - t0
+        a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
+        z[a:b] = r.z
+        iterations[v0:v1], residual[v0:v1], converged[v0:v1] = r.iterations, r.residual, r.converged
+        bar.update(v1 - v0)
+    bar.close()
+    return PresetPass1(z, iterations, residual, converged, kernel_seconds, f"cpu-{preset.name}")
+
+
+def sampled_means(ff, videos, preset: OfficialPreset) -> np.ndarray:
+    """The normal list: for each of ``videos`` (indices into ``ff``), in order, the float64 mean of
+    its ``preset.samples`` uniformly sampled snippets (:func:`sample_indices`)."""
+    return np.stack([ff.read(int(v), int(v) + 1, dtype=np.float64)[0]
+                     [sample_indices(int(ff.lengths[v]), preset.samples)].mean(axis=0) for v in videos])
+
+
+def preset_weights_file(ff, pseudo: np.ndarray, means: np.ndarray, preset: OfficialPreset,
+                        chunk_bytes=None) -> np.ndarray:
+    """w = exp(-|d - y_hat|) (N,) float32 for every snippet of ``ff``, d by ``preset.weight_distance``."""
+    from lanp.io import CHUNK_BYTES
+
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    weight = np.full(ff.num_snippets, np.nan, dtype=np.float32)
+    for v0, v1 in ff.chunks(chunk_bytes, 4):
+        x, _ = ff.read(v0, v1, dtype=np.float32)
+        a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
+        d = weight_distance(x, means, preset.weight_distance)
+        weight[a:b] = np.exp(-np.abs(d - pseudo[a:b]))
+    return weight
+
+
+def warn_capped(converged: np.ndarray, preset: OfficialPreset, where) -> None:
+    """One ConvergenceWarning when CG stopped at the preset's cap for some videos (the public
+    code's behaviour, reported rather than hidden)."""
+    capped = int((~np.asarray(converged)).sum())
+    if capped:
+        warnings.warn(f"{where}: {preset.name}: CG stopped at maxiter={preset.maxiter} above "
+                      f"rtol={preset.rtol:g} for {capped} of {len(converged)} video(s), as the public code does",
+                      ConvergenceWarning, stacklevel=3)
+
+
+def split_attrs(preset: OfficialPreset, abnormal: np.ndarray, listed: np.ndarray) -> dict:
+    """The labels-file attributes of a preset run: every constant, the split and the list size."""
+    attrs = preset.attrs()
+    attrs.update({"preset": preset.name, "normal_list_videos": len(listed),
+                  "n_normal": int((~abnormal).sum())})
+    return attrs
 
 
 def run_preset(features_path, preset: OfficialPreset, *, progress: bool = True, chunk_bytes=None,
@@ -115,51 +187,19 @@ def run_preset(features_path, preset: OfficialPreset, *, progress: bool = True, 
     arrays (normality, pseudo_label, weight, video_score, video_abnormal, cg_iterations,
     cg_residual, cg_converged, offsets, video_ids) plus kernel_seconds and attrs.
     """
-    from lanp.io import CHUNK_BYTES, FeatureFile
+    from lanp.io import FeatureFile
 
-    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    kernel_seconds = 0.0
     with FeatureFile(features_path) as ff:
-        V, N = ff.num_videos, ff.num_snippets
-        z = np.zeros(N, dtype=np.float64)
-        iterations = np.zeros(V, dtype=np.int32)
-        residual = np.zeros(V)
-        converged = np.zeros(V, dtype=bool)
-        bar = tqdm(total=V, unit="video", desc=f"propagate ({preset.name})", disable=not progress)
-        for v0, v1 in ff.chunks(chunk_bytes, 4):
-            x, local = ff.read(v0, v1, dtype=np.float32)
-            t0 = time.perf_counter()
-            r = propagate_official(x, local, variant=preset.graph, sigma=preset.sigma, alpha=preset.alpha,
-                                   rtol=preset.rtol, maxiter=preset.maxiter, max_k=preset.max_k,
-                                   video_ids=ff.video_ids[v0:v1], where=ff.path)
-            kernel_seconds += time.perf_counter() - t0
-            a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
-            z[a:b] = r.z
-            iterations[v0:v1], residual[v0:v1], converged[v0:v1] = r.iterations, r.residual, r.converged
-            bar.update(v1 - v0)
-        bar.close()
-        offsets = ff.offsets.copy()
+        p1 = propagate_preset_file(ff, preset, progress, chunk_bytes)
+        z, offsets = p1.z, ff.offsets.copy()
         scores = L.video_scores(z, offsets) if score_fn is None else score_fn(z, offsets)
         abnormal = abnormal_videos(scores, preset)
         pseudo = L.pseudo_labels(z, offsets, abnormal, preset.abnormal_ratio)
         listed = normal_list_videos(scores, abnormal, preset)
-        means = np.stack([ff.read(int(v), int(v) + 1, dtype=np.float64)[0]
-                          [sample_indices(int(ff.lengths[v]), preset.samples)].mean(axis=0) for v in listed])
-        weight = np.empty(N, dtype=np.float32)
-        for v0, v1 in ff.chunks(chunk_bytes, 4):
-            x, _ = ff.read(v0, v1, dtype=np.float32)
-            a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
-            d = weight_distance(x, means, preset.weight_distance)
-            weight[a:b] = np.exp(-np.abs(d - pseudo[a:b]))
+        weight = preset_weights_file(ff, pseudo, sampled_means(ff, listed, preset), preset, chunk_bytes)
         video_ids = list(ff.video_ids)
-    capped = int((~converged).sum())
-    if capped:
-        warnings.warn(f"{features_path}: {preset.name}: CG stopped at maxiter={preset.maxiter} above "
-                      f"rtol={preset.rtol:g} for {capped} of {V} video(s), as the public code does",
-                      ConvergenceWarning, stacklevel=2)
-    attrs = preset.attrs()
-    attrs.update({"preset": preset.name, "normal_list_videos": len(listed),
-                  "n_normal": int((~abnormal).sum())})
+    warn_capped(p1.converged, preset, features_path)
     return dict(video_ids=video_ids, offsets=offsets, normality=z.astype(np.float32), pseudo_label=pseudo,
-                weight=weight, video_score=scores, video_abnormal=abnormal, cg_iterations=iterations,
-                cg_residual=residual, cg_converged=converged, kernel_seconds=kernel_seconds, attrs=attrs)
+                weight=weight, video_score=scores, video_abnormal=abnormal, cg_iterations=p1.iterations,
+                cg_residual=p1.residual, cg_converged=p1.converged, kernel_seconds=p1.kernel_seconds,
+                attrs=split_attrs(preset, abnormal, listed))

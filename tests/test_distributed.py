@@ -77,9 +77,12 @@ def assert_equals_single(out_dir, expected):
         assert pattrs["cg_iterations_max"] == pds["cg_iterations"].max()
 
 
+@pytest.mark.filterwarnings("ignore::lanp.kernels.ConvergenceWarning")     # the presets' capped CG
 @pytest.mark.parametrize("options", [(), ("--window", "5", "--video-score", "std-length-adjusted",
-                                           "--dtype", "float64", "--n-normal", "11")],
-                         ids=["paper", "banded-adjusted-f64"])
+                                           "--dtype", "float64", "--n-normal", "11"),
+                                     ("--preset", "official-ucf"),
+                                     ("--preset", "official-sht", "--video-score", "std-length-adjusted")],
+                         ids=["paper", "banded-adjusted-f64", "official-ucf", "official-sht-adjusted"])
 def test_four_shards_on_two_workers_equal_single_process(cluster, data, tmp_path, options, capsys):
     expected = single(data, tmp_path, *options)
     out_dir = tmp_path / "labels"
@@ -187,12 +190,6 @@ def test_inputs_and_outputs(tmp_path):
         D.output_paths(got, tmp_path / "a.h5")
     assert D.output_paths([tmp_path / "a.h5"], None) == [tmp_path / "a.labels.h5"]
     assert D.output_paths([tmp_path / "a.h5"], tmp_path / "sub") == [tmp_path / "sub" / "a.labels.h5"]
-
-
-def test_official_presets_are_refused_when_sharded(data, tmp_path, capsys):
-    assert propagate_main(["--features", str(data / "shards" / "*.h5"), "--out", str(tmp_path),
-                           "--preset", "official-ucf", "--quiet"]) == 2
-    assert "single-process only" in capsys.readouterr().err
 
 
 def test_missing_extra_is_a_clear_error(data, tmp_path, monkeypatch, capsys):
