@@ -96,14 +96,15 @@ def raise_for_status(status, where_idx, offsets, video_ids, params: GraphParams,
 
 def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
               distance: str = "sqeuclidean", normalize: bool = True, window: Optional[int] = None,
-              temporal_scale: Optional[float] = None, seeds=(0, -1),
+              temporal_scale: Optional[float] = None, terms: str = "both", seeds=(0, -1),
               tol: float = 1e-6, maxiter: int = 1000, dtype=None, backend: str = "auto",
               video_ids=None, where: str = "features", warn: bool = True) -> Propagation:
     """Normality propagation z = (I - alpha S)^-1 y for every video of a packed batch.
 
     features: (N, D) float32/float64 (numpy, or a device array for GPU backends).
     offsets:  (V+1,) int64, offsets[0] = 0, offsets[-1] = N, every video non-empty.
-    W_ij = Wf(x_i, x_j) * exp(-|i-j|/s), W_ii = 0; S = D^-1/2 W D^-1/2 (log domain);
+    W_ij = Wf(x_i, x_j) * exp(-|i-j|/s), W_ii = 0 (``terms`` 'feature' or 'temporal' keeps one
+    factor); S = D^-1/2 W D^-1/2 (log domain);
     y = 1 at ``seeds``: positions for every video alike, e.g. (0, -1), or one sequence of positions
     per video (V of them); negative positions count from the end. See GraphParams / SolverParams.
     dtype: compute dtype of the dot products (default: the features' dtype if float32/64).
@@ -115,7 +116,7 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
     ((10,), (2,))
     """
     graph = GraphParams(sigma=sigma, distance=distance, normalize=normalize, window=window,
-                        temporal_scale=temporal_scale)
+                        temporal_scale=temporal_scale, terms=terms)
     solver = solver_params(alpha, seeds, tol, maxiter)
     dt, offsets = _prepare(features, offsets, video_ids, dtype, where)
     packed_seeds = pack_seeds(seeds, np.diff(offsets), video_ids, where)
@@ -129,11 +130,11 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
 
 def similarity(features, offsets, *, sigma: float = 0.1, distance: str = "sqeuclidean",
                normalize: bool = True, window: Optional[int] = None,
-               temporal_scale: Optional[float] = None, dtype=None, backend: str = "auto",
-               video_ids=None, where: str = "features") -> Graph:
+               temporal_scale: Optional[float] = None, terms: str = "both", dtype=None,
+               backend: str = "auto", video_ids=None, where: str = "features") -> Graph:
     """S = D^-1/2 W D^-1/2 for every video (see :func:`propagate` and :class:`Graph`)."""
     graph = GraphParams(sigma=sigma, distance=distance, normalize=normalize, window=window,
-                        temporal_scale=temporal_scale)
+                        temporal_scale=temporal_scale, terms=terms)
     dt, offsets = _prepare(features, offsets, video_ids, dtype, where)
     return backends.get(backend).similarity(features, offsets, graph, dt, video_ids, where)
 

@@ -146,7 +146,7 @@ class CpuBackend:
         where_idx = np.full(V, -1, dtype=np.int64)
         order, bounds = cpu.schedule(lengths, graph.band, x.shape[1])
         cpu.propagate_packed(x, offsets, order, bounds, dt.type(0), graph.band, graph.distance_code, graph.normalize,
-                        1.0 / (2.0 * graph.sigma ** 2), graph.temporal_scale or 0.0, *seeds,
+                        graph.inv_two_sigma2, graph.kernel_temporal_scale, *seeds,
                         solver.alpha, solver.tol, solver.maxiter,
                         z, iterations, residual, converged, status, where_idx)
         raise_for_status(status, where_idx, offsets, video_ids, graph, where)
@@ -168,7 +168,7 @@ class CpuBackend:
         order, bounds = cpu.schedule(lengths, graph.band, x.shape[1])
         cpu.similarity_packed(x, offsets, order, bounds, np.zeros(1, np.int64) if graph_offsets is None else graph_offsets,
                         dt.type(0), graph.band, graph.distance_code, graph.normalize,
-                        1.0 / (2.0 * graph.sigma ** 2), graph.temporal_scale or 0.0,
+                        graph.inv_two_sigma2, graph.kernel_temporal_scale,
                         values.reshape(-1, 1) if graph.window is None else values, status, where_idx)
         raise_for_status(status, where_idx, offsets, video_ids, graph, where)
         return Graph(values, offsets, graph_offsets, graph.window)

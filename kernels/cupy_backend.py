@@ -72,7 +72,7 @@ def _suffix(dt) -> str:
 
 def _scalars(graph):
     return (np.int32(graph.band), np.int32(graph.distance_code), np.int32(graph.normalize),
-            np.float64(1.0 / (2.0 * graph.sigma ** 2)), np.float64(graph.temporal_scale or 0.0))
+            np.float64(graph.inv_two_sigma2), np.float64(graph.kernel_temporal_scale))
 
 
 def _device_budget() -> int:

@@ -314,7 +314,7 @@ class NumbaCudaBackend:
         sim, _ = kernels(self.block)
         sim[V, self.block](x, cuda.to_device(offsets), cuda.to_device(goff), graph.band,
                            graph.distance_code, graph.normalize or graph.distance == "cosine",
-                           1.0 / (2.0 * graph.sigma ** 2), graph.temporal_scale or 0.0,
+                           graph.inv_two_sigma2, graph.kernel_temporal_scale,
                            dt == np.float32, values, norms, lse, bad)
         return values, plan, bad.copy_to_host()
 

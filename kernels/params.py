@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 DISTANCES = ("sqeuclidean", "rms", "cosine")
+TERMS = ("both", "feature", "temporal")
 DISTANCE_CODES = {name: code for code, name in enumerate(DISTANCES)}
 DTYPES = ("float32", "float64")
 
@@ -35,6 +36,9 @@ class GraphParams:
     normalize:      L2-normalise every snippet before the distance.
     window:         None for a dense graph, else the half-width k >= 1 of a band |i-j| <= k.
     temporal_scale: None for s = L (the paper), else a fixed s > 0 in snippets; Wt = exp(-|i-j|/s).
+    terms:          'both' (W = Wf * Wt, the paper) | 'feature' (W = Wf: Wt = 1, s = infinity) |
+                    'temporal' (W = Wt: Wf = 1, 1 / (2 sigma^2) = 0; the features are still
+                    checked for NaN/Inf, and for zero vectors when normalised).
     """
 
     sigma: float = 0.1
@@ -42,6 +46,7 @@ class GraphParams:
     normalize: bool = True
     window: Optional[int] = None
     temporal_scale: Optional[float] = None
+    terms: str = "both"
 
     def __post_init__(self):
         check_positive("sigma", self.sigma)
@@ -54,12 +59,27 @@ class GraphParams:
         if self.temporal_scale is not None:
             check_positive("temporal_scale", self.temporal_scale)
             object.__setattr__(self, "temporal_scale", float(self.temporal_scale))
+        if self.terms not in TERMS:
+            raise ValueError(f"terms={self.terms!r} is invalid: choose one of {', '.join(TERMS)}")
         object.__setattr__(self, "sigma", float(self.sigma))
         object.__setattr__(self, "normalize", bool(self.normalize))
 
     @property
     def distance_code(self) -> int:
-        return DISTANCE_CODES[self.distance]
+        """The distance the kernels compute (sqeuclidean when only Wt is used: Wf = 1 anyway)."""
+        return DISTANCE_CODES["sqeuclidean" if self.terms == "temporal" else self.distance]
+
+    @property
+    def inv_two_sigma2(self) -> float:
+        """1 / (2 sigma^2) as the kernels take it: 0 makes Wf = exp(0) = 1 (terms='temporal')."""
+        return 0.0 if self.terms == "temporal" else 1.0 / (2.0 * self.sigma ** 2)
+
+    @property
+    def kernel_temporal_scale(self) -> float:
+        """s as the kernels take it: 0 means s = L; infinity makes Wt = exp(0) = 1 (terms='feature')."""
+        if self.terms == "feature":
+            return math.inf
+        return self.temporal_scale or 0.0
 
     @property
     def band(self) -> int:

@@ -76,8 +76,8 @@ def host_similarity(lib, x, offsets, graph: GraphParams, rows_per_item=None):
     goff = plan.graph_offsets if plan.graph_offsets is not None else np.zeros(1, np.int64)
     getattr(lib, f"lanp_similarity_{_suffix(x)}_host")(
         ptr(x), x.shape[1], ptr(offsets), ptr(goff), ptr(plan.items), plan.items.shape[0],
-        graph.band, graph.distance_code, int(graph.normalize), 1.0 / (2.0 * graph.sigma ** 2),
-        graph.temporal_scale or 0.0, ptr(values), ptr(norm_buf), ptr(lse_buf), ptr(halo_buf),
+        graph.band, graph.distance_code, int(graph.normalize), graph.inv_two_sigma2,
+        graph.kernel_temporal_scale, ptr(values), ptr(norm_buf), ptr(lse_buf), ptr(halo_buf),
         ptr(bad))
     return values, plan.graph_offsets, bad
 
@@ -123,7 +123,7 @@ def host_fused(lib, x, offsets, graph: GraphParams, solver: SolverParams, videos
     bad = np.full(V, NO_BAD_ROW, dtype=np.int32)
     getattr(lib, f"lanp_fused_{_suffix(x)}_host")(
         ptr(x), x.shape[1], ptr(offsets), ptr(videos), videos.size, graph.band,
-        graph.distance_code, int(graph.normalize), 1.0 / (2.0 * graph.sigma ** 2),
-        graph.temporal_scale or 0.0, ptr(positions), ptr(seed_offsets), solver.alpha, solver.tol,
+        graph.distance_code, int(graph.normalize), graph.inv_two_sigma2,
+        graph.kernel_temporal_scale, ptr(positions), ptr(seed_offsets), solver.alpha, solver.tol,
         solver.maxiter, ptr(scratch), ptr(z), ptr(it), ptr(res), ptr(conv), ptr(bad))
     return z, it, res, conv.astype(bool), bad

@@ -11,8 +11,9 @@ from scipy.special import logsumexp
 
 
 def log_affinity_matrix(x, distance="sqeuclidean", sigma=0.1, normalize=True, window=None,
-                        temporal_scale=None):
-    """A (L, L) float64 with A_ij = log W_ij (A_ii = -inf, -inf outside the band)."""
+                        temporal_scale=None, terms="both"):
+    """A (L, L) float64 with A_ij = log W_ij (A_ii = -inf, -inf outside the band); ``terms``
+    'feature' leaves out log Wt, 'temporal' leaves out log Wf."""
     x = np.asarray(x, dtype=np.float64)
     L, D = x.shape
     if normalize:
@@ -33,7 +34,10 @@ def log_affinity_matrix(x, distance="sqeuclidean", sigma=0.1, normalize=True, wi
             a = np.where(cos > 0, np.log(np.maximum(cos, 1e-300)), -np.inf)
     else:
         raise ValueError(distance)
-    a = a - dt / s
+    if terms == "temporal":
+        a = np.zeros((L, L))
+    if terms != "feature":
+        a = a - dt / s
     a[np.eye(L, dtype=bool)] = -np.inf
     if window is not None:
         a[dt > window] = -np.inf

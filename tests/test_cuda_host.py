@@ -44,7 +44,7 @@ def ragged(rng, lengths, D, dtype, clustered=True):
 
 def graph_kwargs(g: GraphParams):
     return dict(distance=g.distance, sigma=g.sigma, normalize=g.normalize, window=g.window,
-                temporal_scale=g.temporal_scale)
+                temporal_scale=g.temporal_scale, terms=g.terms)
 
 
 def dense_of(values, offsets, graph_offsets, window, v):
@@ -268,3 +268,25 @@ def test_per_video_seeds_match_reference(lib, window):
     values, goff, _ = host_similarity(lib, x, offsets, g)
     z, it, res, conv = host_solve(lib, values, offsets, goff, g.band, solver, seeds=seeds)
     assert conv.all() and relative_error(z, ref) <= 1e-9
+
+
+@pytest.mark.parametrize("terms", ["feature", "temporal"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_term_graphs_match_reference(lib, terms, dtype):
+    """W = Wf alone (s = infinity) or Wt alone (1 / (2 sigma^2) = 0) through the same kernels:
+    similarity (banded row chunks) and fused propagation, every distance, fresh random input."""
+    rng = np.random.default_rng()
+    x, offsets = ragged(rng, (1, 4, 30, 9), 6, dtype)
+    solver = SolverParams(tol=1e-12, maxiter=3000)
+    for distance, normalize, window in itertools.product(DISTANCES, (True, False), (None, 2)):
+        g = GraphParams(sigma=0.3, distance=distance, normalize=normalize, window=window, terms=terms)
+        values, goff, bad = host_similarity(lib, x, offsets, g, rows_per_item=8)
+        z, it, res, conv, _ = host_fused(lib, x, offsets, g, solver)
+        assert np.all(bad == NO_BAD_ROW) and conv.all()
+        for v, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+            xv = x[a:b].astype(np.float64)
+            ref = normalized_similarity(xv, **graph_kwargs(g))
+            got = dense_of(values, offsets, goff, window, v)
+            err = relative_error(got, ref) if np.linalg.norm(ref) else float(np.abs(got).max())
+            assert err <= TOL[dtype], (g, v)
+            assert relative_error(z[a:b], propagate_reference(xv, **graph_kwargs(g))) <= TOL[dtype], (g, v)

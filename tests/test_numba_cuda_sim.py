@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(r'''
     from reference import normalized_similarity, propagate_reference, relative_error
 
     backends.register(NumbaCudaBackend(block=8))     # small blocks: fewer simulator threads
-    out = {"similarity": [], "propagate": [], "solve": [], "seeds": [], "errors": []}
+    out = {"similarity": [], "propagate": [], "solve": [], "seeds": [], "terms": [], "errors": []}
     rng = np.random.default_rng(20240)
     t0 = time.time()
     cases = [((1,), 3), ((2,), 2), ((5, 1, 9), 4), ((12, 3, 7, 2), 6)]
@@ -73,6 +73,12 @@ SCRIPT = textwrap.dedent(r'''
                   tol=1e-11, maxiter=500)
         out["seeds"].append([window, relative_error(r.z, ref), relative_error(s.z, ref),
                              bool(r.converged.all() and s.converged.all())])
+    # one-term graphs (W = Wf or W = Wt), dense and banded
+    for terms, window in itertools.product(("feature", "temporal"), (None, 2)):
+        kw = dict(sigma=0.4, window=window, terms=terms)
+        ref = np.concatenate([propagate_reference(x[a:b], **kw) for a, b in zip(offsets[:-1], offsets[1:])])
+        r = propagate(x, offsets, backend="numba-cuda", tol=1e-11, maxiter=500, **kw)
+        out["terms"].append([terms, window, relative_error(r.z, ref), bool(r.converged.all())])
     # errors: a zero row under normalisation names the video and snippet; maxiter is reported
     x = rng.normal(size=(7, 3)); x[4] = 0.0
     try:
@@ -121,6 +127,12 @@ def test_per_video_seeds_match_reference(sim):
     assert len(sim["seeds"]) == 2
     for window, err_fused, err_two_step, conv in sim["seeds"]:
         assert conv and err_fused <= 1e-9 and err_two_step <= 1e-9, window
+
+
+def test_one_term_graphs_match_reference(sim):
+    assert len(sim["terms"]) == 4
+    for terms, window, err, conv in sim["terms"]:
+        assert conv and err <= 1e-9, (terms, window)
 
 
 def test_errors_and_maxiter(sim):
