@@ -9,17 +9,16 @@ video scores, the normal/abnormal split, the pseudo-labels and the loss weights)
   RNG) | ``data-driven`` (per video, the same number of snippets with the least local contrast:
   the smallest mean distance to their temporal neighbours, on the same (L2-normalised) features the
   graph uses; ties go to the earlier snippet).
-- ``similarity``: ``both`` (W = Wf * Wt, the default, built by the kernels) | ``temporal``
-  (W = Wt = exp(-|i-j|/s) only) | ``feature`` (W = Wf only). The two variants are built here in
-  numpy with the kernels' conventions (zero diagonal, band ``window``, log-domain normalisation
-  S = D^-1/2 W D^-1/2) into a :class:`lanp.kernels.Graph`, so ``lanp.kernels.solve`` runs on them.
+- ``similarity``: ``both`` (W = Wf * Wt, the default) | ``temporal`` (W = Wt = exp(-|i-j|/s)
+  only) | ``feature`` (W = Wf only): the kernels' graph with ``terms`` set, on any backend.
 - ``normality``: ``propagation`` (z = (I - alpha S)^-1 y) | ``direct`` (no propagation:
   z_i = max over seed snippets s of W_is, with W_ss = 1 at the seed itself, W of the chosen
   similarity, computed in float64 from the log affinity).
 - ``reweight``: True (w_q = exp(-|d_q - yhat_q|), the paper) | False (every weight 1).
 
-Per-video seed positions (random, data-driven) go through ``lanp.kernels.solve`` with one seed
-list per video, so every ablation runs the kernels' CG on every backend.
+Every propagation variant is one fused ``lanp.kernels.propagate`` call (``terms`` for the graph,
+one seed list per video for random and data-driven seeds), so the ablations run the kernels'
+graph and CG on every backend.
 
 With the default :class:`Ablation` the code path is the core one: z, pseudo-labels and weights are
 identical to ``lanp.pipeline.run_propagation`` (tested).
@@ -33,8 +32,7 @@ import numpy as np
 
 from lanp import diagnostics
 from lanp import labels as L
-from lanp.kernels import Graph, InputError, propagate, similarity, solve
-from lanp.kernels.backends import check_graph_memory
+from lanp.kernels import Graph, propagate, similarity
 from lanp.kernels.params import check_dtype, check_packed, resolve_seeds
 from lanp.pipeline import PropagateConfig
 
@@ -167,80 +165,16 @@ def _log_affinity(d2, dt, length: int, dim: int, config: PropagateConfig, featur
     return a
 
 
-def _normalise_log(a: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """S entries exp(a_ic - (lse_i + lse_cols[i, c]) / 2), lse the row log-sum-exp of ``a``; 0 where
-    a = -inf (no edge). ``a`` (n, m): log affinity of snippet i to snippet ``cols[i, c]``."""
-    m = np.max(a, axis=1)
-    lse = np.full(a.shape[0], -np.inf)
-    fin = np.isfinite(m)
-    lse[fin] = m[fin] + np.log(np.sum(np.exp(a[fin] - m[fin, None]), axis=1))
-    out = np.zeros(a.shape)
-    ok = np.isfinite(a)              # an edge i-j makes both rows non-isolated: both lse finite
-    half = 0.5 * (lse[:, None] + lse[cols])
-    out[ok] = np.exp(a[ok] - half[ok])
-    return out
-
-
 def graph_variant(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, similarity_mode: str) -> Graph:
-    """S of every video for ``similarity_mode`` in 'both' | 'temporal' | 'feature'.
-
-    'both' is ``lanp.kernels.similarity`` (the core); the other two are built here in float64 with
-    the same conventions and returned in the same :class:`Graph` layout (dense or band ``window``).
-    """
+    """S of every video for ``similarity_mode`` in 'both' | 'temporal' | 'feature': the kernels'
+    graph (``lanp.kernels.similarity`` with ``terms``), dense or band ``window``, on the configured
+    backend."""
     if similarity_mode not in SIMILARITIES:
         raise ValueError(f"similarity={similarity_mode!r} is invalid: choose one of {', '.join(SIMILARITIES)}")
-    if similarity_mode == "both":
-        g = config.graph_params()
-        return similarity(x, offsets, sigma=g.sigma, distance=g.distance, normalize=g.normalize, window=g.window,
-                          temporal_scale=g.temporal_scale, dtype=config.dtype, backend=config.backend)
-    feature, temporal = similarity_mode == "feature", similarity_mode == "temporal"
-    rows = graph_rows(x, config)
-    if feature:
-        _check_finite_nonzero(x, offsets, config)
-    lengths = np.diff(offsets)
-    check_graph_memory(lengths, config.window, None, "features")
-    D = x.shape[1]
-    k = config.window
-    if k is None:
-        graph_offsets = np.concatenate([[0], np.cumsum(lengths.astype(np.int64) ** 2)])
-        values = np.zeros(int(graph_offsets[-1]))
-        for v, n in enumerate(lengths):
-            n = int(n)
-            xv = rows[offsets[v]:offsets[v + 1]]
-            sq = np.sum(xv * xv, axis=1)
-            d2 = sq[:, None] + sq[None, :] - 2.0 * (xv @ xv.T) if feature else np.zeros((n, n))
-            t = np.arange(n)
-            a = _log_affinity(d2, t[:, None] - t[None, :], n, D, config, feature, temporal)
-            a[np.diag_indices(n)] = -np.inf
-            s = _normalise_log(a, np.broadcast_to(t, (n, n)))
-            values[graph_offsets[v]:graph_offsets[v + 1]] = s.reshape(-1)
-        return Graph(values, offsets.copy(), graph_offsets, None)
-    width = 2 * k + 1
-    values = np.zeros((rows.shape[0], width))
-    for v, n in enumerate(lengths):
-        n = int(n)
-        xv = rows[offsets[v]:offsets[v + 1]]
-        i = np.arange(n)[:, None]
-        j = i + np.arange(width)[None, :] - k
-        inside = (j >= 0) & (j < n) & (j != i)
-        jc = np.clip(j, 0, n - 1)
-        d2 = np.zeros((n, width))
-        if feature:                          # one diagonal of the band at a time: O(n D) memory
-            for c in range(width):
-                d2[:, c] = np.sum((xv - xv[jc[:, c]]) ** 2, axis=1)
-        a = np.where(inside, _log_affinity(d2, j - i, n, D, config, feature, temporal), -np.inf)
-        values[offsets[v]:offsets[v + 1]] = _normalise_log(a, jc)
-    return Graph(values, offsets.copy(), None, k)
-
-
-def _check_finite_nonzero(x, offsets, config):
-    bad = ~np.all(np.isfinite(x), axis=1)
-    if config.normalize == "l2" or config.distance == "cosine":
-        bad |= ~np.any(x != 0, axis=1)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        v = int(np.searchsorted(offsets, row, side="right")) - 1
-        raise InputError(f"video #{v}, snippet {row - int(offsets[v])}: NaN/Inf or an all-zero feature vector")
+    g = config.graph_params()
+    return similarity(x, offsets, sigma=g.sigma, distance=g.distance, normalize=g.normalize, window=g.window,
+                      temporal_scale=g.temporal_scale, terms=similarity_mode, dtype=config.dtype,
+                      backend=config.backend)
 
 
 def direct_normality(x: np.ndarray, offsets: np.ndarray, seeds: Sequence[np.ndarray], config: PropagateConfig,
@@ -270,13 +204,10 @@ def normality(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, ablat
     seeds = seed_lists(x, offsets, config, ablation)
     if ablation.normality == "direct":
         return direct_normality(x, offsets, seeds, config, ablation.similarity), seeds, None
-    if ablation.seeds == "prior" and ablation.similarity == "both":          # the core path, fused
-        r = propagate(x, offsets, **config.kernel_kwargs())
-        return r.z, seeds, r.iterations
-    graph = graph_variant(x, offsets, config, ablation.similarity)
-    s = config.solver_params()
-    r = solve(graph, alpha=s.alpha, seeds=s.seeds if ablation.seeds == "prior" else seeds, tol=s.tol,
-              maxiter=s.maxiter, backend=config.backend)
+    kwargs = config.kernel_kwargs()                   # the default ablation is the core path exactly
+    if ablation.seeds != "prior":
+        kwargs["seeds"] = seeds
+    r = propagate(x, offsets, terms=ablation.similarity, **kwargs)
     return r.z, seeds, r.iterations
 
 
