@@ -154,7 +154,7 @@ def propagate_file(ff: FeatureFile, config: PropagateConfig, progress: bool = Tr
     kwargs = config.kernel_kwargs()
     bar = tqdm(total=V, unit="video", desc="propagate", disable=not progress)
     for v0, v1 in ff.chunks(chunk_bytes, dtype.itemsize):
-        x, local = ff.read(v0, v1, dtype=dtype)
+        x, local = ff.read(v0, v1, dtype=dtype, reuse=True)
         t0 = time.perf_counter()
         result = propagate(x, local, video_ids=ff.video_ids[v0:v1], where=where, warn=False, **kwargs)
         kernel_seconds += time.perf_counter() - t0
@@ -186,7 +186,7 @@ def loss_weights_file(ff: FeatureFile, pseudo: np.ndarray, means: np.ndarray, dt
     weight = np.full(ff.num_snippets, np.nan, dtype=np.float32)
     bar = tqdm(total=ff.num_videos, unit="video", desc="weights", disable=not progress)
     for v0, v1 in ff.chunks(chunk_bytes, dtype.itemsize):
-        x, local = ff.read(v0, v1, dtype=dtype)
+        x, local = ff.read(v0, v1, dtype=dtype, reuse=True)
         _check_nonzero(x, local, v0, ff)
         a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
         weight[a:b] = L.loss_weights(x, pseudo[a:b], means)

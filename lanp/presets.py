@@ -125,7 +125,7 @@ def propagate_preset_file(ff, preset: OfficialPreset, progress: bool = True, chu
     kernel_seconds = 0.0
     bar = tqdm(total=V, unit="video", desc=f"propagate ({preset.name})", disable=not progress)
     for v0, v1 in ff.chunks(chunk_bytes, 4):
-        x, local = ff.read(v0, v1, dtype=np.float32)
+        x, local = ff.read(v0, v1, dtype=np.float32, reuse=True)
         t0 = time.perf_counter()
         r = propagate_official(x, local, variant=preset.graph, sigma=preset.sigma, alpha=preset.alpha,
                                rtol=preset.rtol, maxiter=preset.maxiter, max_k=preset.max_k,
@@ -154,7 +154,7 @@ def preset_weights_file(ff, pseudo: np.ndarray, means: np.ndarray, preset: Offic
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     weight = np.full(ff.num_snippets, np.nan, dtype=np.float32)
     for v0, v1 in ff.chunks(chunk_bytes, 4):
-        x, _ = ff.read(v0, v1, dtype=np.float32)
+        x, _ = ff.read(v0, v1, dtype=np.float32, reuse=True)
         a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
         d = weight_distance(x, means, preset.weight_distance)
         weight[a:b] = np.exp(-np.abs(d - pseudo[a:b]))

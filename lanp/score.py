@@ -29,7 +29,7 @@ def score_features(model, ff: FeatureFile, device="cpu", quiet: bool = True) -> 
     out = np.empty(ff.num_snippets, np.float32)
     bar = tqdm(total=ff.num_videos, desc="score", unit="video", disable=quiet, leave=False)
     for v0, v1 in ff.chunks():
-        x, local = ff.read(v0, v1, crops="keep")
+        x, local = ff.read(v0, v1, crops="keep", reuse=True)
         for v in range(v1 - v0):
             seq = torch.from_numpy(x[local[v]:local[v + 1]]).to(device)
             if seq.dim() == 3:                           # (L, C, D): score each crop, average

@@ -131,7 +131,7 @@ class _Rows:
             a, b = self.ff.offsets[v0], self.ff.offsets[v1]
             lo, hi = np.searchsorted(sorted_rows, [a, b])
             if hi > lo:
-                x, _ = self.ff.read(v0, v1)
+                x, _ = self.ff.read(v0, v1, reuse=True)
                 out[order[lo:hi]] = x[sorted_rows[lo:hi] - a]
         return out.reshape(rows.shape + (self.ff.dim,))
 
