@@ -117,6 +117,7 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
     """
     graph = GraphParams(sigma=sigma, distance=distance, normalize=normalize, window=window,
                         temporal_scale=temporal_scale, terms=terms)
+    seeds = seeds if isinstance(seeds, np.ndarray) else list(seeds)     # iterators: read once
     solver = solver_params(alpha, seeds, tol, maxiter)
     dt, offsets = _prepare(features, offsets, video_ids, dtype, where)
     packed_seeds = pack_seeds(seeds, np.diff(offsets), video_ids, where)
@@ -144,6 +145,7 @@ def solve(graph: Graph, *, alpha: float = 0.99, seeds=(0, -1), tol: float = 1e-6
           warn: bool = True) -> Propagation:
     """CG for (I - alpha S) z = y on a :class:`Graph` from :func:`similarity` (``seeds`` as in
     :func:`propagate`: one list for all videos, or one per video)."""
+    seeds = seeds if isinstance(seeds, np.ndarray) else list(seeds)     # iterators: read once
     solver = solver_params(alpha, seeds, tol, maxiter)
     packed_seeds = pack_seeds(seeds, np.diff(np.asarray(graph.offsets)), video_ids, where)
     result = backends.get(backend).solve(graph, solver, packed_seeds)

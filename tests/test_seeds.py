@@ -103,3 +103,13 @@ def test_one_seed_at_the_middle_is_symmetric(window):
     r = propagate(x, np.array([0, 13]), seeds=[[6]], sigma=0.5, window=window, tol=1e-12, backend="cpu")
     assert np.allclose(r.z, r.z[::-1], rtol=1e-9, atol=0)
     assert np.all(r.z > 0) and r.z[6] > 1.0
+
+
+def test_seeds_from_an_iterator_are_read_once():
+    rng = np.random.default_rng()
+    x, offsets = ragged(rng, [4, 6], 3, "float64")
+    want = propagate(x, offsets, seeds=[[1], [2, -1]], backend="cpu").z
+    got = propagate(x, offsets, seeds=(s for s in ([1], [2, -1])), backend="cpu").z
+    assert np.array_equal(got, want)
+    assert np.array_equal(propagate(x, offsets, seeds=iter((0, -1)), backend="cpu").z,
+                          propagate(x, offsets, backend="cpu").z)
