@@ -111,13 +111,15 @@ class Hook:
         return sorted(stem for s, stem in self.calls if s == stage)
 
 
+@pytest.mark.filterwarnings("ignore::lanp.kernels.ConvergenceWarning")     # the presets' capped CG
+@pytest.mark.parametrize("options", [(), ("--preset", "official-sht")], ids=["paper", "official-sht"])
 @pytest.mark.parametrize("stage", ["propagate", "labels"])
 def test_failed_run_resumes_without_recomputing_finished_shards(cluster, data, tmp_path, monkeypatch, stage,
-                                                                capsys):
-    expected = single(data, tmp_path)
+                                                                options, capsys):
+    expected = single(data, tmp_path, *options)
     out_dir = tmp_path / "labels"
     args = ["--features", str(data / "shards" / "part*.h5"), "--out", str(out_dir), "--scheduler", cluster,
-            "--quiet"]
+            "--quiet", *options]
     hook = Hook(fail=(stage, "part2"))
     monkeypatch.setattr(D, "_shard_hook", hook)
     assert propagate_main(args) == 2
