@@ -23,6 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import cache_guard
 from .simd import dot_tile_columns, dot_triangles_columns, exp_finite, exp_flush
 
 # keep NaN/Inf semantics (no 'nnan'/'ninf'): -inf marks missing edges, NaN marks bad input
@@ -973,3 +974,8 @@ def max_cosine(x, unit_means, zero, out):
             for d in range(D):
                 acc += x[i, d] * x[i, d]
             out[i] = best[r] / math.sqrt(acc)
+
+
+# numba's cache does not notice edits to simd.py (or, for official.py, to this file): drop lanp's
+# cached kernels once whenever their sources change together (see cache_guard)
+cache_guard.ensure_fresh(propagate_packed)

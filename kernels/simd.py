@@ -15,8 +15,9 @@
   ``math.exp`` stays a scalar libm call without SVML.
 
 Editing this file: numba's on-disk cache (``cache=True``) tracks only the file that defines each
-jitted function, so kernels/cpu.py's cached machine code keeps the old intrinsics until
-``kernels/__pycache__/*.nbi`` / ``*.nbc`` are deleted (a fresh install or CI never sees this).
+jitted function, so kernels/cpu.py's cached machine code would keep the old intrinsics;
+kernels/cache_guard.py drops lanp's cached kernels whenever this file, cpu.py or official.py
+changes (the first import after an edit recompiles, about 40 s here).
 """
 from __future__ import annotations
 
