@@ -80,4 +80,8 @@ def ensure_fresh(dispatcher) -> int:
     cache_dir = getattr(cache, "_cache_path", None)
     if cache_dir is None:
         return 0
-    return refresh(cache_dir, source_fingerprint(Path(__file__).resolve().parent))
+    try:
+        fingerprint = source_fingerprint(Path(__file__).resolve().parent)
+    except OSError:                             # sources not on disk (e.g. a zipped install)
+        return 0
+    return refresh(cache_dir, fingerprint)

@@ -54,3 +54,13 @@ def test_the_real_cache_folder_is_stamped_with_the_current_sources():
         pytest.skip(f"numba's cache folder {folder} is not writable here")
     assert stamp.read_text() == cache_guard.source_fingerprint(KERNELS)
     assert cache_guard.ensure_fresh(cpu.propagate_packed) == 0      # nothing stale to remove
+
+
+def test_unreadable_sources_leave_the_cache_alone(tmp_path, monkeypatch):
+    class Dispatcher:
+        class _cache:
+            _cache_path = str(tmp_path)
+    fill(tmp_path)
+    monkeypatch.setattr(cache_guard, "SOURCES", ("no_such_file.py",))
+    assert cache_guard.ensure_fresh(Dispatcher) == 0
+    assert all((tmp_path / n).exists() for n in OURS)
