@@ -172,9 +172,9 @@ def graph_variant(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, s
     if similarity_mode not in SIMILARITIES:
         raise ValueError(f"similarity={similarity_mode!r} is invalid: choose one of {', '.join(SIMILARITIES)}")
     g = config.graph_params()
+    terms = g.terms if similarity_mode == "both" else similarity_mode
     return similarity(x, offsets, sigma=g.sigma, distance=g.distance, normalize=g.normalize, window=g.window,
-                      temporal_scale=g.temporal_scale, terms=similarity_mode, dtype=config.dtype,
-                      backend=config.backend)
+                      temporal_scale=g.temporal_scale, terms=terms, dtype=config.dtype, backend=config.backend)
 
 
 def direct_normality(x: np.ndarray, offsets: np.ndarray, seeds: Sequence[np.ndarray], config: PropagateConfig,
@@ -207,7 +207,9 @@ def normality(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, ablat
     kwargs = config.kernel_kwargs()                   # the default ablation is the core path exactly
     if ablation.seeds != "prior":
         kwargs["seeds"] = seeds
-    r = propagate(x, offsets, terms=ablation.similarity, **kwargs)
+    if ablation.similarity != "both":
+        kwargs["terms"] = ablation.similarity
+    r = propagate(x, offsets, **kwargs)
     return r.z, seeds, r.iterations
 
 

@@ -54,8 +54,8 @@ from lanp.pipeline import (PropagateConfig, PropagationOutput, default_output_pa
 WORK_DIR = ".lanp-work"
 WORK_FORMAT = 1
 # options that change pass 1 (z, CG results, prior violations); everything else only changes pass 2
-PASS1_OPTIONS = ("alpha", "sigma", "distance", "normalize", "window", "temporal_scale", "seeds", "tol",
-                 "maxiter", "backend", "dtype", "preset", "abnormal_ratio")
+PASS1_OPTIONS = ("alpha", "sigma", "distance", "normalize", "window", "temporal_scale", "terms", "seeds",
+                 "tol", "maxiter", "backend", "dtype", "preset", "abnormal_ratio")
 
 # numba's parallel kernels use every core already; tasks of one worker process take turns
 _KERNEL_LOCK = threading.Lock()

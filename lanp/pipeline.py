@@ -36,6 +36,7 @@ class PropagateConfig:
     normalize: str = "l2"                  # 'l2' | 'none'
     window: Optional[int] = None
     temporal_scale: Optional[float] = None
+    terms: str = "both"                    # 'both' (W = Wf * Wt) | 'feature' | 'temporal'
     seeds: Sequence[int] = (0, -1)
     n_normal: Optional[int] = None
     normal_fraction: Optional[float] = None
@@ -66,7 +67,7 @@ class PropagateConfig:
 
     def graph_params(self) -> GraphParams:
         return GraphParams(sigma=self.sigma, distance=self.distance, normalize=self.normalize == "l2",
-                           window=self.window, temporal_scale=self.temporal_scale)
+                           window=self.window, temporal_scale=self.temporal_scale, terms=self.terms)
 
     def solver_params(self) -> SolverParams:
         return SolverParams(alpha=self.alpha, seeds=self.seeds, tol=self.tol, maxiter=self.maxiter)
@@ -74,7 +75,7 @@ class PropagateConfig:
     def kernel_kwargs(self) -> dict:
         g, s = self.graph_params(), self.solver_params()
         return dict(alpha=s.alpha, sigma=g.sigma, distance=g.distance, normalize=g.normalize,
-                    window=g.window, temporal_scale=g.temporal_scale, seeds=s.seeds, tol=s.tol,
+                    window=g.window, temporal_scale=g.temporal_scale, terms=g.terms, seeds=s.seeds, tol=s.tol,
                     maxiter=s.maxiter, dtype=self.dtype, backend=self.backend)
 
     def attrs(self) -> dict:

@@ -167,8 +167,18 @@ def test_keys_follow_file_identity_and_pass1_options(tmp_path):
     assert D.shard_key(f, PropagateConfig()) == base
     assert D.shard_key(f, PropagateConfig(n_normal=1)) == base           # a pass-2 option
     assert D.shard_key(f, PropagateConfig(sigma=0.2)) != base
+    assert D.shard_key(f, PropagateConfig(terms="feature")) != base
     os.utime(f, ns=(1, 1))
     assert D.shard_key(f, PropagateConfig()) != base
+
+
+def test_every_option_is_keyed_by_the_pass_it_changes():
+    """A new PropagateConfig field must be sorted into pass 1 (the work-file key) or pass 2, or a
+    resumed run could reuse z computed with other options."""
+    from dataclasses import fields
+    pass2 = {"n_normal", "normal_fraction", "confident_fraction", "video_score"}
+    assert {f.name for f in fields(PropagateConfig)} == set(D.PASS1_OPTIONS) | pass2
+    assert not pass2 & set(D.PASS1_OPTIONS)
 
 
 def test_inputs_and_outputs(tmp_path):

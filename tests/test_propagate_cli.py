@@ -171,3 +171,26 @@ def test_float64_dtype_and_backend_flag(demo):
     b = run_propagation(d / "demo.h5", PropagateConfig(dtype="float32", backend="cpu"), progress=False)
     rel = np.linalg.norm(a.normality - b.normality) / np.linalg.norm(a.normality)
     assert 0 < rel <= 1e-4
+
+
+@pytest.mark.parametrize("terms", ["feature", "temporal"])
+def test_terms_flag_propagates_on_one_factor(demo, tmp_path, terms, capsys):
+    d, data = demo
+    out = tmp_path / f"{terms}.labels.h5"
+    assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(out), "--terms", terms,
+                           "--quiet"]) == 0
+    ds, attrs = read_all(out)
+    z = K.propagate(data.features, data.offsets, terms=terms).z
+    np.testing.assert_array_equal(ds["normality"], z)
+    assert attrs["terms"] == terms
+    assert not np.array_equal(z, K.propagate(data.features, data.offsets).z)
+
+
+def test_bad_terms_value_is_refused(demo, tmp_path, capsys):
+    d, _ = demo
+    with pytest.raises(SystemExit) as exc:
+        propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "x.h5"), "--terms", "time"])
+    assert exc.value.code == 2 and "invalid choice: 'time'" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
+    with pytest.raises(ValueError, match="terms='time' is invalid"):
+        PropagateConfig(terms="time")

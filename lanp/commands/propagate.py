@@ -39,6 +39,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window", type=int, default=None, help="banded graph of half-width K (default dense)")
     g.add_argument("--temporal-scale", type=float, default=None,
                    help="fixed s in exp(-|i-j|/s), in snippets (default s = L)")
+    g.add_argument("--terms", choices=("both", "feature", "temporal"), default="both",
+                   help="W = Wf * Wt (both, the paper), Wf alone (feature) or Wt alone (temporal)")
     g.add_argument("--seeds", type=_seeds, default=(0, -1), help="seed snippets, e.g. 0,-1 or 0,1,-2,-1")
     lab = p.add_argument_group("pseudo-labels")
     split = lab.add_mutually_exclusive_group()
@@ -71,7 +73,7 @@ def config_from_args(args):
     from lanp.pipeline import PropagateConfig
     return PropagateConfig(alpha=args.alpha, sigma=args.sigma, distance=args.distance,
                            normalize=args.normalize, window=args.window,
-                           temporal_scale=args.temporal_scale, seeds=args.seeds, n_normal=args.n_normal,
+                           temporal_scale=args.temporal_scale, terms=args.terms, seeds=args.seeds, n_normal=args.n_normal,
                            normal_fraction=args.normal_fraction, abnormal_ratio=args.abnormal_ratio,
                            confident_fraction=args.confident_fraction, tol=args.tol, maxiter=args.maxiter,
                            backend=args.backend, dtype=args.dtype, preset=args.preset,
