@@ -190,24 +190,21 @@ __host__ __device__ inline double lanp_normalise(double a, double lse_i, double 
     return exp(a - 0.5 * (lse_i + lse_j));
 }
 
-// 1 if row i lies within `reach` rows of a seed (negative seeds count from the end): CG's j-th
-// search direction is exactly zero beyond j k rows of the seeds for a band of half-width k
-// (k == 0, dense: pass reach >= L)
-__host__ __device__ inline int lanp_within_reach(lanp_i64 i, lanp_i64 L, const lanp_i64* seeds,
-                                                 int nseeds, lanp_i64 reach)
+// 1 if row i lies within `reach` rows of one of the video's seeds (local positions 0 <= s < L,
+// packed by lanp.kernels.params.pack_seeds): CG's j-th search direction is exactly zero beyond
+// j k rows of the seeds for a band of half-width k (k == 0, dense: pass reach >= L)
+__host__ __device__ inline int lanp_within_reach(lanp_i64 i, const lanp_i64* seeds, int nseeds,
+                                                 lanp_i64 reach)
 {
-    for (int s = 0; s < nseeds; ++s) {
-        const lanp_i64 pos = seeds[s] >= 0 ? seeds[s] : L + seeds[s];
-        if (i >= pos - reach && i <= pos + reach) return 1;
-    }
+    for (int s = 0; s < nseeds; ++s)
+        if (i >= seeds[s] - reach && i <= seeds[s] + reach) return 1;
     return 0;
 }
 
 // y_i: 1 at the seeds
-__host__ __device__ inline double lanp_seed(lanp_i64 i, lanp_i64 L, const lanp_i64* seeds,
-                                            int nseeds)
+__host__ __device__ inline double lanp_seed(lanp_i64 i, const lanp_i64* seeds, int nseeds)
 {
-    return lanp_within_reach(i, L, seeds, nseeds, 0) ? 1.0 : 0.0;
+    return lanp_within_reach(i, seeds, nseeds, 0) ? 1.0 : 0.0;
 }
 
 // ((I - alpha S) p)_i for dense (k == 0, width L) or banded (half-width k, width 2k+1) S
@@ -326,7 +323,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
     const int t = b.tid(), nt = b.size();
     double part = 0.0;
     for (lanp_i64 i = t; i < L; i += nt) {
-        const double y = lanp_seed(i, L, seeds, nseeds);
+        const double y = lanp_seed(i, seeds, nseeds);
         z[i] = 0.0; r[i] = y; p[i] = y;
         part += y * y;
     }
@@ -338,7 +335,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
         const lanp_i64 reach = k == 0 ? L : (lanp_i64)(it + 1) * k;
         part = 0.0;
         for (lanp_i64 i = t; i < L; i += nt) {
-            if (!lanp_within_reach(i, L, seeds, nseeds, reach)) continue;
+            if (!lanp_within_reach(i, seeds, nseeds, reach)) continue;
             const double qi = lanp_apply_row(S, width, k, L, alpha, p, i);
             q[i] = qi;
             part += p[i] * qi;
@@ -348,7 +345,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
         const double step = rr / pq;
         part = 0.0;
         for (lanp_i64 i = t; i < L; i += nt) {
-            if (!lanp_within_reach(i, L, seeds, nseeds, reach)) continue;
+            if (!lanp_within_reach(i, seeds, nseeds, reach)) continue;
             z[i] += step * p[i];
             r[i] -= step * q[i];
             part += r[i] * r[i];
@@ -356,7 +353,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
         const double rr_new = b.sum(part);
         const double beta = rr_new / rr;
         for (lanp_i64 i = t; i < L; i += nt)
-            if (lanp_within_reach(i, L, seeds, nseeds, reach)) p[i] = r[i] + beta * p[i];
+            if (lanp_within_reach(i, seeds, nseeds, reach)) p[i] = r[i] + beta * p[i];
         b.sync();
         rr = rr_new;
         ++it;
@@ -365,8 +362,8 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
     part = 0.0;
     const lanp_i64 reach = k == 0 ? L : (lanp_i64)(it + 1) * k;   // where (I - alpha S) z may be nonzero
     for (lanp_i64 i = t; i < L; i += nt) {
-        if (!lanp_within_reach(i, L, seeds, nseeds, reach)) continue;
-        const double e = lanp_seed(i, L, seeds, nseeds) - lanp_apply_row(S, width, k, L, alpha, z, i);
+        if (!lanp_within_reach(i, seeds, nseeds, reach)) continue;
+        const double e = lanp_seed(i, seeds, nseeds) - lanp_apply_row(S, width, k, L, alpha, z, i);
         part += e * e;
     }
     const double res = b.sum(part);

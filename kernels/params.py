@@ -242,4 +242,4 @@ def pack_seeds(seeds, lengths: np.ndarray, video_ids=None, where: str = "feature
         packed.append(np.where(arr < 0, arr + L, arr))
         counts[v] = arr.size
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return np.concatenate(packed).astype(np.int64), offsets
+    return np.concatenate(packed), offsets

@@ -191,7 +191,7 @@ def propagate_shard(path, wpath, config: PropagateConfig, resume: bool = False,
                 p1 = presets.propagate_preset_file(ff, preset, progress=False, chunk_bytes=chunk_bytes)
         ids, offsets = list(ff.video_ids), ff.offsets.copy()
     std = L.video_scores(p1.z, offsets)
-    violations = diagnostics.prior_violations(p1.z, offsets, abnormal_ratio(config))
+    violations = diagnostics.prior_violations(p1.z, offsets, abnormal_ratio(config, preset))
     write_h5(wpath, {"normality": p1.z, "offsets": offsets, "video_ids": ids, "std": std,
                      "cg_iterations": p1.iterations, "cg_residual": p1.residual,
                      "cg_converged": p1.converged, "prior_violation": violations},
@@ -209,9 +209,8 @@ def shard_means(path, videos, preset_name: str = "paper") -> np.ndarray:
         return normal_list_means(ff, videos) if preset is None else presets.sampled_means(ff, videos, preset)
 
 
-def abnormal_ratio(config: PropagateConfig) -> float:
-    """r of the pseudo-labels: the preset's where one is set, else config.abnormal_ratio."""
-    preset = presets.get_preset(config.preset)
+def abnormal_ratio(config: PropagateConfig, preset) -> float:
+    """r of the pseudo-labels: the official preset's where one is set, else config.abnormal_ratio."""
     return config.abnormal_ratio if preset is None else preset.abnormal_ratio
 
 
@@ -242,7 +241,7 @@ def label_shard(path, wpath, out_path, scores, abnormal, means, config: Propagat
         backend, kernel_seconds = str(f.attrs["backend"]), float(f.attrs["kernel_seconds"])
     preset = presets.get_preset(config.preset)
     with FeatureFile(path) as ff:
-        pseudo = L.pseudo_labels(z, ff.offsets, abnormal, abnormal_ratio(config))
+        pseudo = L.pseudo_labels(z, ff.offsets, abnormal, abnormal_ratio(config, preset))
         if preset is None:
             weight = loss_weights_file(ff, pseudo, means, config.dtype, progress=False, chunk_bytes=chunk_bytes)
         else:

@@ -126,7 +126,8 @@ def _check_nonzero(x, local_offsets, v0, ff: FeatureFile) -> None:
 
 @dataclass
 class FilePropagation:
-    """Pass 1 over one feature file: z (N,) float32 and the per-video CG results."""
+    """Pass 1 over one feature file: z (N,) (float32; float64 from an official preset,
+    lanp.presets.propagate_preset_file) and the per-video CG results."""
 
     z: np.ndarray
     iterations: np.ndarray

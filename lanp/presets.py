@@ -24,9 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 from lanp import labels as L
+from lanp.io import CHUNK_BYTES, FeatureFile
 from lanp.kernels import ConvergenceWarning, InputError
-from lanp.kernels.official import propagate_official
-from lanp.kernels.official import weight_distance as official_weight_distance
+from lanp.kernels.official import propagate_official, weight_distance
 
 PRESET_NAMES = ("paper", "official-ucf", "official-sht")
 
@@ -93,30 +93,12 @@ def sample_indices(T: int, samples: int = 32) -> np.ndarray:
     return np.floor(np.arange(samples) * T / samples).astype(np.int64)
 
 
-def weight_distance(x: np.ndarray, normal_list: np.ndarray, kind: str) -> np.ndarray:
-    """d_q = min over the list of 1 - cos(x_q, m) ('cosine') or sqrt(||x_q - m||^2 / D) ('rms'),
-    float64, row by row (:func:`lanp.kernels.official.weight_distance`)."""
-    return official_weight_distance(x, normal_list, kind)
-
-
-@dataclass
-class PresetPass1:
-    """Pass 1 of a preset over one feature file: post-processed z (N,) float64, CG per video."""
-
-    z: np.ndarray
-    iterations: np.ndarray
-    residual: np.ndarray
-    converged: np.ndarray
-    kernel_seconds: float
-    backend: str                 # 'cpu-<preset name>'
-
-
-def propagate_preset_file(ff, preset: OfficialPreset, progress: bool = True, chunk_bytes=None) -> PresetPass1:
+def propagate_preset_file(ff, preset: OfficialPreset, progress: bool = True, chunk_bytes: int = CHUNK_BYTES):
     """The public code's per-video propagation over every video of the open FeatureFile ``ff``, chunk
-    by chunk; per-video results do not depend on the chunking or on the other videos of the file."""
-    from lanp.io import CHUNK_BYTES
+    by chunk; per-video results do not depend on the chunking or on the other videos of the file.
+    Returns a :class:`lanp.pipeline.FilePropagation` whose z is the post-processed z in float64."""
+    from lanp.pipeline import FilePropagation          # lanp.pipeline imports this module
 
-    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     V, N = ff.num_videos, ff.num_snippets
     z = np.zeros(N, dtype=np.float64)
     iterations = np.zeros(V, dtype=np.int32)
@@ -136,7 +118,7 @@ def propagate_preset_file(ff, preset: OfficialPreset, progress: bool = True, chu
         iterations[v0:v1], residual[v0:v1], converged[v0:v1] = r.iterations, r.residual, r.converged
         bar.update(v1 - v0)
     bar.close()
-    return PresetPass1(z, iterations, residual, converged, kernel_seconds, f"cpu-{preset.name}")
+    return FilePropagation(z, iterations, residual, converged, f"cpu-{preset.name}", kernel_seconds)
 
 
 def sampled_means(ff, videos, preset: OfficialPreset) -> np.ndarray:
@@ -147,11 +129,9 @@ def sampled_means(ff, videos, preset: OfficialPreset) -> np.ndarray:
 
 
 def preset_weights_file(ff, pseudo: np.ndarray, means: np.ndarray, preset: OfficialPreset,
-                        chunk_bytes=None) -> np.ndarray:
-    """w = exp(-|d - y_hat|) (N,) float32 for every snippet of ``ff``, d by ``preset.weight_distance``."""
-    from lanp.io import CHUNK_BYTES
-
-    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+                        chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+    """w = exp(-|d - y_hat|) (N,) float32 for every snippet of ``ff``, d by ``preset.weight_distance``
+    (:func:`lanp.kernels.official.weight_distance`, row by row in float64)."""
     weight = np.full(ff.num_snippets, np.nan, dtype=np.float32)
     for v0, v1 in ff.chunks(chunk_bytes, 4):
         x, _ = ff.read(v0, v1, dtype=np.float32, reuse=True)
@@ -179,16 +159,14 @@ def split_attrs(preset: OfficialPreset, abnormal: np.ndarray, listed: np.ndarray
     return attrs
 
 
-def run_preset(features_path, preset: OfficialPreset, *, progress: bool = True, chunk_bytes=None,
-               score_fn=None):
+def run_preset(features_path, preset: OfficialPreset, *, progress: bool = True,
+               chunk_bytes: int = CHUNK_BYTES, score_fn=None):
     """Run ``preset`` over a feature file, chunk by chunk (bounded memory).
 
     score_fn(z, offsets) -> (V,) video scores, default std(z). Returns a dict of the labels-file
     arrays (normality, pseudo_label, weight, video_score, video_abnormal, cg_iterations,
     cg_residual, cg_converged, offsets, video_ids) plus kernel_seconds and attrs.
     """
-    from lanp.io import FeatureFile
-
     with FeatureFile(features_path) as ff:
         p1 = propagate_preset_file(ff, preset, progress, chunk_bytes)
         z, offsets = p1.z, ff.offsets.copy()
