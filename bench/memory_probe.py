@@ -48,7 +48,7 @@ def main(argv):
     propagate(np.random.default_rng(0).random((8, 4), dtype=np.float32) + 0.1, np.array([0, 4, 8]), window=2)
     out = {"mode": argv[0]}
     if argv[0] == "stream":
-        from lanp.pipeline import PropagateConfig, run_propagation
+        from lanp.runners.file import PropagateConfig, run_propagation
         path, chunk = argv[1], int(argv[2])
         window = int(argv[3]) if len(argv) > 3 else None
         before = reset_peak()

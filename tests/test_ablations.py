@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from lanp.ablations import (ABLATIONS, Ablation, ablation_labels, direct_normality, graph_variant,
+from lanp.method.ablations import (ABLATIONS, Ablation, ablation_labels, direct_normality, graph_variant,
                             local_contrast, normality, prior_positions, seed_lists)
 from lanp.kernels import similarity, solve
-from lanp.pipeline import PropagateConfig, run_propagation
-from lanp.synth import make_synthetic, write_synthetic
+from lanp.runners.file import PropagateConfig, run_propagation
+from lanp.data.synth import make_synthetic, write_synthetic
 
 
 @pytest.fixture(scope="module")

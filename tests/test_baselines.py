@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from lanp.baselines import c2fpl_labels, ends_distance, isolation_forest, lbr_spr
-from lanp.synth import make_synthetic
+from lanp.evaluation.baselines import c2fpl_labels, ends_distance, isolation_forest, lbr_spr
+from lanp.data.synth import make_synthetic
 
 
 @pytest.fixture(scope="module")

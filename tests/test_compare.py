@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from lanp.cli import main
-from lanp.compare import METHODS, CompareConfig, labels_from_scores, pseudo_label_quality, run_compare
+from lanp.evaluation.compare import METHODS, CompareConfig, labels_from_scores, pseudo_label_quality, run_compare
 from lanp.kernels import InputError
-from lanp.pipeline import PropagateConfig
-from lanp.synth import make_synthetic, write_synthetic
+from lanp.runners.file import PropagateConfig
+from lanp.data.synth import make_synthetic, write_synthetic
 
 
 @pytest.fixture(scope="module")

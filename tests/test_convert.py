@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from lanp.cli import main
-from lanp.convert import (c2fpl_sources, convert, detect_format, folder_sources, rtfm_sources,
+from lanp.data.convert import (c2fpl_sources, convert, detect_format, folder_sources, rtfm_sources,
                           split_sources)
-from lanp.io import FeatureFile
+from lanp.data.io import FeatureFile
 from lanp.kernels import InputError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "shanghaitech_i3d_sample"

@@ -7,7 +7,7 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from lanp.cli import main  # noqa: E402
-from lanp.demo import run_demo  # noqa: E402
+from lanp.evaluation.demo import run_demo  # noqa: E402
 
 
 def test_small_demo_end_to_end(tmp_path, capsys):

@@ -2,7 +2,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lanp.detector import Detector  # noqa: E402
+from lanp.model.detector import Detector  # noqa: E402
 
 
 @pytest.mark.parametrize("B,T,D", [(3, 32, 16), (1, 1, 8), (2, 5, 3)])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lanp.cli import propagate_main
-from lanp.diagnostics import (diagnose, huber_line, length_adjusted_scores, length_score_spearman,
+from lanp.method.diagnostics import (diagnose, huber_line, length_adjusted_scores, length_score_spearman,
                               prior_violations, video_scores)
 
 
@@ -105,7 +105,7 @@ def test_cli_writes_diagnostics(tmp_path, capsys, preset, score):
 def test_spearman_matches_scipy_with_ties():
     """The numpy Spearman (average ranks, then Pearson) against scipy.stats on fresh data."""
     from scipy.stats import rankdata, spearmanr
-    from lanp.diagnostics import average_ranks
+    from lanp.method.diagnostics import average_ranks
     rng = np.random.default_rng()
     for _ in range(20):
         n = int(rng.integers(3, 300))

@@ -1,4 +1,4 @@
-"""Sharded propagation on dask (lanp.distributed): 4 shards on an in-process 2-worker LocalCluster
+"""Sharded propagation on dask (lanp.runners.sharded): 4 shards on an in-process 2-worker LocalCluster
 equal the single-process run over their concatenation exactly; failed runs resume without
 recomputing finished shards; input/output rules and the missing-extra error."""
 import os
@@ -10,12 +10,12 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-import lanp.distributed as D
+import lanp.runners.sharded as D
 from lanp.cli import propagate_main
-from lanp.io import write_h5
+from lanp.data.io import write_h5
 from lanp.kernels import InputError
-from lanp.pipeline import PropagateConfig
-from lanp.synth import make_synthetic, write_synthetic
+from lanp.runners.file import PropagateConfig
+from lanp.data.synth import make_synthetic, write_synthetic
 
 BOUNDS = (0, 9, 21, 22, 36)          # 4 uneven shards, one of a single video
 DATASETS = ("normality", "pseudo_label", "weight", "video_ids", "video_score", "video_abnormal",

@@ -3,7 +3,7 @@ later chunk is larger), for (N, D) and (N, C, D) packed files and every dtype co
 import numpy as np
 import pytest
 
-from lanp.io import FeatureFile, write_h5
+from lanp.data.io import FeatureFile, write_h5
 
 
 @pytest.mark.parametrize("crops", [None, 3])

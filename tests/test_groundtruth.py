@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lanp.groundtruth import (canonical_name, match_videos, read_frame_counts, read_groundtruth, read_list,
+from lanp.data.groundtruth import (canonical_name, match_videos, read_frame_counts, read_groundtruth, read_list,
                               read_npy_folder, read_rtfm, read_ucf_annotations)
-from lanp.io import write_h5
+from lanp.data.io import write_h5
 from lanp.kernels import InputError
 
 GT = Path(os.environ.get("LANP_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "gt"

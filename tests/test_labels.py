@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lanp import labels as L
+from lanp.method import labels as L
 
 
 def test_video_scores_are_population_std_per_video():

@@ -4,7 +4,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from lanp.kernels import InputError  # noqa: E402
-from lanp.metrics import evaluate, frame_scores  # noqa: E402
+from lanp.evaluation.metrics import evaluate, frame_scores  # noqa: E402
 
 
 def pairwise_auc(y, s):

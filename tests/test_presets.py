@@ -9,7 +9,7 @@ from scipy.sparse.linalg import cg
 
 from lanp.kernels import InputError
 from lanp.kernels.official import propagate_official
-from lanp.presets import PRESETS, abnormal_videos, get_preset, run_preset
+from lanp.method.official import PRESETS, abnormal_videos, get_preset, run_preset
 
 LENGTHS = [1, 2, 3, 4, 7, 100, 101, 257]
 

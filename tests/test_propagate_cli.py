@@ -9,9 +9,9 @@ import pytest
 
 import lanp.kernels as K
 from lanp.cli import main, propagate_main
-from lanp.io import atomic_path, write_h5
-from lanp.pipeline import PropagateConfig, run_propagation
-from lanp.synth import make_synthetic, write_synthetic
+from lanp.data.io import atomic_path, write_h5
+from lanp.runners.file import PropagateConfig, run_propagation
+from lanp.data.synth import make_synthetic, write_synthetic
 
 
 @pytest.fixture(scope="module")

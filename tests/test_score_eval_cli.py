@@ -8,9 +8,9 @@ pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from lanp.cli import main  # noqa: E402
-from lanp.io import write_h5  # noqa: E402
-from lanp.score import read_scores, score_file  # noqa: E402
-from lanp.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from lanp.data.io import write_h5  # noqa: E402
+from lanp.model.score import read_scores, score_file  # noqa: E402
+from lanp.model.train import TrainConfig, load_checkpoint, train  # noqa: E402
 
 
 def dataset(tmp_path, name, V=10, D=5, crops=None, seed=0):

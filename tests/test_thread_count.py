@@ -10,7 +10,7 @@ import pytest
 
 from lanp.kernels import propagate, similarity, solve
 from lanp.kernels.official import propagate_official, weight_distance
-from lanp.labels import loss_weights
+from lanp.method.labels import loss_weights
 from test_kernels_cpu import smooth_features
 
 pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")

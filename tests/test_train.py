@@ -3,9 +3,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lanp.io import write_h5  # noqa: E402
+from lanp.data.io import write_h5  # noqa: E402
 from lanp.kernels import InputError  # noqa: E402
-from lanp.train import TrainConfig, load_checkpoint, sample_indices, train, weighted_bce  # noqa: E402
+from lanp.model.train import TrainConfig, load_checkpoint, sample_indices, train, weighted_bce  # noqa: E402
 
 
 def make_fixture(tmp_path, V=12, D=6, seed=0, crops=None):

@@ -5,7 +5,7 @@ compare.md, compare.json and compare.png (test frame-level AUC mean +/- std, AP,
 --train-gt the precision and recall of each method's training pseudo-labels). Nothing is selected
 on the test set. Methods: lanp, lanp-random-seeds, lanp-data-driven-seeds, lanp-temporal-only,
 lanp-feature-only, lanp-direct, lanp-no-reweight, c2fpl, lbr-spr, trivial-ends, iforest
-(baselines are lanp's feature-level re-implementations; see lanp.baselines).
+(baselines are lanp's feature-level re-implementations; see lanp.evaluation.baselines).
 
 Example:
   lanp compare --train train.h5 --test test.h5 --gt test.gt.h5 --train-gt train.gt.h5 --epochs 50 --lr 1e-3
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 
 def configure(parser):
-    from lanp.compare import METHODS
+    from lanp.evaluation.compare import METHODS
 
     parser.add_argument("--train", required=True, help="training feature file (packed or grouped HDF5)")
     parser.add_argument("--test", required=True, help="test feature file")
@@ -36,14 +36,14 @@ def configure(parser):
 
 
 def run(args) -> int:
-    from lanp.compare import CompareConfig, run_compare
-    from lanp.pipeline import PropagateConfig
+    from lanp.evaluation.compare import CompareConfig, run_compare
+    from lanp.runners.file import PropagateConfig
 
     config = CompareConfig(methods=args.methods, seeds=args.seeds, epochs=args.epochs, lr=args.lr,
                            device=args.device, frames_per_snippet=args.frames_per_snippet,
                            propagate=PropagateConfig(normal_fraction=args.normal_fraction))
     payload = run_compare(args.train, args.test, args.gt, args.out, config, train_gt=args.train_gt,
                           test_gt_list=args.gt_list, train_gt_list=args.train_gt_list)
-    from lanp.compare import markdown_table
+    from lanp.evaluation.compare import markdown_table
     print(markdown_table(payload))
     return 0

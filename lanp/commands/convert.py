@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from lanp.convert import COMPRESSIONS, FORMATS, STORAGE_DTYPES
+from lanp.data.convert import COMPRESSIONS, FORMATS, STORAGE_DTYPES
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from lanp.convert import convert, detect_format, sources_for
+    from lanp.data.convert import convert, detect_format, sources_for
     t0 = time.perf_counter()
     fmt = detect_format(args.source, ranges=args.ranges, root=args.root) if args.format == "auto" else args.format
     sources = sources_for(fmt, args.source, root=args.root, ranges=args.ranges, names=args.names,

@@ -16,7 +16,7 @@ def configure(parser):
 
 
 def run(args) -> int:
-    from lanp.demo import run_demo
+    from lanp.evaluation.demo import run_demo
 
     run_demo(args.workdir, epochs=args.epochs, seed=args.seed, device=args.device, quiet=not args.progress)
     return 0

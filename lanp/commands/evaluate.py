@@ -24,7 +24,7 @@ def add_gt_arguments(parser):
 
 
 def load_gt(args, scores):
-    from lanp.groundtruth import read_groundtruth
+    from lanp.data.groundtruth import read_groundtruth
 
     lengths = {vid: len(s) for vid, s in scores.items()}
     return read_groundtruth(args.gt, lengths=lengths, list_path=args.gt_list, frame_counts=args.frame_counts,
@@ -45,8 +45,8 @@ def _fmt(x):
 
 
 def run(args) -> int:
-    from lanp.metrics import evaluate
-    from lanp.score import read_scores
+    from lanp.evaluation.metrics import evaluate
+    from lanp.model.score import read_scores
 
     scores = read_scores(args.scores)
     gt = load_gt(args, scores)

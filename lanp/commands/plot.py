@@ -24,9 +24,9 @@ def run(args) -> int:
 
     from lanp.commands.evaluate import load_gt
     from lanp.kernels import InputError
-    from lanp.metrics import pooled
-    from lanp.plots import plot_roc, plot_video
-    from lanp.score import read_scores
+    from lanp.evaluation.metrics import pooled
+    from lanp.evaluation.plots import plot_roc, plot_video
+    from lanp.model.score import read_scores
 
     scores = read_scores(args.scores)
     gt = load_gt(args, scores)

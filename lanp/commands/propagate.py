@@ -70,7 +70,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args):
-    from lanp.pipeline import PropagateConfig
+    from lanp.runners.file import PropagateConfig
     return PropagateConfig(alpha=args.alpha, sigma=args.sigma, distance=args.distance,
                            normalize=args.normalize, window=args.window,
                            temporal_scale=args.temporal_scale, terms=args.terms, seeds=args.seeds, n_normal=args.n_normal,
@@ -94,8 +94,8 @@ def summary_lines(out, path) -> list:
 
 
 def run(args) -> int:
-    from lanp.distributed import expand_inputs, output_paths
-    from lanp.pipeline import run_propagation, write_labels
+    from lanp.runners.sharded import expand_inputs, output_paths
+    from lanp.runners.file import run_propagation, write_labels
     config = config_from_args(args)
     inputs = expand_inputs(args.features)
     outputs = output_paths(inputs, args.out)
@@ -111,14 +111,14 @@ def run(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     print("\n".join(summary_lines(out, out_path)))
     if "diag_length_score_spearman" in out.attrs:
-        from lanp.diagnostics import format_lines
+        from lanp.method.diagnostics import format_lines
         print("\n".join(format_lines(out.attrs)))
     return 0
 
 
 def _run_sharded(args, config, inputs, outputs) -> int:
-    """Several inputs, --scheduler or --resume: lanp.distributed (one task per shard)."""
-    from lanp.distributed import run_sharded, summary_lines as sharded_lines
+    """Several inputs, --scheduler or --resume: lanp.runners.sharded (one task per shard)."""
+    from lanp.runners.sharded import run_sharded, summary_lines as sharded_lines
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         out = run_sharded(inputs, outputs, config, scheduler=args.scheduler, resume=args.resume,
@@ -127,6 +127,6 @@ def _run_sharded(args, config, inputs, outputs) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     print("\n".join(sharded_lines(out)))
     if "diag_length_score_spearman" in out.attrs:
-        from lanp.diagnostics import format_lines
+        from lanp.method.diagnostics import format_lines
         print("\n".join(format_lines(out.attrs)))
     return 0

@@ -15,7 +15,7 @@ def configure(parser):
 
 
 def run(args) -> int:
-    from lanp.score import score_file
+    from lanp.model.score import score_file
 
     s = score_file(args.model, args.features, args.out, device=args.device, quiet=args.quiet)
     crops = f", {s['crops']} crops averaged" if s["crops"] else ""

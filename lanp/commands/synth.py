@@ -23,7 +23,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from lanp.synth import make_synthetic, write_synthetic
+    from lanp.data.synth import make_synthetic, write_synthetic
     data = make_synthetic(num_videos=args.videos, dim=args.dim, min_length=args.min_length,
                           max_length=args.max_length, abnormal_fraction=args.abnormal_fraction,
                           seed=args.seed, world_seed=args.world_seed)

@@ -30,7 +30,7 @@ def configure(parser):
 
 
 def run(args) -> int:
-    from lanp.train import TrainConfig, train
+    from lanp.model.train import TrainConfig, train
 
     config = TrainConfig(epochs=args.epochs, batch_videos=args.batch_videos, snippets=args.snippets,
                          lr=args.lr, momentum=args.momentum, random_offsets=args.random_offsets,

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from lanp import __version__
-from lanp.detector import DROPOUT, HIDDEN, Detector
-from lanp.io import FeatureFile, atomic_path, read_h5
+from lanp.model.detector import DROPOUT, HIDDEN, Detector
+from lanp.data.io import FeatureFile, atomic_path, read_h5
 from lanp.kernels import InputError
 
 LABEL_DATASETS = ("pseudo_label", "weight", "offsets", "video_ids")

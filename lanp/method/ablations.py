@@ -1,7 +1,7 @@
 """Ablations of LANP (the paper's Tables 2-4) on in-memory packed features.
 
 Each :class:`Ablation` changes exactly one named part of the method; everything else is the core
-path (``lanp.kernels`` for the graph and the solver, ``lanp.labels`` / ``lanp.diagnostics`` for the
+path (``lanp.kernels`` for the graph and the solver, ``lanp.method.labels`` / ``lanp.method.diagnostics`` for the
 video scores, the normal/abnormal split, the pseudo-labels and the loss weights):
 
 - ``seeds``: ``prior`` (the normality prior: ``PropagateConfig.seeds``, default first and last
@@ -21,7 +21,7 @@ one seed list per video for random and data-driven seeds), so the ablations run 
 graph and CG on every backend.
 
 With the default :class:`Ablation` the code path is the core one: z, pseudo-labels and weights are
-identical to ``lanp.pipeline.run_propagation`` (tested).
+identical to ``lanp.runners.file.run_propagation`` (tested).
 """
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from lanp import diagnostics
-from lanp import labels as L
+from lanp.method import diagnostics
+from lanp.method import labels as L
 from lanp.kernels import Graph, propagate, similarity
 from lanp.kernels.params import check_dtype, check_packed, resolve_seeds
-from lanp.pipeline import PropagateConfig
+from lanp.runners.file import PropagateConfig
 
 SEED_MODES = ("prior", "random", "data-driven")
 SIMILARITIES = ("both", "temporal", "feature")

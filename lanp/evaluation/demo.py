@@ -18,14 +18,14 @@ def run_demo(workdir="lanp_demo", train_videos: int = 120, test_videos: int = 60
              lr: float = 1e-3, seed: int = 0, device: str = "cpu", quiet: bool = True, log=print) -> dict:
     import numpy as np
 
-    from lanp.groundtruth import read_groundtruth
-    from lanp.metrics import evaluate
-    from lanp.pipeline import PropagateConfig, run_propagation, write_labels
-    from lanp.plots import plot_roc, plot_video
-    from lanp.metrics import pooled
-    from lanp.score import read_scores, score_file
-    from lanp.synth import make_synthetic, write_synthetic
-    from lanp.train import TrainConfig, train
+    from lanp.data.groundtruth import read_groundtruth
+    from lanp.evaluation.metrics import evaluate
+    from lanp.runners.file import PropagateConfig, run_propagation, write_labels
+    from lanp.evaluation.plots import plot_roc, plot_video
+    from lanp.evaluation.metrics import pooled
+    from lanp.model.score import read_scores, score_file
+    from lanp.data.synth import make_synthetic, write_synthetic
+    from lanp.model.train import TrainConfig, train
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)

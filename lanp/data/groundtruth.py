@@ -77,7 +77,7 @@ def _as_labels(array: np.ndarray, where: str) -> np.ndarray:
 
 
 def read_lanp_gt(path, fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
-    from lanp.io import read_h5
+    from lanp.data.io import read_h5
 
     data, _ = read_h5(path, "ground-truth")
     if {"frame_labels", "frame_offsets", "video_ids"} <= data.keys():

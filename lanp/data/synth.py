@@ -77,10 +77,10 @@ def make_synthetic(num_videos: int = 120, dim: int = 64, min_length: int = 24, m
 def write_synthetic(data: SyntheticDataset, features_path, gt_path=None,
                     frames_per_snippet: int = FRAMES_PER_SNIPPET) -> None:
     """Features in the packed layout; ground truth as lanp's packed gt.h5 (frame and snippet labels)."""
-    from lanp.io import write_h5
+    from lanp.data.io import write_h5
     write_h5(features_path, {"features": data.features, "offsets": data.offsets,
                              "video_ids": data.video_ids},
-             {"generator": "lanp.synth", "frames_per_snippet": frames_per_snippet})
+             {"generator": "lanp.data.synth", "frames_per_snippet": frames_per_snippet})
     if gt_path is not None:
         frames, frame_offsets = data.frame_labels(frames_per_snippet)
         write_h5(gt_path, {"frame_labels": frames, "frame_offsets": frame_offsets,

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from lanp import labels as L
+from lanp.method import labels as L
 
 VIDEO_SCORES = ("std", "std-length-adjusted")
 

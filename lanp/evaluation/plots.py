@@ -16,7 +16,7 @@ def _figure(size=(8, 3)):
 
 
 def _save(fig, out) -> Path:
-    from lanp.io import atomic_path
+    from lanp.data.io import atomic_path
 
     out = Path(out)
     with atomic_path(out) as tmp:

@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from lanp.io import atomic_path
+from lanp.data.io import atomic_path
 from lanp.kernels import InputError
 
 FORMATS = ("rtfm", "c2fpl", "split", "folder")

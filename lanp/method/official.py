@@ -23,8 +23,8 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
-from lanp import labels as L
-from lanp.io import CHUNK_BYTES, FeatureFile
+from lanp.method import labels as L
+from lanp.data.io import CHUNK_BYTES, FeatureFile
 from lanp.kernels import ConvergenceWarning, InputError
 from lanp.kernels.official import propagate_official, weight_distance
 
@@ -96,8 +96,8 @@ def sample_indices(T: int, samples: int = 32) -> np.ndarray:
 def propagate_preset_file(ff, preset: OfficialPreset, progress: bool = True, chunk_bytes: int = CHUNK_BYTES):
     """The public code's per-video propagation over every video of the open FeatureFile ``ff``, chunk
     by chunk; per-video results do not depend on the chunking or on the other videos of the file.
-    Returns a :class:`lanp.pipeline.FilePropagation` whose z is the post-processed z in float64."""
-    from lanp.pipeline import FilePropagation          # lanp.pipeline imports this module
+    Returns a :class:`lanp.runners.file.FilePropagation` whose z is the post-processed z in float64."""
+    from lanp.runners.file import FilePropagation          # lanp.runners.file imports this module
 
     V, N = ff.num_videos, ff.num_snippets
     z = np.zeros(N, dtype=np.float64)

@@ -1,13 +1,13 @@
 """Propagation over sharded datasets (several feature files) on a dask.distributed cluster.
 
-The result equals the single-process run (lanp.pipeline.run_propagation) over the concatenation of
+The result equals the single-process run (lanp.runners.file.run_propagation) over the concatenation of
 the shards in input order, exactly: every per-video quantity depends only on that video, and the
 global steps run on the same per-video arrays in the same order.
 
 Official presets (``--preset official-ucf|official-sht``) run the same four steps with the
-preset's per-video kernel, split rules, sampled normal list and weight distance (lanp.presets).
+preset's per-video kernel, split rules, sampled normal list and weight distance (lanp.method.official).
 
-1. pass 1, one task per shard: propagate every video (lanp.pipeline.propagate_file), save z and
+1. pass 1, one task per shard: propagate every video (lanp.runners.file.propagate_file), save z and
    the per-video results to ``<work>/<stem>.z.h5`` (atomic, keyed by the input file's identity and
    the pass-1 options), return the small per-video summary (std(z), length, CG results, prior
    violations);
@@ -15,7 +15,7 @@ preset's per-video kernel, split rules, sampled normal list and weight distance 
    normal list, the diagnostics;
 3. one small task per shard holding confident normal videos: their mean features (the list M);
 4. pass 2, one task per shard: pseudo-labels and loss weights, written atomically to
-   ``<out>/<stem>.labels.h5`` in the single-file layout (lanp.pipeline.write_labels), plus
+   ``<out>/<stem>.labels.h5`` in the single-file layout (lanp.runners.file.write_labels), plus
    ``dist_*`` attributes saying which shard of which run it is.
 
 ``resume=True`` reuses every work file whose key matches and every output whose run key matches,
@@ -42,13 +42,13 @@ import numpy as np
 from tqdm import tqdm
 
 import lanp
-from lanp import diagnostics
-from lanp import labels as L
-from lanp import presets
-from lanp.io import CHUNK_BYTES, FeatureFile, write_h5
+from lanp.method import diagnostics
+from lanp.method import labels as L
+from lanp.method import official as presets
+from lanp.data.io import CHUNK_BYTES, FeatureFile, write_h5
 from lanp.kernels.api import warn_unconverged
 from lanp.kernels import InputError
-from lanp.pipeline import (PropagateConfig, PropagationOutput, default_output_path, loss_weights_file,
+from lanp.runners.file import (PropagateConfig, PropagationOutput, default_output_path, loss_weights_file,
                            normal_list_means, propagate_file, write_labels)
 
 WORK_DIR = ".lanp-work"

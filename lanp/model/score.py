@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from lanp import __version__
-from lanp.io import FeatureFile, read_h5, write_h5
+from lanp.data.io import FeatureFile, read_h5, write_h5
 from lanp.kernels import InputError
-from lanp.train import load_checkpoint, resolve_device
+from lanp.model.train import load_checkpoint, resolve_device
 
 
 @torch.no_grad()

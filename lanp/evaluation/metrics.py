@@ -15,7 +15,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-from lanp.groundtruth import FRAMES_PER_SNIPPET, match_videos
+from lanp.data.groundtruth import FRAMES_PER_SNIPPET, match_videos
 from lanp.kernels import InputError
 
 LENGTH_RULE = ("snippet scores repeated fps times per frame; padded with the last score or trimmed at the end "

@@ -7,7 +7,7 @@ Input (B, T, D) or (T, D) snippet features; output (B, T) or (T,) anomaly scores
 The convolution runs along time, so a video must be passed in temporal order.
 
 >>> import torch
->>> from lanp.detector import Detector
+>>> from lanp.model.detector import Detector
 >>> Detector(2048)(torch.zeros(30, 32, 2048)).shape
 torch.Size([30, 32])
 """

@@ -16,10 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 import lanp
-from lanp import diagnostics
-from lanp import labels as L
-from lanp.presets import get_preset, run_preset
-from lanp.io import CHUNK_BYTES, FeatureFile, write_h5
+from lanp.method import diagnostics
+from lanp.method import labels as L
+from lanp.method.official import get_preset, run_preset
+from lanp.data.io import CHUNK_BYTES, FeatureFile, write_h5
 from lanp.kernels.api import warn_unconverged
 from lanp.kernels import GraphParams, InputError, SolverParams, propagate
 from lanp.kernels.backends import check_graph_memory
@@ -46,8 +46,8 @@ class PropagateConfig:
     maxiter: int = 1000
     backend: str = "auto"
     dtype: str = "float32"
-    preset: str = "paper"                  # 'paper' | 'official-ucf' | 'official-sht' (lanp.presets)
-    video_score: str = "std"               # 'std' | 'std-length-adjusted' (lanp.diagnostics)
+    preset: str = "paper"                  # 'paper' | 'official-ucf' | 'official-sht' (lanp.method.official)
+    video_score: str = "std"               # 'std' | 'std-length-adjusted' (lanp.method.diagnostics)
 
     def __post_init__(self):
         if self.normalize not in ("l2", "none"):
@@ -127,7 +127,7 @@ def _check_nonzero(x, local_offsets, v0, ff: FeatureFile) -> None:
 @dataclass
 class FilePropagation:
     """Pass 1 over one feature file: z (N,) (float32; float64 from an official preset,
-    lanp.presets.propagate_preset_file) and the per-video CG results."""
+    lanp.method.official.propagate_preset_file) and the per-video CG results."""
 
     z: np.ndarray
     iterations: np.ndarray
@@ -141,7 +141,7 @@ def propagate_file(ff: FeatureFile, config: PropagateConfig, progress: bool = Tr
                    chunk_bytes: int = CHUNK_BYTES) -> FilePropagation:
     """Pass 1 (preset 'paper'): check the seeds and graph memory, then propagate every video of
     ``ff`` chunk by chunk. Per-video results do not depend on the chunking (nor on which other
-    videos share a file), which is what makes sharded runs (lanp.distributed) exact."""
+    videos share a file), which is what makes sharded runs (lanp.runners.sharded) exact."""
     where = ff.path
     V, N = ff.num_videos, ff.num_snippets
     resolve_seeds(config.seeds, ff.lengths, ff.video_ids, where)
@@ -232,7 +232,7 @@ def run_propagation(features_path, config: PropagateConfig, progress: bool = Tru
 
 
 def _run_official_preset(features_path, config: PropagateConfig, progress: bool, chunk_bytes) -> PropagationOutput:
-    """``--preset official-ucf|official-sht`` (lanp.presets): the public code's rules; the graph,
+    """``--preset official-ucf|official-sht`` (lanp.method.official): the public code's rules; the graph,
     solver and split options of ``config`` are not used (the preset fixes them)."""
     start = time.perf_counter()
     score_attrs = {}

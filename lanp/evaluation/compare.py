@@ -2,16 +2,16 @@
 
 Every method runs over ``seeds`` seeds (0, 1, ...). Methods of two kinds:
 
-- pseudo-label methods (the LANP ablations of :mod:`lanp.ablations`, and ``c2fpl``): training
-  pseudo-labels and weights -> a labels file -> :func:`lanp.train.train` with one shared
-  :class:`lanp.train.TrainConfig` (same detector, epochs, lr, batch; the seed varies) -> the test
-  set scored by :func:`lanp.score.score_features`;
-- scorers (``lbr-spr``, ``trivial-ends``, ``iforest``, :mod:`lanp.baselines`): score the test
+- pseudo-label methods (the LANP ablations of :mod:`lanp.method.ablations`, and ``c2fpl``): training
+  pseudo-labels and weights -> a labels file -> :func:`lanp.model.train.train` with one shared
+  :class:`lanp.model.train.TrainConfig` (same detector, epochs, lr, batch; the seed varies) -> the test
+  set scored by :func:`lanp.model.score.score_features`;
+- scorers (``lbr-spr``, ``trivial-ends``, ``iforest``, :mod:`lanp.evaluation.baselines`): score the test
   snippets themselves (``lbr-spr`` trains its autoencoder for the same number of epochs).
 
-Test metrics: frame-level ROC-AUC and AP pooled over all test frames (:func:`lanp.metrics.evaluate`),
+Test metrics: frame-level ROC-AUC and AP pooled over all test frames (:func:`lanp.evaluation.metrics.evaluate`),
 mean +/- std over seeds. With training ground truth, the precision and recall of each method's
-training pseudo-labels over frames (the paper's Table 2; the GT's length rule of lanp.metrics). For a
+training pseudo-labels over frames (the paper's Table 2; the GT's length rule of lanp.evaluation.metrics). For a
 scorer without its own labels (``trivial-ends``, ``iforest``) the pseudo-labels are LANP's rule
 (video score std, N_nor, ratio r) applied to the negated training scores; ``lbr-spr``'s are the
 snippets its self-paced refinement excluded at the end.
@@ -30,11 +30,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from lanp import labels as L
-from lanp.ablations import ABLATIONS, ablation_labels
-from lanp.io import FeatureFile, write_h5
+from lanp.method import labels as L
+from lanp.method.ablations import ABLATIONS, ablation_labels
+from lanp.data.io import FeatureFile, write_h5
 from lanp.kernels import InputError
-from lanp.pipeline import PropagateConfig
+from lanp.runners.file import PropagateConfig
 
 BASELINES = ("c2fpl", "lbr-spr", "trivial-ends", "iforest")
 METHODS = tuple(ABLATIONS) + BASELINES
@@ -89,7 +89,7 @@ def _by_video(values, offsets, ids) -> Dict[str, np.ndarray]:
 
 def pseudo_label_quality(pseudo: np.ndarray, offsets, ids, gt, fps: int = 16) -> dict:
     """Frame-level precision and recall of snippet pseudo-labels against ground truth."""
-    from lanp.metrics import pooled
+    from lanp.evaluation.metrics import pooled
 
     rows, _ = pooled(_by_video(pseudo.astype(np.float64), offsets, ids), gt, fps, max_mismatch=None)
     p = np.concatenate([r[1] for r in rows]) > 0.5
@@ -108,8 +108,8 @@ def labels_from_scores(scores: np.ndarray, offsets, config: PropagateConfig) -> 
 
 def _train_and_score(train_path, test_path, work: Path, name: str, seed: int, pseudo, weight,
                      train_offsets, train_ids, config: CompareConfig) -> np.ndarray:
-    from lanp.score import score_features
-    from lanp.train import TrainConfig, load_checkpoint, train
+    from lanp.model.score import score_features
+    from lanp.model.train import TrainConfig, load_checkpoint, train
 
     work.mkdir(parents=True, exist_ok=True)
     labels_path, model_path = work / f"{name}.seed{seed}.labels.h5", work / f"{name}.seed{seed}.pt"
@@ -137,23 +137,23 @@ def run_method(name: str, seed: int, data: dict, config: CompareConfig, work: Pa
                                   labels.weight, otr, idtr, config)
         return {"test_scores": scores, "pseudo": labels.pseudo_label}
     if name == "c2fpl":
-        from lanp.baselines import c2fpl_labels
+        from lanp.evaluation.baselines import c2fpl_labels
         pseudo, _ = c2fpl_labels(xtr, otr, config.c2fpl_window, seed=seed)
         scores = _train_and_score(data["train_path"], data["test_path"], work, name, seed, pseudo,
                                   np.ones(pseudo.shape[0], np.float32), otr, idtr, config)
         return {"test_scores": scores, "pseudo": pseudo}
     if name == "lbr-spr":
-        from lanp.baselines import lbr_spr
+        from lanp.evaluation.baselines import lbr_spr
         scores, pseudo, _ = lbr_spr(xtr, xte, epochs=config.epochs, drop_fraction=config.lbr_drop_fraction,
                                     seed=seed, device=config.device)
         return {"test_scores": scores, "pseudo": pseudo}
     if name == "trivial-ends":
-        from lanp.baselines import ends_distance
+        from lanp.evaluation.baselines import ends_distance
         normalize = pc.normalize == "l2"
         return {"test_scores": ends_distance(xte, ote, normalize),
                 "pseudo": labels_from_scores(ends_distance(xtr, otr, normalize), otr, pc)}
     if name == "iforest":
-        from lanp.baselines import isolation_forest
+        from lanp.evaluation.baselines import isolation_forest
         train_scores, test_scores = isolation_forest(xtr, xte, seed=seed)
         return {"test_scores": test_scores, "pseudo": labels_from_scores(train_scores, otr, pc)}
     raise InputError(f"unknown method {name!r}: choose from {', '.join(METHODS)}")
@@ -170,8 +170,8 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
                 train_gt=None, test_gt_list=None, train_gt_list=None, log=None) -> dict:
     """Run every method over every seed; write compare.json, compare.md and compare.png to
     ``out_dir`` (models and labels under ``out_dir/runs``). Returns the JSON payload."""
-    from lanp.groundtruth import read_groundtruth
-    from lanp.metrics import evaluate
+    from lanp.data.groundtruth import read_groundtruth
+    from lanp.evaluation.metrics import evaluate
 
     config = config or CompareConfig()
     config.check()
@@ -226,7 +226,7 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
         "train_videos": len(data["train"][2]), "test_videos": len(idte),
         "seconds": time.perf_counter() - t_all, "rows": rows,
     }
-    from lanp.io import atomic_path
+    from lanp.data.io import atomic_path
     with atomic_path(out / "compare.json") as tmp:
         Path(tmp).write_text(json.dumps(payload, indent=2))
     with atomic_path(out / "compare.md") as tmp:
@@ -263,7 +263,7 @@ def markdown_table(payload: dict) -> str:
 
 def bar_chart(payload: dict, path) -> Path:
     """Test AUC mean +/- std per method (Agg)."""
-    from lanp.plots import _figure, _save
+    from lanp.evaluation.plots import _figure, _save
 
     rows = payload["rows"]
     names = [r["method"] for r in rows]

@@ -1,0 +1,1 @@
+"""Evaluation: frame-level metrics, plots, baselines, method comparison, the demo."""

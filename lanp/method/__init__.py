@@ -1,0 +1,1 @@
+"""The method: options, recipes (paper, official presets, ablations), video scores, labelling rules, diagnostics. No file I/O, no torch."""

@@ -1,0 +1,1 @@
+"""The torch detector: model, training, scoring."""
