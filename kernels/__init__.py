@@ -7,11 +7,18 @@ No file I/O and no torch here, so other UVAD code can import the kernels alone::
     result = propagate(features, offsets, alpha=0.99, sigma=0.1, window=None)
     result.z, result.iterations, result.residual
 """
-from .api import Graph, Propagation, propagate, similarity, solve
+from .api import Graph, Propagation, propagate, similarity, solve, warn_unconverged
+from .backends import check_graph_memory
 from .backends import names as backend_names
-from .params import DISTANCES, ConvergenceWarning, GraphParams, InputError, SolverParams
+from .cpu import max_cosine
+from .official import propagate_official, weight_distance
+from .params import (DISTANCES, ConvergenceWarning, GraphParams, InputError, SolverParams, check_dtype,
+                     check_packed, is_uniform_seeds, pack_seeds, resolve_seeds, video_name)
 
 __all__ = [
     "propagate", "similarity", "solve", "Graph", "Propagation", "GraphParams", "SolverParams",
     "ConvergenceWarning", "InputError", "DISTANCES", "backend_names",
+    # used by the method layer (lanp/): checks, the loss-weight kernel, the official presets' kernels
+    "warn_unconverged", "check_graph_memory", "check_dtype", "check_packed", "is_uniform_seeds",
+    "pack_seeds", "resolve_seeds", "video_name", "max_cosine", "propagate_official", "weight_distance",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lanp.kernels import DISTANCES, ConvergenceWarning
-from lanp.kernels.backends import names as backend_names
+from lanp.kernels import backend_names
 
 
 def _seeds(text: str):

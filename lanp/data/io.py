@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from lanp.kernels import InputError
-from lanp.kernels.params import check_packed
+from lanp.kernels import check_packed
 
 CHUNK_BYTES = 256 * 1024 ** 2
 

@@ -33,7 +33,7 @@ import numpy as np
 from lanp.method import diagnostics
 from lanp.method import labels as L
 from lanp.kernels import Graph, propagate, similarity
-from lanp.kernels.params import check_dtype, check_packed, resolve_seeds
+from lanp.kernels import check_dtype, check_packed, resolve_seeds
 from lanp.runners.file import PropagateConfig
 
 SEED_MODES = ("prior", "random", "data-driven")

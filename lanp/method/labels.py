@@ -90,7 +90,7 @@ def loss_weights(x: np.ndarray, labels: np.ndarray, normal_list: np.ndarray) -> 
     lanp.kernels.cpu.max_cosine, row by row: no (n x |M|) temporary, and every row's weight is
     independent of how the rows were chunked.
     """
-    from lanp.kernels.cpu import max_cosine
+    from lanp.kernels import max_cosine
     dtype = np.dtype(x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
     block = np.ascontiguousarray(x, dtype=dtype)
     best = np.empty(block.shape[0], dtype=np.float64)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from lanp.method import labels as L
 from lanp.data.io import CHUNK_BYTES, FeatureFile
 from lanp.kernels import ConvergenceWarning, InputError
-from lanp.kernels.official import propagate_official, weight_distance
+from lanp.kernels import propagate_official, weight_distance
 
 PRESET_NAMES = ("paper", "official-ucf", "official-sht")
 

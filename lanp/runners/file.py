@@ -20,10 +20,10 @@ from lanp.method import diagnostics
 from lanp.method import labels as L
 from lanp.method.official import get_preset, run_preset
 from lanp.data.io import CHUNK_BYTES, FeatureFile, write_h5
-from lanp.kernels.api import warn_unconverged
+from lanp.kernels import warn_unconverged
 from lanp.kernels import GraphParams, InputError, SolverParams, propagate
-from lanp.kernels.backends import check_graph_memory
-from lanp.kernels.params import check_dtype, resolve_seeds, video_name
+from lanp.kernels import check_graph_memory
+from lanp.kernels import check_dtype, resolve_seeds, video_name
 
 
 @dataclass

@@ -46,7 +46,7 @@ from lanp.method import diagnostics
 from lanp.method import labels as L
 from lanp.method import official as presets
 from lanp.data.io import CHUNK_BYTES, FeatureFile, write_h5
-from lanp.kernels.api import warn_unconverged
+from lanp.kernels import warn_unconverged
 from lanp.kernels import InputError
 from lanp.runners.file import (PropagateConfig, PropagationOutput, default_output_path, loss_weights_file,
                            normal_list_means, propagate_file, write_labels)
