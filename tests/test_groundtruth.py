@@ -130,3 +130,81 @@ def test_pickled_and_bad_files_are_refused(tmp_path):
     (tmp_path / "x.csv").write_text("a,1\n")
     with pytest.raises(InputError, match="unknown format"):
         read_groundtruth(tmp_path / "x.csv")
+
+
+XD_A = "Film.A.2001__#00-01-00_00-02-00_label_A"
+XD_B = "Film.B.1999__#00-10-00_00-11-00_label_B1-0-0"
+XD_G = "Film.C.2010__#01-00-00_01-01-30_label_G-B2-0"
+
+
+def test_xd_violence_annotations(tmp_path):
+    ann = tmp_path / "annotations.txt"
+    ann.write_text(f"{XD_B} 3 7 20 25\n{XD_G}.mp4 0 2\n")
+    lengths = {f"{XD_A}__0": 2, XD_B: 2, XD_G: 1}          # snippet counts: 32, 32 and 16 frames
+    gt = read_groundtruth(ann, lengths=lengths)
+    assert read_groundtruth(ann, lengths=lengths, fps=16).keys() == gt.keys() == {XD_A, XD_B, XD_G}
+    np.testing.assert_array_equal(gt[XD_A], np.zeros(32))                        # not listed: normal
+    expected = np.zeros(32, np.uint8)
+    expected[3:7] = 1
+    expected[20:25] = 1
+    np.testing.assert_array_equal(gt[XD_B], expected)
+    np.testing.assert_array_equal(np.flatnonzero(gt[XD_G]), [0, 1])
+    counts = read_groundtruth(ann, lengths=lengths, frame_counts={XD_B: 22})      # clipped at the end
+    assert len(counts[XD_B]) == 22 and counts[XD_B][20:].all()
+    # without lengths: the last annotated frame
+    assert len(read_groundtruth(ann)[XD_B]) == 25
+
+
+@pytest.mark.parametrize("line, message", [
+    (f"{XD_B} 3 7 20", "pairs of start and end"),
+    (f"{XD_B} 3 x", "integer frame numbers"),
+    (f"{XD_B} 9 4", r"interval \[9, 4\) is invalid"),
+    (f"{XD_B} 40 50", "starts after the video's 32 frames"),
+])
+def test_xd_violence_bad_lines_name_file_line_and_video(tmp_path, line, message):
+    ann = tmp_path / "annotations.txt"
+    ann.write_text(f"{XD_G} 0 2\n{line}\n")
+    with pytest.raises(InputError, match=message) as info:
+        read_groundtruth(ann, lengths={XD_B: 2, XD_G: 1})
+    assert "annotations.txt" in str(info.value) and "line 2" in str(info.value) and XD_B in str(info.value)
+
+
+def test_video_listed_twice_is_an_error(tmp_path):
+    ann = tmp_path / "annotations.txt"
+    ann.write_text(f"{XD_B} 0 2\n{XD_B}.mp4 4 6\n")
+    with pytest.raises(InputError, match="second time"):
+        read_groundtruth(ann, lengths={XD_B: 1})
+    ucf = tmp_path / "Temporal_Anomaly_Annotation.txt"
+    ucf.write_text("Arson001_x264.mp4  Arson  2  5  -1  -1  40\nArson001_x264.mp4  Arson  7  9  -1  -1  40\n")
+    with pytest.raises(InputError, match="line 2: video 'Arson001_x264' appears a second time"):
+        read_groundtruth(ucf)
+
+
+def test_rtfm_list_with_one_line_per_crop_and_a_repeated_video(tmp_path):
+    np.save(tmp_path / "gt.npy", np.array([0] * 16 + [1] * 16 + [0] * 16, np.float64))
+    lst = tmp_path / "xd_test.list"
+    lst.write_text("".join(f"/data/xd/{XD_B}__{c}.npy\n" for c in range(5)) + f"/data/xd/{XD_A}__0.npy\n")
+    gt = read_rtfm(tmp_path / "gt.npy", lst, {XD_B: 2, XD_A: 1})
+    assert list(gt) == [XD_B, XD_A] and gt[XD_B].sum() == 16
+    lst.write_text(f"{XD_B}__0.npy\n{XD_A}__0.npy\n{XD_B}__1.npy\n")
+    with pytest.raises(InputError, match=f"entry 3 names video '{XD_B}' a second time"):
+        read_rtfm(tmp_path / "gt.npy", lst, {XD_B: 2, XD_A: 1})
+
+
+def test_aligned_labels_pad_with_the_last_label_and_trim(tmp_path):
+    from lanp.data.groundtruth import aligned_labels, export_groundtruth
+
+    gt = {"a": np.array([0, 1, 1], np.uint8), "b": np.array([1, 0, 0, 0, 0], np.uint8), "c": np.zeros(4, np.uint8)}
+    labels, adjusted = aligned_labels({"b_i3d": 1, "a": 3, "c": 2}, gt, fps=2)    # scores order, 2 x T frames
+    assert [v for v, _ in labels] == ["b_i3d", "a", "c"] and adjusted == 2
+    np.testing.assert_array_equal(labels[0][1], [1, 0])                          # trimmed
+    np.testing.assert_array_equal(labels[1][1], [0, 1, 1, 1, 1, 1])              # padded with the last label
+    with pytest.raises(InputError, match=r"video 'a': 30 snippets x 2 = 60 frames.*max_mismatch=2"):
+        aligned_labels({"a": 30}, gt, fps=2)
+    info = export_groundtruth("rtfm", tmp_path / "gt.npy", labels, tmp_path / "gt.list")
+    back = np.load(tmp_path / "gt.npy", allow_pickle=False)
+    assert back.dtype == np.float64 and back.tolist() == [1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0]
+    assert (tmp_path / "gt.list").read_text() == "b_i3d\na\nc\n"
+    assert info["frames"] == 12 and info["abnormal_frames"] == 6
+    with pytest.raises(InputError, match="export format 'mat' is invalid: choose one of rtfm"):
+        export_groundtruth("mat", tmp_path / "x.npy", labels)

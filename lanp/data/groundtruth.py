@@ -5,17 +5,26 @@ Formats (``read_groundtruth`` picks one from the path):
   ``snippet_labels`` + ``offsets`` + ``video_ids`` (each snippet label repeated ``fps`` times).
 - RTFM concatenated ``gt-*.npy`` (any other ``.npy``) with its ``.list`` (``list_path``): one label per
   frame, videos joined in list order, each taking fps * T entries where T is the video's snippet count,
-  taken from the scores file (``lengths``). The total must match exactly.
+  taken from the scores file (``lengths``). The total must match exactly. Consecutive lines naming
+  one video (a line per crop file) count once; a video listed twice elsewhere is an error.
 - a folder of per-video ``.npy`` files (``<video>.npy`` or ``<video>_gt.npy``, e.g. PEL's
   ``<video>__9_gt.npy`` or RTFM's ``test_frame_mask/<video>.npy``), one label per frame.
-- UCF-Crime ``Temporal_Anomaly_Annotation*.txt`` (any ``.txt``): ``video.mp4 class s1 e1 s2 e2 [frames]``;
-  frame i is abnormal when s <= i < e for an interval (0-based, end excluded; -1 = no interval).
-  The frame count comes from the 7th column, else ``frame_counts`` (e.g. a LANP split CSV
-  ``video,label,frames`` read by ``read_frame_counts``), else fps * T from the scores file.
+- UCF-Crime ``Temporal_Anomaly_Annotation*.txt`` (a ``.txt`` whose second field is a class name):
+  ``video.mp4 class s1 e1 s2 e2 [frames]``; frame i is abnormal when s <= i < e for an interval
+  (0-based, end excluded; -1 = no interval). The frame count comes from the 7th column, else
+  ``frame_counts`` (e.g. a LANP split CSV ``video,label,frames`` read by ``read_frame_counts``),
+  else fps * T from the scores file.
+- XD-Violence ``annotations.txt`` (a ``.txt`` whose second field is a number): one line per
+  violent video, ``name[.mp4] s1 e1 [s2 e2 ...]`` (frame numbers, any number of pairs); frame i is
+  abnormal when s <= i < e, as for UCF-Crime. Videos the file does not list are normal (the
+  ``label_A`` videos). The frame count is ``frame_counts``, else fps * T from the scores file (the
+  field's convention: its gt.npy gives each video 16 * T frames), else the last annotated frame;
+  intervals past the end are clipped.
 
 Names are matched, never positions: ``canonical_name`` drops folders (``/`` or ``\\``), the extension
 and the suffixes ``_gt``, ``__<crop>``, ``_i3d``, so ``G:\\UCF_Test\\Abuse028_x264_i3d.npy``,
-``Abuse028_x264__9_gt.npy`` and ``Abuse028_x264.mp4`` all name ``Abuse028_x264``.
+``Abuse028_x264__9_gt.npy`` and ``Abuse028_x264.mp4`` all name ``Abuse028_x264`` (and XD-Violence's
+``<video>__3.npy`` / ``<video>__vggish.npy`` name ``<video>``).
 Files are read with ``np.load(allow_pickle=False)``: a pickled file is refused with an error.
 """
 from __future__ import annotations
@@ -29,7 +38,7 @@ import numpy as np
 from lanp.kernels import InputError
 
 FRAMES_PER_SNIPPET = 16
-_SUFFIXES = re.compile(r"(_gt|__\d+|_i3d|_rgb)$", re.IGNORECASE)
+_SUFFIXES = re.compile(r"(_gt|__\d+|_i3d|_rgb|__?vggish)$", re.IGNORECASE)
 _EXTENSIONS = (".npy", ".mp4", ".avi", ".mkv", ".h5")
 
 
@@ -120,7 +129,14 @@ def read_rtfm(npy_path, list_path, lengths: Mapping[str, int], fps: int = FRAMES
         raise InputError(f"ground-truth file {str(npy_path)!r} is a concatenated RTFM-style GT: it needs its "
                          f".list file (--gt-list) to be split into videos")
     gt = _as_labels(load_npy(npy_path), f"ground-truth file {str(npy_path)!r}")
-    names = read_list(list_path)
+    listed, names, seen = read_list(list_path), [], set()
+    for k, name in enumerate(listed, 1):
+        if names and name == names[-1]:
+            continue                        # one line per crop (XD-Violence's __0 ... __4): one video
+        if name in seen:
+            raise InputError(f"list {str(list_path)!r} entry {k} names video {name!r} a second time")
+        seen.add(name)
+        names.append(name)
     by_name = _lookup(lengths or {})
     missing = [n for n in names if n not in by_name]
     if missing:
@@ -186,6 +202,8 @@ def read_ucf_annotations(path, frame_counts: Optional[Mapping[str, int]] = None,
             raise InputError(f"annotation file {str(path)!r} line {n}: expected 'video class s1 e1 s2 e2 [frames]', "
                              f"got {line.strip()!r}")
         name = canonical_name(fields[0])
+        if name in out:
+            raise InputError(f"annotation file {str(path)!r} line {n}: video {name!r} appears a second time")
         frames = values[4] if len(values) == 5 else counts.get(name, from_scores.get(name))
         if frames is None:
             raise InputError(f"annotation file {str(path)!r} has no frame count for video {name!r} (line {n}): "
@@ -196,6 +214,63 @@ def read_ucf_annotations(path, frame_counts: Optional[Mapping[str, int]] = None,
                 labels[s:e] = 1
         out[name] = labels
     return out
+
+
+def read_xd_annotations(path, frame_counts: Optional[Mapping[str, int]] = None,
+                        lengths: Optional[Mapping[str, int]] = None, fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
+    """XD-Violence ``annotations.txt``: ``name s1 e1 [s2 e2 ...]`` per violent video (see the module
+    docstring). Every scored video (``lengths``) the file does not list is returned as normal."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"ground-truth file {str(path)!r} does not exist")
+    counts = {canonical_name(k): int(v) for k, v in (frame_counts or {}).items()}
+    from_scores = {k: fps * v for k, v in _lookup(lengths or {}).items()}
+    out: Dict[str, np.ndarray] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        name = canonical_name(fields[0])
+        where = f"annotation file {str(path)!r} line {n} (video {name!r})"
+        try:
+            values = [int(v) for v in fields[1:]]
+        except ValueError:
+            raise InputError(f"{where}: expected 'name start end [start end ...]' with integer frame numbers, "
+                             f"got {line.strip()!r}") from None
+        if not values or len(values) % 2:
+            raise InputError(f"{where}: expected pairs of start and end frames after the name, got "
+                             f"{len(values)} number(s)")
+        pairs = list(zip(values[0::2], values[1::2]))
+        for s, e in pairs:
+            if s < 0 or e < s:
+                raise InputError(f"{where}: interval [{s}, {e}) is invalid: frames must satisfy 0 <= start <= end")
+        if name in out:
+            raise InputError(f"{where}: the video appears a second time")
+        frames = counts.get(name, from_scores.get(name, max(e for _, e in pairs)))
+        labels = np.zeros(frames, np.uint8)
+        for s, e in pairs:
+            if s >= frames and frames > 0:
+                raise InputError(f"{where}: interval [{s}, {e}) starts after the video's {frames} frames "
+                                 f"(fps x snippets from the scores, or --frame-counts): the annotation "
+                                 f"belongs to other features")
+            labels[s:min(e, frames)] = 1
+        out[name] = labels
+    if not out:
+        raise InputError(f"annotation file {str(path)!r} lists no video")
+    for name, frames in from_scores.items():
+        if name not in out:
+            out[name] = np.zeros(counts.get(name, frames), np.uint8)
+    return out
+
+
+def _is_xd_annotation(path: Path) -> bool:
+    """True when the first non-empty line's second field is a number (XD-Violence), not a class."""
+    with open(path, "r", encoding="utf-8-sig", errors="replace") as f:
+        for line in f:
+            fields = line.split()
+            if fields:
+                return len(fields) > 1 and fields[1].lstrip("-").isdigit()
+    return False
 
 
 def read_groundtruth(path, *, lengths: Optional[Mapping[str, int]] = None, list_path=None,
@@ -215,9 +290,11 @@ def read_groundtruth(path, *, lengths: Optional[Mapping[str, int]] = None, list_
     if suffix == ".txt":
         if frame_counts is not None and not isinstance(frame_counts, Mapping):
             frame_counts = read_frame_counts(frame_counts)
+        if _is_xd_annotation(path):
+            return read_xd_annotations(path, frame_counts, lengths, fps)
         return read_ucf_annotations(path, frame_counts, lengths, fps)
     raise InputError(f"ground-truth {str(path)!r}: unknown format {suffix!r}; expected a lanp gt .h5, an RTFM "
-                     f"gt .npy (+ --gt-list), a folder of per-video .npy, or a UCF-Crime annotation .txt")
+                     f"gt .npy (+ --gt-list), a folder of per-video .npy, or a UCF-Crime / XD-Violence annotation .txt")
 
 
 def match_videos(score_ids, gt: Mapping[str, np.ndarray], where: str = "ground truth") -> Dict[str, str]:
@@ -236,3 +313,47 @@ def match_videos(score_ids, gt: Mapping[str, np.ndarray], where: str = "ground t
             raise InputError(f"{where} {problem} {vid!r} (names compared as {canonical_name(vid)!r})")
         out[vid] = keys[0]
     return out
+
+
+def aligned_labels(lengths: Mapping[str, int], gt: Mapping[str, np.ndarray], fps: int = FRAMES_PER_SNIPPET,
+                   max_mismatch: Optional[int] = 2):
+    """Frame labels of every video of ``lengths`` (score id -> snippet count T, in order) made exactly
+    fps * T long: padded with the video's last label or trimmed at the end, the RTFM gt-*.npy
+    convention. Returns ([(id, labels)], videos adjusted). A difference of more than
+    ``max_mismatch`` snippets is an error."""
+    match = match_videos(list(lengths), gt)
+    out, adjusted = [], 0
+    for vid, key in match.items():
+        g, n = gt[key], fps * int(lengths[vid])
+        delta = n - g.shape[0]
+        if max_mismatch is not None and abs(delta) > max_mismatch * fps:
+            raise InputError(f"video {vid!r}: {lengths[vid]} snippets x {fps} = {n} frames but the ground truth "
+                             f"{key!r} has {g.shape[0]} ({abs(delta) / fps:.1f} snippets apart, more than "
+                             f"max_mismatch={max_mismatch})")
+        if delta > 0:
+            g = np.concatenate([g, np.full(delta, g[-1] if g.size else 0, g.dtype)])
+        adjusted += delta != 0
+        out.append((vid, g[:n]))
+    return out, int(adjusted)
+
+
+EXPORT_FORMATS = ("rtfm",)
+
+
+def export_groundtruth(fmt: str, path, labels, list_path=None) -> dict:
+    """Write aligned labels (from :func:`aligned_labels`) in ``fmt``: 'rtfm' = one concatenated
+    float64 .npy of frame labels in video order (RTFM's gt-*.npy); ``list_path``: also a .list of
+    the video ids, one per line, in that order. Written atomically."""
+    from lanp.data.io import atomic_path
+
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"export format {fmt!r} is invalid: choose one of {', '.join(EXPORT_FORMATS)}")
+    gt = np.concatenate([g for _, g in labels]).astype(np.float64) if labels else np.zeros(0)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, gt, allow_pickle=False)
+    if list_path is not None:
+        with atomic_path(list_path) as tmp:
+            Path(tmp).write_text("".join(f"{vid}\n" for vid, _ in labels))
+    return {"out": str(path), "list": None if list_path is None else str(list_path), "videos": len(labels),
+            "frames": int(gt.shape[0]), "abnormal_frames": int(gt.sum())}
