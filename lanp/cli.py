@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from lanp import __version__
+from lanp import __version__, config_file
 from lanp.kernels import InputError
 
 # command -> (module, one-line help)
@@ -32,13 +32,14 @@ def _parser_for(name: str, prog: str = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=module.__doc__ or help_text,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     module.configure(parser)
+    config_file.add_arguments(parser, name)          # --config FILE.toml, --print-config
     parser.set_defaults(_run=module.run)
     return parser
 
 
 def _execute(parser: argparse.ArgumentParser, argv) -> int:
-    args = parser.parse_args(argv)
     try:
+        args = config_file.parse_args(parser, argv, tuple(COMMANDS))
         return int(args._run(args) or 0)
     except (InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
