@@ -1,4 +1,5 @@
 """lanp convert: each source format on small generated files, bad inputs, and the real sample."""
+import re
 from pathlib import Path
 
 import h5py
@@ -188,3 +189,87 @@ def test_real_shanghaitech_sample(tmp_path, capsys):
     with h5py.File(keep, "r") as f:
         assert f["features"].shape == (289, 10, 2048) and f["features"].dtype == np.float16
         assert f["video_ids"].asstr()[0] == "01_002_i3d"
+
+
+XD_NAMES = ["Film.B.1999__#00-10-00_00-11-00_label_B1-0-0", "Film.A.2001__#00-01-00_00-02-00_label_A"]
+
+
+def _xd_files(tmp_path, rng, lengths=(6, 4), crops=5, dim=8, audio_dim=3, audio_delta=(0, 1)):
+    """Per-crop visual files <video>__<c>.npy and VGGish files <video>__vggish.npy, with their lists."""
+    vis, aud = tmp_path / "i3d", tmp_path / "vggish"
+    vis.mkdir()
+    aud.mkdir()
+    visual, audio = {}, {}
+    for name, L, d in zip(XD_NAMES, lengths, audio_delta):
+        visual[name] = rng.normal(size=(L, crops, dim)).astype(np.float32)
+        audio[name] = rng.normal(size=(L + d, audio_dim)).astype(np.float32)
+        for c in range(crops):
+            np.save(vis / f"{name}__{c}.npy", visual[name][:, c])
+        np.save(aud / f"{name}__vggish.npy", audio[name])
+    rgb_list = tmp_path / "rgb_test.list"
+    rgb_list.write_text("".join(f"/home/x/xd/i3d/{n}__{c}.npy\n" for n in XD_NAMES for c in range(crops)))
+    audio_list = tmp_path / "audio_test.list"
+    audio_list.write_text("".join(f"/home/x/xd/vggish/{n}__vggish.npy\n" for n in XD_NAMES))
+    return vis, aud, rgb_list, audio_list, visual, audio
+
+
+def test_xd_violence_crops_audio_and_their_concatenation(tmp_path, capsys):
+    rng = np.random.default_rng(11)
+    vis, aud, rgb_list, audio_list, visual, audio = _xd_files(tmp_path, rng)
+    assert detect_format(rgb_list) == detect_format(vis) == detect_format(audio_list) == "xd"
+    # visual, crops kept: (T, 5, 8), list order kept
+    assert main(["convert", str(rgb_list), "--root", str(vis), "--crops", "keep", "--out",
+                 str(tmp_path / "v.h5"), "--quiet"]) == 0
+    x, o, ids, attrs = _read(tmp_path / "v.h5")
+    assert ids == XD_NAMES and x.shape == (10, 5, 8) and attrs["source_format"] == "xd"
+    np.testing.assert_array_equal(x[o[0]:o[1]], visual[XD_NAMES[0]])
+    np.testing.assert_array_equal(x[o[1]:o[2]], visual[XD_NAMES[1]])
+    # crops averaged, from the folder (sorted by name)
+    assert main(["convert", str(vis), "--out", str(tmp_path / "m.h5"), "--quiet"]) == 0
+    x, o, ids, _ = _read(tmp_path / "m.h5")
+    assert ids == sorted(XD_NAMES) and x.shape == (10, 8)
+    np.testing.assert_allclose(x[o[0]:o[1]], visual[sorted(XD_NAMES)[0]].mean(1), rtol=1e-6)
+    # audio alone: (T, 3) with the video names as ids
+    assert main(["convert", str(audio_list), "--root", str(aud), "--out", str(tmp_path / "a.h5"), "--quiet"]) == 0
+    x, o, ids, _ = _read(tmp_path / "a.h5")
+    assert ids == XD_NAMES and x.shape == (6 + 5, 3)
+    # visual + audio, crops kept: audio appended to every crop; the audio one snippet longer is cut
+    assert main(["convert", str(rgb_list), "--root", str(vis), "--audio", str(audio_list), "--audio-root",
+                 str(aud), "--crops", "keep", "--out", str(tmp_path / "av.h5"), "--quiet"]) == 0
+    x, o, ids, attrs = _read(tmp_path / "av.h5")
+    assert x.shape == (10, 5, 11) and attrs["audio_source"] == str(audio_list)
+    for v, name in enumerate(XD_NAMES):
+        L = len(visual[name])
+        np.testing.assert_array_equal(x[o[v]:o[v + 1], :, :8], visual[name])
+        for c in range(5):
+            np.testing.assert_array_equal(x[o[v]:o[v + 1], c, 8:], audio[name][:L])
+    # visual + audio, crops averaged: [mean of the crops, audio] = 8 + 3
+    assert main(["convert", str(rgb_list), "--root", str(vis), "--audio", str(aud), "--out",
+                 str(tmp_path / "avm.h5"), "--quiet"]) == 0
+    x, o, ids, _ = _read(tmp_path / "avm.h5")
+    np.testing.assert_allclose(x[o[1]:o[2]], np.concatenate([visual[XD_NAMES[1]].mean(1), audio[XD_NAMES[1]][:4]], 1),
+                               rtol=1e-6)
+
+
+def test_xd_violence_bad_inputs(tmp_path):
+    from lanp.data.convert import xd_sources
+
+    rng = np.random.default_rng(12)
+    vis, aud, rgb_list, audio_list, visual, audio = _xd_files(tmp_path, rng, audio_delta=(0, 2))
+    with pytest.raises(InputError, match=rf"video '{re.escape(XD_NAMES[1])}': the visual features have 4 snippets "
+                                         rf"but the audio .* has 6; they may differ by one snippet at most"):
+        convert(xd_sources(rgb_list, vis, audio_list, aud), tmp_path / "x.h5", quiet=True)
+    (aud / f"{XD_NAMES[1]}__vggish.npy").unlink()
+    with pytest.raises(InputError, match=rf"has no file for 1 of the 2 videos, first '{re.escape(XD_NAMES[1])}'"):
+        xd_sources(rgb_list, vis, aud)
+    np.save(vis / f"{XD_NAMES[0]}__2.npy", rng.normal(size=(5, 8)).astype(np.float32))      # one crop too short
+    with pytest.raises(InputError, match=r"crop file .*__2.npy' has shape \(5, 8\) but crop 0"):
+        convert(xd_sources(vis), tmp_path / "x.h5", quiet=True)
+    lst = tmp_path / "dup.list"
+    lst.write_text(f"{XD_NAMES[0]}__0.npy\n{XD_NAMES[0]}__1.npy\n{XD_NAMES[0]}__0.npy\n")
+    with pytest.raises(InputError, match="line 3: video .* has crop 0 twice"):
+        xd_sources(lst, vis)
+    assert not (tmp_path / "x.h5").exists()
+    with pytest.raises(ValueError, match="only with the xd format"):
+        from lanp.data.convert import sources_for
+        sources_for("folder", vis, audio=aud)

@@ -10,6 +10,14 @@ Sources (each yields videos in the source's own order, with the source's ids):
   [from, to) row ranges (C2FPL style); ids from an optional names file, else ``video_000000``...
 - ``split``:  LANP split files (``name,label,frames`` per line) and a folder of ``<name><suffix>``.
 - ``folder``: every ``*.npy`` of a folder, in sorted name order.
+- ``xd``:     XD-Violence style (a ``.list`` or a folder): one file per crop, ``<video>__<c>.npy``
+  of shape (T, D) (the 5-crop I3D features: ``__0`` the centre, ``__1``..``__4`` the corners),
+  grouped into one (T, C, D) video per name in first-seen order, crops in index order; or
+  VGGish audio files ``<video>__vggish.npy`` (T, 128), one per video. ``audio=`` (a list or
+  folder of VGGish files) appends each video's audio to its visual features (visual first, as
+  the field concatenates them: 1024 + 128 = 1152 per crop, the audio repeated on every crop);
+  visual and audio lengths may differ by one snippet (the longer is cut to the shorter), more
+  is an error.
 
 Per-video arrays are (T, D) or (T, C, D). They are opened with ``np.load(mmap_mode='r',
 allow_pickle=False)`` and copied in row blocks, so memory stays bounded by ``block_bytes`` whatever
@@ -20,6 +28,7 @@ atomically (nothing is left behind on error or Ctrl-C).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -31,7 +40,7 @@ from tqdm import tqdm
 from lanp.data.io import atomic_path
 from lanp.kernels import InputError
 
-FORMATS = ("rtfm", "c2fpl", "split", "folder")
+FORMATS = ("rtfm", "c2fpl", "split", "folder", "xd")
 STORAGE_DTYPES = ("float16", "float32", "float64")
 COMPRESSIONS = ("none", "gzip", "lzf")
 BLOCK_BYTES = 64 * 1024 ** 2
@@ -211,6 +220,144 @@ def c2fpl_sources(array_path, ranges_path, names_path=None) -> List[VideoSource]
     return sources
 
 
+# -- XD-Violence: a file per crop, VGGish audio -----------------------------------------------------
+_CROP_FILE = re.compile(r"^(?P<video>.+?)__(?P<crop>\d+)\.npy$")
+_AUDIO_FILE = re.compile(r"^(?P<video>.+?)__?vggish\.npy$", re.IGNORECASE)
+
+
+def _listed_files(source, root, what: str):
+    """[(base name, path, origin)] of a .list (resolved as for rtfm) or of a folder's *.npy, in order."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.name.endswith(".npy"))
+        if not files:
+            raise InputError(f"{what} folder {str(source)!r} holds no .npy files")
+        return [(p.name, p, str(p)) for p in files]
+    resolve = _Resolver(Path(root) if root is not None else source.resolve().parent, str(source))
+    out = []
+    for line_no, text in enumerate(_text_lines(source, f"{what} list"), 1):
+        out.append((base_name(text), resolve(text, line_no), f"{source}, line {line_no}"))
+    if not out:
+        raise InputError(f"{what} list {str(source)!r} names no files")
+    return out
+
+
+def _group_crops(entries, what: str):
+    """{video: [(crop index or None, path, origin)]} in first-seen order."""
+    videos: Dict[str, list] = {}
+    for name, path, origin in entries:
+        m = _CROP_FILE.match(name)
+        audio = _AUDIO_FILE.match(name)
+        if m:
+            video, crop = m.group("video"), int(m.group("crop"))
+        elif audio:
+            video, crop = audio.group("video"), None
+        else:
+            video, crop = name[:-4] if name.endswith(".npy") else name, None
+        parts = videos.setdefault(video, [])
+        if (crop is None) != all(c is None for c, _, _ in parts) and parts:
+            raise InputError(f"{what} {origin}: video {video!r} mixes per-crop files (<video>__<c>.npy) with a "
+                             f"whole-video file ({parts[0][2]})")
+        if any(c == crop for c, _, _ in parts):
+            kind = f"crop {crop}" if crop is not None else "its file"
+            raise InputError(f"{what} {origin}: video {video!r} has {kind} twice (also {parts[0][2]})")
+        parts.append((crop, path, origin))
+    return videos
+
+
+class _StackedCrops:
+    """(T, C, D) view over C per-crop (T, D) memmaps, read in row slices."""
+
+    def __init__(self, video_id: str, parts):
+        self.crops = [load_npy(p) for _, p, _ in parts]
+        first = self.crops[0]
+        for (c, p, _), a in zip(parts, self.crops):
+            if a.ndim != 2 or a.shape != first.shape:
+                raise InputError(f"video {video_id!r}: crop file {str(p)!r} has shape {a.shape} but crop "
+                                 f"{parts[0][0]} ({str(parts[0][1])}) has {first.shape}; every crop must be (T, D) "
+                                 f"of one shape")
+        self.shape = (first.shape[0], len(self.crops), first.shape[1])
+        self.ndim = 3
+        self.dtype = np.result_type(*self.crops)
+
+    def __getitem__(self, rows):
+        return np.stack([np.asarray(a[rows]) for a in self.crops], axis=1)
+
+
+class _WithAudio:
+    """Visual (T, D) or (T, C, D) features with the audio (Ta, Da) appended to every row (and crop)."""
+
+    def __init__(self, video_id: str, visual, audio, audio_path):
+        if audio.ndim != 2:
+            raise InputError(f"video {video_id!r}: audio file {str(audio_path)!r} has shape {audio.shape}; "
+                             f"expected (T, D) VGGish features")
+        tv, ta = visual.shape[0], audio.shape[0]
+        if abs(tv - ta) > 1:
+            raise InputError(f"video {video_id!r}: the visual features have {tv} snippets but the audio "
+                             f"{str(audio_path)!r} has {ta}; they may differ by one snippet at most")
+        self.visual, self.audio = visual, audio
+        n = min(tv, ta)
+        self.shape = (n, *visual.shape[1:-1], visual.shape[-1] + audio.shape[1])
+        self.ndim = len(self.shape)
+        self.dtype = np.result_type(visual.dtype, audio.dtype)
+
+    def __getitem__(self, rows):
+        a, b, _ = rows.indices(self.shape[0])
+        v = np.asarray(self.visual[a:b])
+        s = np.asarray(self.audio[a:b])
+        if v.ndim == 3:
+            s = np.broadcast_to(s[:, None, :], (s.shape[0], v.shape[1], s.shape[1]))
+        return np.concatenate([v, s], axis=-1).astype(self.dtype, copy=False)
+
+
+def xd_sources(source, root=None, audio=None, audio_root=None) -> List[VideoSource]:
+    """XD-Violence features (see the module docstring): ``source`` a .list or folder of per-crop
+    ``<video>__<c>.npy`` (or VGGish ``<video>__vggish.npy``) files; ``audio`` an optional .list or
+    folder of VGGish files to append to each video."""
+    videos = _group_crops(_listed_files(source, root, "feature"), "feature")
+    audio_files = None
+    if audio is not None:
+        audio_videos = _group_crops(_listed_files(audio, audio_root, "audio"), "audio")
+        audio_files = {}
+        for video, parts in audio_videos.items():
+            if parts[0][0] is not None:
+                raise InputError(f"audio {parts[0][2]}: video {video!r} has per-crop files; audio features "
+                                 f"are one (T, 128) file per video")
+            audio_files[video] = parts[0][1]
+        missing = [v for v in videos if v not in audio_files]
+        if missing:
+            raise InputError(f"audio {str(audio)!r} has no file for {len(missing)} of the {len(videos)} videos, "
+                             f"first {missing[0]!r}")
+
+    def loader(video_id, parts):
+        def load():
+            if parts[0][0] is None:
+                visual = load_npy(parts[0][1])
+            else:
+                visual = _StackedCrops(video_id, sorted(parts, key=lambda p: p[0]))
+            if audio_files is None:
+                return visual
+            return _WithAudio(video_id, visual, load_npy(audio_files[video_id], "audio file"),
+                              audio_files[video_id])
+        return load
+
+    return [VideoSource(video, parts[0][2] if len(parts) == 1 else f"{parts[0][2]} (+{len(parts) - 1} crop files)",
+                        loader(video, parts)) for video, parts in videos.items()]
+
+
+def _looks_xd(names) -> bool:
+    names = list(names)
+    if not names:
+        return False
+    if all(_AUDIO_FILE.match(n) for n in names):
+        return True
+    crops = [_CROP_FILE.match(n) for n in names]
+    if not all(crops):
+        return False
+    stems = [m.group("video") for m in crops]
+    return len(set(stems)) < len(stems)          # several crop files of one video
+
+
 # -- writing --------------------------------------------------------------------------------------
 def _check_shapes(sources: Sequence[VideoSource]):
     """Pass 1 (headers only): per-video lengths and the common (C, D). Returns (lengths, C, D)."""
@@ -323,10 +470,15 @@ def convert(sources: Sequence[VideoSource], out, *, crops: str = "mean", dtype: 
     return ConvertSummary(str(out), len(sources), N, (N, *row_shape), dtype, all_attrs)
 
 
-def sources_for(fmt: str, source, *, root=None, ranges=None, names=None, suffix=None) -> List[VideoSource]:
+def sources_for(fmt: str, source, *, root=None, ranges=None, names=None, suffix=None, audio=None,
+                audio_root=None) -> List[VideoSource]:
     """The video sources of ``source`` read as format ``fmt`` (one of FORMATS, or 'auto')."""
     if fmt == "auto":
         fmt = detect_format(source, ranges=ranges, root=root)
+    if audio is not None and fmt != "xd":
+        raise ValueError(f"audio features (--audio) are appended only with the xd format, not {fmt!r}")
+    if fmt == "xd":
+        return xd_sources(source, root, audio, audio_root)
     if fmt == "rtfm":
         return rtfm_sources(source, root, suffix or ".npy")
     if fmt == "split":
@@ -343,11 +495,13 @@ def sources_for(fmt: str, source, *, root=None, ranges=None, names=None, suffix=
 
 
 def detect_format(source, ranges=None, root=None) -> str:
-    """folder -> folder; .npy with ranges -> c2fpl; a text file whose first line has two commas ->
-    split; any other text file -> rtfm."""
+    """folder -> xd when its files are per-crop <video>__<c>.npy (several per video) or VGGish
+    files, else folder; .npy with ranges -> c2fpl; a text file whose first line has two commas ->
+    split; a list whose first two files are crops of one video (or VGGish files) -> xd; any other
+    text file -> rtfm."""
     p = Path(source)
     if p.is_dir():
-        return "folder"
+        return "xd" if _looks_xd(q.name for q in p.iterdir() if q.name.endswith(".npy")) else "folder"
     if ranges is not None or p.suffix == ".npy":
         return "c2fpl"
     if not p.is_file():
@@ -355,4 +509,6 @@ def detect_format(source, ranges=None, root=None) -> str:
     lines = _text_lines(p, "source file")
     if lines and lines[0].count(",") == 2 and not lines[0].lower().endswith(".npy"):
         return "split"
+    if _looks_xd(base_name(line) for line in lines[:2]):
+        return "xd"
     return "rtfm"
