@@ -48,12 +48,13 @@ def main(argv):
     propagate(np.random.default_rng(0).random((8, 4), dtype=np.float32) + 0.1, np.array([0, 4, 8]), window=2)
     out = {"mode": argv[0]}
     if argv[0] == "stream":
-        from lanp.runners.file import PropagateConfig, run_propagation
+        from lanp.method.options import PropagateConfig
+        from lanp.runners.file import label_file
         path, chunk = argv[1], int(argv[2])
         window = int(argv[3]) if len(argv) > 3 else None
         before = reset_peak()
         t = time.perf_counter()
-        res = run_propagation(path, PropagateConfig(window=window), progress=False, chunk_bytes=chunk)
+        res = label_file(path, PropagateConfig(window=window), progress=False, chunk_bytes=chunk)
         out.update(seconds=time.perf_counter() - t, kernel_seconds=res.kernel_seconds,
                    file_bytes=Path(path).stat().st_size, chunk_bytes=chunk, window=window,
                    snippets=int(res.offsets[-1]), videos=len(res.video_ids))

@@ -1,4 +1,4 @@
-"""Peak memory: streaming lanp.runners.file.run_propagation over a feature file larger than its chunk
+"""Peak memory: streaming lanp.runners.file.label_file over a feature file larger than its chunk
 size stays bounded (two file sizes, same chunk: the same peak), and the in-memory kernel's extra
 memory on UCF-32 next to peer (a)'s. Each measurement runs bench/memory_probe.py in a fresh process.
 """

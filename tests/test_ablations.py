@@ -2,10 +2,16 @@
 import numpy as np
 import pytest
 
-from lanp.method.ablations import (ABLATIONS, Ablation, ablation_labels, direct_normality, graph_variant,
-                            local_contrast, normality, prior_positions, seed_lists)
+from lanp.method.ablations import (ABLATIONS, Ablation, AblationRecipe, direct_normality, graph_variant,
+                            local_contrast, prior_positions, seed_lists)
 from lanp.kernels import similarity, solve
-from lanp.runners.file import PropagateConfig, run_propagation
+from lanp.method.options import PropagateConfig
+from lanp.runners.file import label_file as run_propagation
+from lanp.runners.memory import label_arrays
+
+
+def ablation_labels(features, offsets, config=None, ablation=None):
+    return label_arrays(AblationRecipe(config, ablation), features, offsets)
 from lanp.data.synth import make_synthetic, write_synthetic
 
 
@@ -72,8 +78,8 @@ def test_data_driven_seeds_least_local_contrast():
     x[10] += 0.01 * rng.normal(size=6)
     seeds = seed_lists(x, o, config, Ablation(seeds="data-driven"))
     assert seeds[0].tolist() == [0, 11]
-    z_dd, _, _ = normality(x, o, config, Ablation(seeds="data-driven"))
-    z_core, _, _ = normality(x, o, config, Ablation())
+    z_dd = AblationRecipe(config, Ablation(seeds="data-driven")).normality(x, o, None, "x", 0).z
+    z_core = AblationRecipe(config, Ablation()).normality(x, o, None, "x", 0).z
     np.testing.assert_allclose(z_dd, z_core, rtol=1e-8)
 
 
@@ -127,9 +133,9 @@ def test_direct_comparison_by_hand():
 def test_direct_changes_only_the_normality(small):
     base = ablation_labels(small.features, small.offsets, ablation=Ablation())
     d = ablation_labels(small.features, small.offsets, ablation=ABLATIONS["lanp-direct"])
-    want = direct_normality(small.features, small.offsets, base.seeds, PropagateConfig())
-    np.testing.assert_array_equal(d.normality, want)
-    assert [s.tolist() for s in d.seeds] == [s.tolist() for s in base.seeds]
+    seeds = seed_lists(small.features, small.offsets, PropagateConfig(), Ablation())
+    want = direct_normality(small.features, small.offsets, seeds, PropagateConfig())
+    np.testing.assert_array_equal(d.normality, want.astype(np.float32))
     assert not np.array_equal(d.pseudo_label, base.pseudo_label)
 
 

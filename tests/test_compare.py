@@ -7,7 +7,7 @@ import pytest
 from lanp.cli import main
 from lanp.evaluation.compare import METHODS, CompareConfig, labels_from_scores, pseudo_label_quality, run_compare
 from lanp.kernels import InputError
-from lanp.runners.file import PropagateConfig
+from lanp.method.options import PropagateConfig
 from lanp.data.synth import make_synthetic, write_synthetic
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lanp.cli import propagate_main
-from lanp.method.diagnostics import (diagnose, huber_line, length_adjusted_scores, length_score_spearman,
-                              prior_violations, video_scores)
+from lanp.method.diagnostics import diagnose, length_score_spearman, prior_violations
+from lanp.method.video_scores import huber_line, length_adjusted_scores, video_scores
 
 
 def test_huber_line_ignores_outliers():

@@ -14,7 +14,8 @@ import lanp.runners.sharded as D
 from lanp.cli import propagate_main
 from lanp.data.io import write_h5
 from lanp.kernels import InputError
-from lanp.runners.file import PropagateConfig
+from lanp.method.options import PropagateConfig
+from lanp.method.registry import preset_recipe
 from lanp.data.synth import make_synthetic, write_synthetic
 
 BOUNDS = (0, 9, 21, 22, 36)          # 4 uneven shards, one of a single video
@@ -163,22 +164,28 @@ def test_resume_ignores_work_of_other_options_or_inputs(cluster, data, tmp_path,
 def test_keys_follow_file_identity_and_pass1_options(tmp_path):
     f = tmp_path / "x.h5"
     write_h5(f, {"features": np.ones((3, 4), np.float32), "offsets": np.array([0, 3])})
-    base = D.shard_key(f, PropagateConfig())
-    assert D.shard_key(f, PropagateConfig()) == base
-    assert D.shard_key(f, PropagateConfig(n_normal=1)) == base           # a pass-2 option
-    assert D.shard_key(f, PropagateConfig(sigma=0.2)) != base
-    assert D.shard_key(f, PropagateConfig(terms="feature")) != base
+    def key(**options):
+        return D.shard_key(f, preset_recipe(PropagateConfig(**options)))
+    base = key()
+    assert key() == base
+    assert key(n_normal=1) == base                                       # a pass-2 option
+    assert key(sigma=0.2) != base
+    assert key(terms="feature") != base
+    assert key(video_score="std-length-adjusted") != base                # its statistics are pass 1's
+    assert key(preset="official-sht") != key(preset="official-ucf")
+    assert key(preset="official-sht", sigma=0.5) == key(preset="official-sht")   # the preset fixes sigma
     os.utime(f, ns=(1, 1))
-    assert D.shard_key(f, PropagateConfig()) != base
+    assert key() != base
 
 
 def test_every_option_is_keyed_by_the_pass_it_changes():
     """A new PropagateConfig field must be sorted into pass 1 (the work-file key) or pass 2, or a
     resumed run could reuse z computed with other options."""
     from dataclasses import fields
-    pass2 = {"n_normal", "normal_fraction", "confident_fraction", "video_score"}
-    assert {f.name for f in fields(PropagateConfig)} == set(D.PASS1_OPTIONS) | pass2
-    assert not pass2 & set(D.PASS1_OPTIONS)
+    pass1 = set(preset_recipe(PropagateConfig()).pass1_key()) - {"recipe"}
+    pass2 = {"n_normal", "normal_fraction", "confident_fraction", "preset"}
+    assert {f.name for f in fields(PropagateConfig)} == pass1 | pass2
+    assert not pass2 & pass1
 
 
 def test_inputs_and_outputs(tmp_path):

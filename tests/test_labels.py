@@ -10,7 +10,7 @@ from lanp.method import labels as L
 def test_video_scores_are_population_std_per_video():
     z = np.array([1.0, 3.0, 5.0, 5.0, 2.0])
     offsets = np.array([0, 2, 4, 5])
-    np.testing.assert_allclose(L.video_scores(z, offsets), [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(L.video_std(z, offsets), [1.0, 0.0, 0.0])
 
 
 def test_split_keeps_the_lowest_scores_normal_with_stable_ties():

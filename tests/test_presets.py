@@ -9,7 +9,9 @@ from scipy.sparse.linalg import cg
 
 from lanp.kernels import InputError
 from lanp.kernels.official import propagate_official
-from lanp.method.official import PRESETS, abnormal_videos, get_preset, run_preset
+from lanp.method.official import PRESETS, OfficialRecipe, abnormal_videos, get_preset
+from lanp.method.options import PropagateConfig
+from lanp.runners.file import label_file
 
 LENGTHS = [1, 2, 3, 4, 7, 100, 101, 257]
 
@@ -153,15 +155,16 @@ def test_run_preset_matches_reference_dataset(tmp_path, name):
     with h5py.File(path, "w") as f:
         f["features"] = np.concatenate(xs)
         f["offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    out = run_preset(path, preset, progress=False, chunk_bytes=4000)   # many small chunks
+    recipe = OfficialRecipe(PropagateConfig(preset=name))
+    out = label_file(path, recipe, progress=False, chunk_bytes=4000)   # many small chunks
     z, scores, abnormal, labels, weights = reference_dataset(xs, preset)
-    np.testing.assert_allclose(out["normality"], z, rtol=1e-6)
-    np.testing.assert_allclose(out["video_score"], scores, rtol=1e-6, atol=1e-12)
-    np.testing.assert_array_equal(out["video_abnormal"], abnormal)
+    np.testing.assert_allclose(out.normality, z, rtol=1e-6)
+    np.testing.assert_allclose(out.video_score, scores, rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(out.video_abnormal, abnormal)
     assert abnormal.sum() == int(preset.abnormal_video_fraction * len(lengths))
-    np.testing.assert_array_equal(out["pseudo_label"], labels)
-    np.testing.assert_allclose(out["weight"], weights, rtol=1e-5)
-    assert out["attrs"]["normal_list_videos"] == max(1, int(0.1 * (~abnormal).sum()))
+    np.testing.assert_array_equal(out.pseudo_label, labels)
+    np.testing.assert_allclose(out.weight, weights, rtol=1e-5)
+    assert out.attrs["normal_list_videos"] == max(1, int(0.1 * (~abnormal).sum()))
 
 
 def test_split_fractions():

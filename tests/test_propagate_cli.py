@@ -10,7 +10,8 @@ import pytest
 import lanp.kernels as K
 from lanp.cli import main, propagate_main
 from lanp.data.io import atomic_path, write_h5
-from lanp.runners.file import PropagateConfig, run_propagation
+from lanp.method.options import PropagateConfig
+from lanp.runners.file import label_file as run_propagation
 from lanp.data.synth import make_synthetic, write_synthetic
 
 

@@ -37,7 +37,7 @@ def configure(parser):
 
 def run(args) -> int:
     from lanp.evaluation.compare import CompareConfig, run_compare
-    from lanp.runners.file import PropagateConfig
+    from lanp.method.options import PropagateConfig
 
     config = CompareConfig(methods=args.methods, seeds=args.seeds, epochs=args.epochs, lr=args.lr,
                            device=args.device, frames_per_snippet=args.frames_per_snippet,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lanp.kernels import DISTANCES, ConvergenceWarning
-from lanp.kernels import backend_names
+from lanp.kernels import DISTANCES, ConvergenceWarning, backend_names
+from lanp.method import video_scores
+from lanp.method.options import PRESETS
 
 
 def _seeds(text: str):
@@ -55,11 +56,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     s.add_argument("--backend", choices=backend_names(), default="auto")
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     d = p.add_argument_group("preset and video score")
-    d.add_argument("--preset", choices=("paper", "official-ucf", "official-sht"), default="paper",
+    d.add_argument("--preset", choices=PRESETS, default="paper",
                    help="paper (default: the options above) or the public code's rules for UCF-Crime / "
                         "ShanghaiTech (fixes graph, solver, split and weights; see README)")
-    d.add_argument("--video-score", choices=("std", "std-length-adjusted"), default="std",
-                   help="std(z) (the paper) or log std(z) minus its robust fit on log length")
+    d.add_argument("--video-score", choices=video_scores.names(), default="std",
+                   help="how videos are ranked for the split: " + "; ".join(
+                       f"{s}: {video_scores.get(s).description}" for s in video_scores.names()))
     dist = p.add_argument_group("sharded runs (dask; pip install 'lanp[dist]')")
     dist.add_argument("--scheduler", default=None,
                       help="dask scheduler address, e.g. tcp://host:8786 (default: local worker processes); "
@@ -70,7 +72,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args):
-    from lanp.runners.file import PropagateConfig
+    from lanp.method.options import PropagateConfig
     return PropagateConfig(alpha=args.alpha, sigma=args.sigma, distance=args.distance,
                            normalize=args.normalize, window=args.window,
                            temporal_scale=args.temporal_scale, terms=args.terms, seeds=args.seeds, n_normal=args.n_normal,
@@ -95,7 +97,8 @@ def summary_lines(out, path) -> list:
 
 def run(args) -> int:
     from lanp.runners.sharded import expand_inputs, output_paths
-    from lanp.runners.file import run_propagation, write_labels
+    from lanp.method.registry import preset_recipe
+    from lanp.runners.file import label_file, write_labels
     config = config_from_args(args)
     inputs = expand_inputs(args.features)
     outputs = output_paths(inputs, args.out)
@@ -105,8 +108,8 @@ def run(args) -> int:
     out_path = outputs[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        out = run_propagation(features, config, progress=not args.quiet)
-    write_labels(out_path, out, config, features)
+        out = label_file(features, preset_recipe(config), progress=not args.quiet)
+    write_labels(out_path, out, features)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print("\n".join(summary_lines(out, out_path)))

@@ -31,10 +31,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from lanp.method import labels as L
-from lanp.method.ablations import ABLATIONS, ablation_labels
+from lanp.method.ablations import ABLATIONS
+from lanp.method.registry import method_recipe
+from lanp.runners.memory import label_arrays
 from lanp.data.io import FeatureFile, write_h5
 from lanp.kernels import InputError
-from lanp.runners.file import PropagateConfig
+from lanp.method.options import PropagateConfig
 
 BASELINES = ("c2fpl", "lbr-spr", "trivial-ends", "iforest")
 METHODS = tuple(ABLATIONS) + BASELINES
@@ -102,7 +104,7 @@ def labels_from_scores(scores: np.ndarray, offsets, config: PropagateConfig) -> 
     """LANP's labelling rule on the normality -scores (for scorers without pseudo-labels)."""
     z = -np.asarray(scores, dtype=np.float64)
     n_normal = L.resolve_n_normal(len(offsets) - 1, config.n_normal, config.normal_fraction)
-    abnormal = L.split_videos(L.video_scores(z, offsets), n_normal)
+    abnormal = L.split_videos(L.video_std(z, offsets), n_normal)
     return L.pseudo_labels(z, offsets, abnormal, config.abnormal_ratio)
 
 
@@ -128,10 +130,9 @@ def run_method(name: str, seed: int, data: dict, config: CompareConfig, work: Pa
     xtr, otr, idtr = data["train"]
     xte, ote, _ = data["test"]
     if name in ABLATIONS:
-        ablation = replace(ABLATIONS[name], rng_seed=seed)
-        key = (name, seed if ablation.seeds == "random" else None)
+        key = (name, seed if ABLATIONS[name].seeds == "random" else None)
         if key not in cache:
-            cache[key] = ablation_labels(xtr, otr, pc, ablation)
+            cache[key] = label_arrays(method_recipe(name, pc, seed), xtr, otr, idtr, data["train_path"])
         labels = cache[key]
         scores = _train_and_score(data["train_path"], data["test_path"], work, name, seed, labels.pseudo_label,
                                   labels.weight, otr, idtr, config)

@@ -20,7 +20,7 @@ def run_demo(workdir="lanp_demo", train_videos: int = 120, test_videos: int = 60
 
     from lanp.data.groundtruth import read_groundtruth
     from lanp.evaluation.metrics import evaluate
-    from lanp.runners.file import PropagateConfig, run_propagation, write_labels
+    from lanp.runners.file import label_file, write_labels
     from lanp.evaluation.plots import plot_roc, plot_video
     from lanp.evaluation.metrics import pooled
     from lanp.model.score import read_scores, score_file
@@ -44,9 +44,8 @@ def run_demo(workdir="lanp_demo", train_videos: int = 120, test_videos: int = 60
                     p["test"], p["test_gt"])
 
     step(f"lanp propagate --features {p['train']} --out {p['labels']}")
-    config = PropagateConfig()
-    out = run_propagation(p["train"], config, progress=not quiet)
-    write_labels(p["labels"], out, config, p["train"])
+    out = label_file(p["train"], None, progress=not quiet)          # the paper recipe
+    write_labels(p["labels"], out, p["train"])
 
     step(f"lanp train --features {p['train']} --labels {p['labels']} --out {p['model']} --epochs {epochs} --lr {lr:g}")
     summary = train(p["train"], p["labels"], p["model"], TrainConfig(epochs=epochs, lr=lr, seed=seed),

@@ -20,21 +20,20 @@ Every propagation variant is one fused ``lanp.kernels.propagate`` call (``terms`
 one seed list per video for random and data-driven seeds), so the ablations run the kernels'
 graph and CG on every backend.
 
-With the default :class:`Ablation` the code path is the core one: z, pseudo-labels and weights are
-identical to ``lanp.runners.file.run_propagation`` (tested).
+Each ablation is an :class:`AblationRecipe`, which any runner drives; with the default
+:class:`Ablation` it is the paper recipe exactly: z, pseudo-labels and weights are identical to
+``lanp-propagate``'s (tested).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import List, Optional, Sequence
 
 import numpy as np
 
-from lanp.method import diagnostics
-from lanp.method import labels as L
-from lanp.kernels import Graph, propagate, similarity
-from lanp.kernels import check_dtype, check_packed, resolve_seeds
-from lanp.runners.file import PropagateConfig
+from lanp.kernels import Graph, Propagation, propagate, similarity
+from lanp.method.options import PropagateConfig
+from lanp.method.recipe import Recipe
 
 SEED_MODES = ("prior", "random", "data-driven")
 SIMILARITIES = ("both", "temporal", "feature")
@@ -77,20 +76,6 @@ ABLATIONS = {
 }
 
 
-@dataclass
-class LabelSet:
-    """Per-snippet outputs of one ablation on packed features (input order)."""
-
-    normality: np.ndarray         # (N,) z
-    pseudo_label: np.ndarray      # (N,) uint8
-    weight: np.ndarray            # (N,) float32
-    video_score: np.ndarray       # (V,)
-    video_abnormal: np.ndarray    # (V,) bool
-    seeds: List[np.ndarray]       # per video: local seed positions (sorted, distinct)
-    iterations: Optional[np.ndarray] = None
-    attrs: dict = field(default_factory=dict)
-
-
 # -- seeds --------------------------------------------------------------------------------------
 
 def prior_positions(seeds: Sequence[int], length: int) -> np.ndarray:
@@ -127,16 +112,20 @@ def local_contrast(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.divide(total, count, out=np.zeros(n), where=count > 0)
 
 
-def seed_lists(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, ablation: Ablation) -> List[np.ndarray]:
-    """Per video, the sorted local seed positions of ``ablation.seeds`` (same count as the prior)."""
+def seed_lists(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, ablation: Ablation,
+               first_video: int = 0) -> List[np.ndarray]:
+    """Per video, the sorted local seed positions of ``ablation.seeds`` (same count as the prior).
+
+    Random seeds of video v come from a generator seeded with (rng_seed, first_video + v): the
+    draw of a video does not depend on which other videos share its chunk or shard."""
     lengths = np.diff(offsets)
     prior = [prior_positions(config.seeds, int(n)) for n in lengths]
     if ablation.seeds == "prior":
         return prior
     if ablation.seeds == "random":
-        rng = np.random.default_rng(ablation.rng_seed)
-        return [np.sort(rng.choice(int(n), size=p.size, replace=False)).astype(np.int64)
-                for n, p in zip(lengths, prior)]
+        return [np.sort(np.random.default_rng([ablation.rng_seed, first_video + v]).choice(
+                    int(n), size=p.size, replace=False)).astype(np.int64)
+                for v, (n, p) in enumerate(zip(lengths, prior))]
     contrast = local_contrast(graph_rows(x, config), offsets)
     out = []
     for v, p in enumerate(prior):
@@ -197,53 +186,47 @@ def direct_normality(x: np.ndarray, offsets: np.ndarray, seeds: Sequence[np.ndar
     return z
 
 
-# -- the whole labelling step ------------------------------------------------------------------
+# -- the recipe --------------------------------------------------------------------------------
 
-def normality(x: np.ndarray, offsets: np.ndarray, config: PropagateConfig, ablation: Ablation):
-    """(z (N,), per-video seed lists, iterations or None) of ``ablation`` on packed features."""
-    seeds = seed_lists(x, offsets, config, ablation)
-    if ablation.normality == "direct":
-        return direct_normality(x, offsets, seeds, config, ablation.similarity), seeds, None
-    kwargs = config.kernel_kwargs()                   # the default ablation is the core path exactly
-    if ablation.seeds != "prior":
-        kwargs["seeds"] = seeds
-    if ablation.similarity != "both":
-        kwargs["terms"] = ablation.similarity
-    r = propagate(x, offsets, **kwargs)
-    return r.z, seeds, r.iterations
+class AblationRecipe(Recipe):
+    """The paper's recipe with one part changed by an :class:`Ablation` (the default ablation is
+    the paper recipe exactly). Seeds, similarity and normality change :meth:`normality`; reweight
+    off makes every weight 1."""
 
+    def __init__(self, config: Optional[PropagateConfig] = None, ablation: Optional[Ablation] = None):
+        super().__init__(config)
+        if self.config.preset != "paper":
+            raise ValueError(f"preset={self.config.preset!r}: ablations run on the paper preset only")
+        self.ablation = ablation or Ablation()
+        self.name = "paper" if self.ablation.is_default else f"paper-ablation({self.ablation.describe()})"
+        if self.ablation.normality == "direct":
+            self.z_dtype = np.float64
 
-def ablation_labels(features: np.ndarray, offsets: np.ndarray, config: Optional[PropagateConfig] = None,
-                    ablation: Optional[Ablation] = None) -> LabelSet:
-    """Normality, pseudo-labels and loss weights of ``ablation`` for packed in-memory features.
+    def pass1_key(self) -> dict:
+        return {**super().pass1_key(), "ablation": asdict(self.ablation)}
 
-    Only the ``paper`` preset is supported. The rest of the method is lanp's: video score
-    (``config.video_score``), N_nor, abnormal ratio r, confident fraction h, weights (eq. 7-8).
-    """
-    config = config or PropagateConfig()
-    ablation = ablation or Ablation()
-    if config.preset != "paper":
-        raise ValueError(f"preset={config.preset!r}: ablations run on the paper preset only")
-    offsets = np.asarray(offsets, dtype=np.int64)
-    dt = check_dtype(config.dtype)
-    x = np.ascontiguousarray(features, dtype=dt)
-    check_packed(x, offsets)
-    V = offsets.shape[0] - 1
-    resolve_seeds(config.seeds, np.diff(offsets))
-    n_normal = L.resolve_n_normal(V, config.n_normal, config.normal_fraction)
+    def run_key(self) -> dict:
+        return {**super().run_key(), "ablation": asdict(self.ablation)}
 
-    z, seeds, iterations = normality(x, offsets, config, ablation)
-    z = np.asarray(z, dtype=np.float32) if ablation.normality == "propagation" else np.asarray(z)
-    scores, score_attrs = diagnostics.video_scores(z, offsets, config.video_score)
-    abnormal = L.split_videos(scores, n_normal)
-    pseudo = L.pseudo_labels(z, offsets, abnormal, config.abnormal_ratio)
-    if ablation.reweight:
-        confident = L.confident_normal_videos(scores, abnormal, config.confident_fraction)
-        x64 = np.asarray(features, dtype=np.float64)
-        means = np.stack([x64[offsets[v]:offsets[v + 1]].mean(axis=0) for v in confident])
-        weight = L.loss_weights(x, pseudo, means).astype(np.float32)
-    else:
-        weight = np.ones(z.shape[0], dtype=np.float32)
-    return LabelSet(normality=z, pseudo_label=pseudo, weight=weight, video_score=scores,
-                    video_abnormal=abnormal, seeds=seeds, iterations=iterations,
-                    attrs={"n_normal": n_normal, "ablation": ablation.describe(), **score_attrs})
+    def seeds(self, x: np.ndarray, offsets: np.ndarray, first_video: int) -> List[np.ndarray]:
+        """Per video, the sorted local seed positions of the ablation (see :func:`seed_lists`)."""
+        return seed_lists(x, offsets, self.config, self.ablation, first_video)
+
+    def normality(self, x, offsets, video_ids, where, first_video):
+        a = self.ablation
+        if a.normality == "direct":
+            seeds = self.seeds(x, offsets, first_video)
+            z = direct_normality(x, offsets, seeds, self.config, a.similarity)
+            V = offsets.shape[0] - 1
+            return Propagation(z, np.zeros(V, np.int32), np.zeros(V), np.ones(V, bool), "direct")
+        kwargs = self.config.kernel_kwargs()           # the default ablation is the core path exactly
+        if a.seeds != "prior":
+            kwargs["seeds"] = self.seeds(x, offsets, first_video)
+        if a.similarity != "both":
+            kwargs["terms"] = a.similarity
+        return propagate(x, offsets, video_ids=video_ids, where=where, warn=False, **kwargs)
+
+    def weights(self, x, pseudo, means) -> np.ndarray:
+        if self.ablation.reweight:
+            return super().weights(x, pseudo, means)
+        return np.ones(pseudo.shape[0], dtype=np.float32)

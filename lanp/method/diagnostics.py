@@ -1,14 +1,10 @@
-"""Diagnostics of a propagation run, and a video score that removes the length dependence.
+"""Diagnostics of a propagation run.
 
 - Spearman correlation of video length with video score. On real ShanghaiTech the public code's
   std(z) correlates -0.89 with length: the normal/abnormal split is then largely a length detector.
 - Prior violations: the share of videos whose first or last snippet is among their floor(r L)
   lowest-z snippets (the normality prior says the ends are normal).
 - The spread of CG iterations and true residuals.
-
-``std-length-adjusted`` video score: the residual of log std(z) after a robust (Huber) straight-line
-fit against log L over the dataset, i.e. how much more spread a video's z has than a video of its
-length typically has.
 """
 from __future__ import annotations
 
@@ -17,67 +13,6 @@ import math
 import numpy as np
 
 from lanp.method import labels as L
-
-VIDEO_SCORES = ("std", "std-length-adjusted")
-
-
-def huber_line(x: np.ndarray, y: np.ndarray, c: float = 1.345, iterations: int = 50):
-    """Robust straight-line fit y ~ a + b x by iteratively re-weighted least squares with Huber
-    weights (scale: MAD of the residuals). Returns (a, b). A constant x gives b = 0."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.size == 0:
-        return 0.0, 0.0
-    if np.ptp(x) == 0.0 or x.size < 3:
-        return float(np.median(y)), 0.0
-    w = np.ones_like(x)
-    a = b = 0.0
-    for _ in range(iterations):
-        sw = w.sum()
-        mx, my = (w * x).sum() / sw, (w * y).sum() / sw
-        sxx = (w * (x - mx) ** 2).sum()
-        b_new = (w * (x - mx) * (y - my)).sum() / sxx if sxx > 0 else 0.0
-        a_new = my - b_new * mx
-        r = y - a_new - b_new * x
-        scale = 1.4826 * np.median(np.abs(r - np.median(r)))
-        if not scale > 0:
-            a, b = a_new, b_new
-            break
-        u = np.abs(r) / (c * scale)
-        w = np.where(u <= 1.0, 1.0, 1.0 / np.maximum(u, 1e-300))
-        converged = abs(a_new - a) + abs(b_new - b) < 1e-12 * (1.0 + abs(a_new) + abs(b_new))
-        a, b = a_new, b_new
-        if converged:
-            break
-    return float(a), float(b)
-
-
-def length_adjusted_scores(scores: np.ndarray, lengths: np.ndarray):
-    """log std(z) minus its robust fit on log L. Returns (adjusted (V,), (a, b)).
-
-    Zero scores (e.g. L = 1) are floored at 1e-6 times the median positive score before the log."""
-    s = np.asarray(scores, dtype=np.float64)
-    positive = s[s > 0]
-    floor = 1e-6 * (np.median(positive) if positive.size else 1.0)
-    log_s = np.log(np.maximum(s, floor))
-    log_l = np.log(np.asarray(lengths, dtype=np.float64))
-    a, b = huber_line(log_l, log_s)
-    return log_s - (a + b * log_l), (a, b)
-
-
-def video_scores(z: np.ndarray, offsets: np.ndarray, method: str = "std"):
-    """(V,) video scores by ``method`` (see VIDEO_SCORES) and a dict of attributes describing it."""
-    return video_scores_from_std(L.video_scores(z, offsets), np.diff(offsets), method)
-
-
-def video_scores_from_std(std: np.ndarray, lengths: np.ndarray, method: str = "std"):
-    """:func:`video_scores` from per-video std(z) and lengths (what sharded runs gather)."""
-    if method not in VIDEO_SCORES:
-        raise ValueError(f"video_score={method!r} is invalid: choose one of {', '.join(VIDEO_SCORES)}")
-    if method == "std":
-        return std, {"video_score": method}
-    adjusted, (a, b) = length_adjusted_scores(std, lengths)
-    return adjusted, {"video_score": method, "video_score_fit_intercept": a, "video_score_fit_slope": b}
 
 
 def length_score_spearman(lengths: np.ndarray, scores: np.ndarray) -> float:

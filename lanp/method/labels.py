@@ -10,8 +10,8 @@ from typing import Optional
 import numpy as np
 
 
-def video_scores(z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """score_v = std(z over video v) (population std, float64), shape (V,)."""
+def video_std(z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """std(z over video v) (population std, float64), shape (V,): the paper's video score."""
     z = np.asarray(z, dtype=np.float64)
     lengths = np.diff(offsets)
     mean = np.add.reduceat(z, offsets[:-1]) / lengths

@@ -1,8 +1,9 @@
-"""Presets: ``paper`` (lanp's defaults) and ``official-ucf`` / ``official-sht``, which reproduce what
-the method's public code (shyern/LANP-UVAD) computes; its numbers are the ones the paper reports.
+"""The official presets ``official-ucf`` / ``official-sht`` as recipes: what the method's public
+code (shyern/LANP-UVAD) computes; its numbers are the ones the paper reports.
 
 The per-video numerics (windowed graph, capped CG, post-processing) are the numba kernel
-:func:`lanp.kernels.official.propagate_official`. The dataset-level rules live here:
+:func:`lanp.kernels.propagate_official`. :class:`OfficialRecipe` overrides the paper recipe's
+steps with the public code's rules:
 
 - video score std(z) (population); the int(f V) highest-score videos are abnormal
   (f = 0.5 UCF, 0.27 SHT), the rest normal;
@@ -15,20 +16,15 @@ The per-video numerics (windowed graph, capped CG, post-processing) are the numb
 """
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 import numpy as np
-from tqdm import tqdm
 
-from lanp.method import labels as L
-from lanp.data.io import CHUNK_BYTES, FeatureFile
-from lanp.kernels import ConvergenceWarning, InputError
-from lanp.kernels import propagate_official, weight_distance
-
-PRESET_NAMES = ("paper", "official-ucf", "official-sht")
+from lanp.kernels import ConvergenceWarning, InputError, propagate_official, weight_distance
+from lanp.method.options import PRESETS as PRESET_NAMES
+from lanp.method.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -93,54 +89,6 @@ def sample_indices(T: int, samples: int = 32) -> np.ndarray:
     return np.floor(np.arange(samples) * T / samples).astype(np.int64)
 
 
-def propagate_preset_file(ff, preset: OfficialPreset, progress: bool = True, chunk_bytes: int = CHUNK_BYTES):
-    """The public code's per-video propagation over every video of the open FeatureFile ``ff``, chunk
-    by chunk; per-video results do not depend on the chunking or on the other videos of the file.
-    Returns a :class:`lanp.runners.file.FilePropagation` whose z is the post-processed z in float64."""
-    from lanp.runners.file import FilePropagation          # lanp.runners.file imports this module
-
-    V, N = ff.num_videos, ff.num_snippets
-    z = np.zeros(N, dtype=np.float64)
-    iterations = np.zeros(V, dtype=np.int32)
-    residual = np.zeros(V)
-    converged = np.zeros(V, dtype=bool)
-    kernel_seconds = 0.0
-    bar = tqdm(total=V, unit="video", desc=f"propagate ({preset.name})", disable=not progress)
-    for v0, v1 in ff.chunks(chunk_bytes, 4):
-        x, local = ff.read(v0, v1, dtype=np.float32, reuse=True)
-        t0 = time.perf_counter()
-        r = propagate_official(x, local, variant=preset.graph, sigma=preset.sigma, alpha=preset.alpha,
-                               rtol=preset.rtol, maxiter=preset.maxiter, max_k=preset.max_k,
-                               video_ids=ff.video_ids[v0:v1], where=ff.path)
-        kernel_seconds += time.perf_counter() - t0
-        a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
-        z[a:b] = r.z
-        iterations[v0:v1], residual[v0:v1], converged[v0:v1] = r.iterations, r.residual, r.converged
-        bar.update(v1 - v0)
-    bar.close()
-    return FilePropagation(z, iterations, residual, converged, f"cpu-{preset.name}", kernel_seconds)
-
-
-def sampled_means(ff, videos, preset: OfficialPreset) -> np.ndarray:
-    """The normal list: for each of ``videos`` (indices into ``ff``), in order, the float64 mean of
-    its ``preset.samples`` uniformly sampled snippets (:func:`sample_indices`)."""
-    return np.stack([ff.read(int(v), int(v) + 1, dtype=np.float64)[0]
-                     [sample_indices(int(ff.lengths[v]), preset.samples)].mean(axis=0) for v in videos])
-
-
-def preset_weights_file(ff, pseudo: np.ndarray, means: np.ndarray, preset: OfficialPreset,
-                        chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
-    """w = exp(-|d - y_hat|) (N,) float32 for every snippet of ``ff``, d by ``preset.weight_distance``
-    (:func:`lanp.kernels.official.weight_distance`, row by row in float64)."""
-    weight = np.full(ff.num_snippets, np.nan, dtype=np.float32)
-    for v0, v1 in ff.chunks(chunk_bytes, 4):
-        x, _ = ff.read(v0, v1, dtype=np.float32, reuse=True)
-        a, b = int(ff.offsets[v0]), int(ff.offsets[v1])
-        d = weight_distance(x, means, preset.weight_distance)
-        weight[a:b] = np.exp(-np.abs(d - pseudo[a:b]))
-    return weight
-
-
 def warn_capped(converged: np.ndarray, preset: OfficialPreset, where) -> None:
     """One ConvergenceWarning when CG stopped at the preset's cap for some videos (the public
     code's behaviour, reported rather than hidden)."""
@@ -148,7 +96,7 @@ def warn_capped(converged: np.ndarray, preset: OfficialPreset, where) -> None:
     if capped:
         warnings.warn(f"{where}: {preset.name}: CG stopped at maxiter={preset.maxiter} above "
                       f"rtol={preset.rtol:g} for {capped} of {len(converged)} video(s), as the public code does",
-                      ConvergenceWarning, stacklevel=3)
+                      ConvergenceWarning, stacklevel=4)
 
 
 def split_attrs(preset: OfficialPreset, abnormal: np.ndarray, listed: np.ndarray) -> dict:
@@ -159,25 +107,66 @@ def split_attrs(preset: OfficialPreset, abnormal: np.ndarray, listed: np.ndarray
     return attrs
 
 
-def run_preset(features_path, preset: OfficialPreset, *, progress: bool = True,
-               chunk_bytes: int = CHUNK_BYTES, score_fn=None):
-    """Run ``preset`` over a feature file, chunk by chunk (bounded memory).
 
-    score_fn(z, offsets) -> (V,) video scores, default std(z). Returns a dict of the labels-file
-    arrays (normality, pseudo_label, weight, video_score, video_abnormal, cg_iterations,
-    cg_residual, cg_converged, offsets, video_ids) plus kernel_seconds and attrs.
-    """
-    with FeatureFile(features_path) as ff:
-        p1 = propagate_preset_file(ff, preset, progress, chunk_bytes)
-        z, offsets = p1.z, ff.offsets.copy()
-        scores = L.video_scores(z, offsets) if score_fn is None else score_fn(z, offsets)
-        abnormal = abnormal_videos(scores, preset)
-        pseudo = L.pseudo_labels(z, offsets, abnormal, preset.abnormal_ratio)
-        listed = normal_list_videos(scores, abnormal, preset)
-        weight = preset_weights_file(ff, pseudo, sampled_means(ff, listed, preset), preset, chunk_bytes)
-        video_ids = list(ff.video_ids)
-    warn_capped(p1.converged, preset, features_path)
-    return dict(video_ids=video_ids, offsets=offsets, normality=z.astype(np.float32), pseudo_label=pseudo,
-                weight=weight, video_score=scores, video_abnormal=abnormal, cg_iterations=p1.iterations,
-                cg_residual=p1.residual, cg_converged=p1.converged, kernel_seconds=p1.kernel_seconds,
-                attrs=split_attrs(preset, abnormal, listed))
+
+class OfficialRecipe(Recipe):
+    """The public code's recipe for one :class:`OfficialPreset`; the graph, solver and split
+    options of the config are not used (the preset fixes them), its video score is."""
+
+    z_dtype = np.float64
+
+    def __init__(self, config=None, preset: Optional[OfficialPreset] = None):
+        super().__init__(config)
+        self.preset = preset if preset is not None else get_preset(self.config.preset)
+        if self.preset is None:
+            raise ValueError("OfficialRecipe needs an official preset: choose official-ucf or official-sht")
+        self.name = self.preset.name
+
+    def pass1_key(self) -> dict:
+        return {"recipe": self.name, "preset": asdict(self.preset), "video_score": self.config.video_score}
+
+    @property
+    def abnormal_ratio(self) -> float:
+        return self.preset.abnormal_ratio
+
+    def read_dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    def check(self, lengths, video_ids, where) -> None:
+        pass
+
+    def check_dataset(self, num_videos: int) -> None:
+        pass
+
+    def normality(self, x, offsets, video_ids, where, first_video):
+        p = self.preset
+        r = propagate_official(x, offsets, variant=p.graph, sigma=p.sigma, alpha=p.alpha, rtol=p.rtol,
+                               maxiter=p.maxiter, max_k=p.max_k, video_ids=video_ids, where=where)
+        return replace(r, backend=f"cpu-{p.name}")
+
+    def check_rows(self, x, offsets, video_ids, where) -> None:
+        pass
+
+    def candidate_rows(self, x, offsets) -> np.ndarray:
+        """(v, D) float64: the mean of each video's ``samples`` uniformly sampled snippets."""
+        x = np.asarray(x, dtype=np.float64)
+        rows = [x[int(offsets[v]) + sample_indices(int(offsets[v + 1] - offsets[v]), self.preset.samples)].mean(axis=0)
+                for v in range(offsets.shape[0] - 1)]
+        return np.stack(rows) if rows else np.zeros((0, x.shape[1]))
+
+    def split(self, scores):
+        return abnormal_videos(scores, self.preset)
+
+    def normal_list(self, scores, abnormal):
+        return normal_list_videos(scores, abnormal, self.preset)
+
+    def split_attrs(self, abnormal, listed) -> dict:
+        return split_attrs(self.preset, abnormal, listed)
+
+    def warn(self, first, video_ids, where) -> None:
+        warn_capped(first.converged, self.preset, where)
+
+    def weights(self, x, pseudo, means) -> np.ndarray:
+        """w = exp(-|d - y_hat|), d by the preset's weight distance, row by row in float64."""
+        d = weight_distance(x, means, self.preset.weight_distance)
+        return np.exp(-np.abs(d - pseudo)).astype(np.float32)

@@ -1,0 +1,54 @@
+"""The public in-memory API: ``lanp.label`` for other UVAD code (no files, no CLI)."""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Optional, Sequence
+
+from lanp.method.options import PropagateConfig
+from lanp.method.recipe import Recipe
+from lanp.method.registry import preset_recipe
+from lanp.method.results import Labels
+from lanp.runners import passes
+from lanp.runners.memory import ArraySource
+
+OPTIONS = tuple(f.name for f in fields(PropagateConfig) if f.name != "preset")
+
+
+def label(features, offsets=None, *, preset: str = "paper", video_ids: Optional[Sequence[str]] = None,
+          recipe: Optional[Recipe] = None, **options) -> Labels:
+    """Normality, pseudo-labels and loss weights of every video, in memory.
+
+    features: packed (N, D) or (N, C, D) snippet features with ``offsets`` (V+1,) (video v owns
+        rows offsets[v]:offsets[v+1]); or, with ``offsets=None``, a list of per-video (L, D) or
+        (L, C, D) arrays. C crops are averaged (in float64) as when read from a file.
+    preset: 'paper' (the default: the options below apply) | 'official-ucf' | 'official-sht'.
+    options: any option of :class:`lanp.method.options.PropagateConfig` (alpha, sigma, window,
+        seeds, n_normal, video_score, ...), as ``lanp propagate`` takes them.
+    recipe: a :class:`lanp.method.recipe.Recipe` to run instead of the preset's (options unused).
+
+    Returns a :class:`lanp.method.results.Labels`: normality (N,), pseudo_label (N,) uint8,
+    weight (N,) float32, video_score (V,), video_abnormal (V,) bool, cg_iterations,
+    cg_residual, cg_converged (V,), offsets, video_ids, attrs: the numbers ``lanp-propagate``
+    writes for the same features and options.
+
+    >>> import numpy as np, lanp
+    >>> rng = np.random.default_rng(0)
+    >>> videos = [np.abs(rng.normal(1.0, 0.05, size=(n, 8))).astype(np.float32) for n in (12, 20, 16, 9)]
+    >>> out = lanp.label(videos, video_ids=["a", "b", "c", "d"])
+    >>> out.normality.shape, out.pseudo_label.dtype, int(out.video_abnormal.sum())
+    ((57,), dtype('uint8'), 2)
+    >>> int(out.pseudo_label[out.offsets[1]:out.offsets[2]].sum()) in (0, 8)    # floor(0.4 * 20)
+    True
+    """
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}: choose from {', '.join(OPTIONS)}")
+    if recipe is None:
+        recipe = preset_recipe(PropagateConfig(preset=preset, **options))
+    elif options:
+        raise ValueError(f"options {', '.join(sorted(options))} are not used with recipe=: set them on the recipe")
+    if offsets is None:
+        source = ArraySource.from_videos(features, video_ids)
+    else:
+        source = ArraySource(features, offsets, video_ids)
+    return passes.run(recipe, source)

@@ -1,0 +1,71 @@
+"""The two passes of a recipe over a source of videos, shared by every runner.
+
+A source is anything with the reading interface of :class:`lanp.data.io.FeatureFile`:
+``video_ids``, ``lengths``, ``offsets``, ``num_videos``, ``num_snippets``, ``path``,
+``chunks(max_bytes, itemsize)`` (consecutive whole-video ranges) and
+``read(v0, v1, dtype, reuse=True)`` -> (features (n, D), local offsets (v+1,)).
+:class:`lanp.runners.memory.ArraySource` is the in-memory one.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from lanp.data.io import CHUNK_BYTES
+from lanp.method.recipe import Recipe
+from lanp.method.results import Decision, FirstPass, Labels
+
+
+def first_pass(recipe: Recipe, source, progress: bool = False, chunk_bytes: int = CHUNK_BYTES) -> FirstPass:
+    """:meth:`Recipe.first_pass` over every video of ``source``, chunk by chunk (bounded memory)."""
+    dtype = recipe.read_dtype()
+    parts = []
+    with tqdm(total=source.num_videos, unit="video", desc=f"propagate ({recipe.name})", disable=not progress) as bar:
+        for v0, v1 in source.chunks(chunk_bytes, dtype.itemsize):
+            x, local = source.read(v0, v1, dtype=dtype, reuse=True)
+            parts.append(recipe.first_pass(x, local, source.video_ids[v0:v1], source.path, first_video=v0))
+            bar.update(v1 - v0)
+    return FirstPass.concat(parts)
+
+
+def second_pass(recipe: Recipe, source, z: np.ndarray, decision: Decision, progress: bool = False,
+                chunk_bytes: int = CHUNK_BYTES):
+    """:meth:`Recipe.second_pass` over every video of ``source``: (pseudo-labels (N,) uint8,
+    weights (N,) float32). ``decision`` holds this source's slice of the split."""
+    dtype = recipe.read_dtype()
+    pseudo = np.zeros(source.num_snippets, dtype=np.uint8)
+    weight = np.full(source.num_snippets, np.nan, dtype=np.float32)
+    with tqdm(total=source.num_videos, unit="video", desc="weights", disable=not progress) as bar:
+        for v0, v1 in source.chunks(chunk_bytes, dtype.itemsize):
+            x, local = source.read(v0, v1, dtype=dtype, reuse=True)
+            a, b = int(source.offsets[v0]), int(source.offsets[v1])
+            pseudo[a:b], weight[a:b] = recipe.second_pass(x, z[a:b], local, decision.video_abnormal[v0:v1], decision)
+            bar.update(v1 - v0)
+    return pseudo, weight
+
+
+def assemble(recipe: Recipe, first: FirstPass, decision: Decision, pseudo, weight, video_ids,
+             seconds: float = 0.0) -> Labels:
+    """The :class:`Labels` of the passes (attrs: the recipe's options, then the decision's)."""
+    return Labels(
+        video_ids=list(video_ids), offsets=first.offsets, normality=np.asarray(first.z, dtype=np.float32),
+        pseudo_label=pseudo, weight=weight, video_score=np.asarray(decision.video_score, dtype=np.float32),
+        video_abnormal=np.asarray(decision.video_abnormal, dtype=bool), cg_iterations=first.iterations,
+        cg_residual=np.asarray(first.residual, dtype=np.float32), cg_converged=first.converged,
+        backend=first.backend, seconds=seconds, kernel_seconds=first.kernel_seconds,
+        attrs={**recipe.attrs(), **decision.attrs})
+
+
+def run(recipe: Recipe, source, progress: bool = False, chunk_bytes: int = CHUNK_BYTES) -> Labels:
+    """Check, pass 1, the global step, pass 2 over one source; returns its labels."""
+    start = time.perf_counter()
+    ids, where = source.video_ids, source.path
+    recipe.check(source.lengths, ids, where)
+    recipe.check_dataset(source.num_videos)
+    first = first_pass(recipe, source, progress, chunk_bytes)
+    decision = recipe.decide(first, ids, where)
+    pseudo, weight = second_pass(recipe, source, first.z, decision, progress, chunk_bytes)
+    recipe.warn(first, ids, where)
+    return assemble(recipe, first, decision, pseudo, weight, ids, time.perf_counter() - start)
