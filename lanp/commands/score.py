@@ -1,7 +1,11 @@
 """Score every snippet of a feature file with a trained detector (whole videos at once; crops averaged).
 
+--smooth K (odd, off by default) replaces each score by the centred moving average of K snippets
+within its video (cut at the video's ends). It is an inference-time choice: papers that smooth
+report it separately, so compare smoothed numbers only with smoothed numbers.
+
 Example:
-  lanp score --model model.pt --features test.h5 --out scores.h5
+  lanp score --model model.pt --features test.h5 --out scores.h5 [--smooth 5]
 """
 from __future__ import annotations
 
@@ -11,13 +15,19 @@ def configure(parser):
     parser.add_argument("--features", required=True, help="feature file to score (packed or grouped HDF5)")
     parser.add_argument("--out", required=True, help="scores file to write (atomically)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--smooth", type=int, default=0,
+                        help="centred moving average over K snippets (odd K >= 3) within each video; "
+                             "default 0: off")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
+    from lanp import config_file
     from lanp.model.score import score_file
 
-    s = score_file(args.model, args.features, args.out, device=args.device, quiet=args.quiet)
+    s = score_file(args.model, args.features, args.out, device=args.device, quiet=args.quiet,
+                   smooth=args.smooth, attrs=config_file.output_attrs())
     crops = f", {s['crops']} crops averaged" if s["crops"] else ""
-    print(f"scored {s['videos']} videos, {s['snippets']} snippets{crops}; wrote {s['out']}")
+    smooth = f", smoothed over {s['smooth']} snippets" if s["smooth"] else ""
+    print(f"scored {s['videos']} videos, {s['snippets']} snippets{crops}{smooth}; wrote {s['out']}")
     return 0

@@ -2,8 +2,12 @@
 
 Each whole video goes through the detector at once (the temporal convolution sees its real
 neighbours); for (L, C, D) features each crop is scored as its own sequence and the C scores of a
-snippet are averaged. Output (packed, input order): ``score`` (N,) float32, ``offsets`` (V+1,)
-int64, ``video_ids`` (V,) str; attributes name the model and features and the lanp version.
+snippet are averaged. ``smooth=K`` (odd K >= 3; off by default) then replaces each snippet's score by
+the mean of the K scores centred on it within its video (fewer at the ends, where the window is
+cut at the video's first and last snippet) -- an inference-time choice, reported separately.
+Output (packed, input order): ``score`` (N,) float32, ``offsets`` (V+1,) int64, ``video_ids`` (V,)
+str; attributes name the model and features, ``smooth`` (0 = off), the lanp version and any
+``attrs`` given (the CLI adds ``lanp_config``, the resolved configuration as JSON).
 """
 from __future__ import annotations
 
@@ -42,7 +46,38 @@ def score_features(model, ff: FeatureFile, device="cpu", quiet: bool = True) -> 
     return out
 
 
-def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: bool = False) -> dict:
+def check_smooth(smooth) -> int:
+    """0 (off) or an odd window size >= 3; 1 means off too."""
+    if smooth is None:
+        return 0
+    k = int(smooth)
+    if k != smooth or k < 0 or (k > 1 and k % 2 == 0):
+        raise InputError(f"smooth={smooth!r} is invalid: it must be 0 (off) or an odd number of snippets "
+                         f"(3, 5, 7, ...) so the window is centred")
+    return 0 if k <= 1 else k
+
+
+def smooth_scores(scores: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarray:
+    """Centred moving average of width ``k`` (odd) within each video; the window is cut at a video's
+    ends (the mean of the scores it covers there). ``k`` <= 1 returns a copy."""
+    s = np.asarray(scores, np.float64)
+    out = s.copy()
+    if check_smooth(k) == 0:
+        return out.astype(np.asarray(scores).dtype)
+    h = k // 2
+    for v in range(len(offsets) - 1):
+        a, b = int(offsets[v]), int(offsets[v + 1])
+        x = s[a:b]
+        c = np.concatenate([[0.0], np.cumsum(x)])
+        i = np.arange(b - a)
+        lo, hi = np.maximum(i - h, 0), np.minimum(i + h + 1, b - a)
+        out[a:b] = (c[hi] - c[lo]) / (hi - lo)
+    return out.astype(np.asarray(scores).dtype)
+
+
+def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: bool = False,
+               smooth: int = 0, attrs: dict = None) -> dict:
+    smooth = check_smooth(smooth)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(model_path, dev)
     with FeatureFile(features_path) as ff:
@@ -51,17 +86,26 @@ def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: 
         except InputError as exc:
             raise InputError(f"model {str(model_path)!r}: {exc}") from None
         ids, offsets, crops = list(ff.video_ids), ff.offsets.copy(), ff.crops
+    if smooth:
+        scores = smooth_scores(scores, offsets, smooth)
     write_h5(out_path, {"score": scores, "offsets": offsets, "video_ids": ids},
              {"model": str(model_path), "features": str(features_path), "crops": crops or 0,
-              "lanp_version": __version__})
-    return {"out": str(out_path), "videos": len(ids), "snippets": int(offsets[-1]), "crops": crops}
+              "smooth": smooth, "lanp_version": __version__, **(attrs or {})})
+    return {"out": str(out_path), "videos": len(ids), "snippets": int(offsets[-1]), "crops": crops,
+            "smooth": smooth}
 
 
 def read_scores(path) -> Dict[str, np.ndarray]:
-    """{video id: (L,) scores} from a scores file, in file order."""
+    """{video id: (L,) scores} from a scores file, in file order. A repeated video id is an error."""
     data, _ = read_h5(path, "scores", required=("score", "offsets", "video_ids"))
     s, o, ids = np.asarray(data["score"]), np.asarray(data["offsets"], np.int64), data["video_ids"]
     if o.shape != (len(ids) + 1,) or o[0] != 0 or o[-1] != s.shape[0] or np.any(np.diff(o) < 0):
         raise InputError(f"scores file {str(path)!r}: offsets {o.shape} do not describe {len(ids)} videos "
                          f"over {s.shape[0]} scores")
+    first: Dict[str, int] = {}
+    for v, vid in enumerate(ids):
+        if vid in first:
+            raise InputError(f"scores file {str(path)!r}: video id {vid!r} appears twice (videos {first[vid]} "
+                             f"and {v}); every video must be scored once, or one of them would be dropped")
+        first[vid] = v
     return {vid: s[o[v]:o[v + 1]] for v, vid in enumerate(ids)}
