@@ -174,7 +174,7 @@ def _given_on_command_line(parser: argparse.ArgumentParser, argv: List[str]) -> 
             a.required = False
             if not a.option_strings and a.nargs is None:
                 a.nargs = "?"
-        ns, _ = parser.parse_known_args(argv)
+        ns, _ = parser.parse_known_args([x for x in argv if x not in ("-h", "--help")])
     finally:
         for a, default, required, nargs in saved:
             a.default, a.required, a.nargs = default, required, nargs
@@ -231,6 +231,17 @@ def parse_args(parser: argparse.ArgumentParser, argv, commands=()) -> argparse.N
     if getattr(args, "print_config", False):
         text = to_toml(_current, command)
         args._run = lambda _args: print(text, end="") or 0
+    run = getattr(args, "_run", None)
+    if run is not None:
+        def run_then_forget(a, run=run):
+            """Run the command; afterwards current_config() is None again (no stale configuration
+            reaches later library calls in the same process)."""
+            global _current
+            try:
+                return run(a)
+            finally:
+                _current = None
+        args._run = run_then_forget
     return args
 
 

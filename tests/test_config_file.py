@@ -129,3 +129,19 @@ def test_resolved_config_is_stored_in_outputs(tmp_path, capsys):
     assert stored["options"]["dtype"] == "float64" and stored["options"]["out"] == str(out)
     assert stored["options"]["source"] == tmp_path.as_posix()
     assert json.loads(json.dumps(stored)) == stored
+
+
+def test_current_config_is_set_while_a_command_runs_only(tmp_path, capsys, monkeypatch):
+    seen = {}
+    import lanp.commands.synth as synth
+
+    monkeypatch.setattr(synth, "run", lambda args: seen.setdefault("config", config_file.current_config()) and 0)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("[synth]\nvideos = 7\n")
+    assert main(["synth", "--config", str(cfg), "--out", str(tmp_path / "x.h5")]) == 0
+    assert seen["config"]["options"]["videos"] == 7 and seen["config"]["command"] == "synth"
+    assert config_file.current_config() is None and config_file.output_attrs() == {}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["synth", "--config", str(cfg), "--help"])
+    assert info.value.code == 0 and "--print-config" in capsys.readouterr().out
