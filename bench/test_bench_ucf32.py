@@ -50,7 +50,8 @@ def compute_only(x, off):
     runs as many times as it would run videos of the real batch (so z of those videos is
     rewritten; nothing else changes). Returns a callable and the shape it stands for."""
     import numba
-    from lanp.kernels import cpu
+    from lanp.kernels.codes import SQEUCLIDEAN
+    from lanp.kernels.cpu import packed
     threads = numba.get_num_threads()
     L = int(off[1] - off[0])
     V = len(off) - 1
@@ -65,8 +66,8 @@ def compute_only(x, off):
     seeds = pack_seeds((0, -1), np.full(threads, L))
 
     def run():
-        cpu.propagate_packed(cached, cached_off, order, bounds, x.dtype.type(0), 0, cpu.SQEUCLIDEAN,
-                             True, 1.0 / (2.0 * 0.1 ** 2), 0.0, *seeds, ALPHA, 1e-6, 1000, z, *per_video)
+        packed.propagate_packed(cached, cached_off, order, bounds, x.dtype.type(0), 0, SQEUCLIDEAN,
+                                True, 1.0 / (2.0 * 0.1 ** 2), 0.0, *seeds, ALPHA, 1e-6, 1000, z, *per_video)
         return z, per_video
     return run
 

@@ -6,14 +6,19 @@ No file I/O and no torch here, so other UVAD code can import the kernels alone::
     from lanp.kernels import propagate
     result = propagate(features, offsets, alpha=0.99, sigma=0.1, window=None)
     result.z, result.iterations, result.residual
+
+Reference (layout, numerics, backends, the Backend protocol, the codes): docs/kernels.md.
 """
-from .api import Graph, Propagation, propagate, similarity, solve, warn_unconverged
+from .api import propagate, similarity, solve
 from .backends import check_graph_memory
 from .backends import names as backend_names
-from .cpu import max_cosine
+from .codes import DISTANCES
+from .cpu.weights import max_cosine
+from .errors import ConvergenceWarning, InputError, video_name, warn_unconverged
 from .official import propagate_official, weight_distance
-from .params import (DISTANCES, ConvergenceWarning, GraphParams, InputError, SolverParams, check_dtype,
-                     check_packed, is_uniform_seeds, pack_seeds, resolve_seeds, video_name)
+from .params import GraphParams, SolverParams, check_dtype, check_packed
+from .results import Graph, Propagation
+from .seeds import is_uniform_seeds, pack_seeds, resolve_seeds
 
 __all__ = [
     "propagate", "similarity", "solve", "Graph", "Propagation", "GraphParams", "SolverParams",

@@ -1,97 +1,30 @@
 """Public entry points of ``lanp.kernels``: similarity, solve and the fused propagate.
 
-All three take packed ragged input, features (N, D) and offsets (V+1,), and a ``backend``:
-'auto' | 'cpu' (more register themselves in :mod:`lanp.kernels.backends`).
+All three take packed ragged input, features (N, D) and offsets (V+1,), check every argument
+here, then hand checked parameters to one backend (:mod:`lanp.kernels.backends`:
+'auto' | 'cpu' | 'cupy' | 'numba-cuda'), whose contract is :class:`lanp.kernels.protocol.Backend`.
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from . import backends
-from .params import (ConvergenceWarning, GraphParams, InputError, SolverParams, check_dtype,
-                     check_packed, is_uniform_seeds, pack_seeds, video_name)
-
-
-@dataclass
-class Propagation:
-    """Result of normality propagation over V videos with N snippets in all.
-
-    z:          (N,) normal magnitudes, z = (I - alpha S)^-1 y per video (compute dtype).
-    iterations: (V,) int32 CG iterations per video.
-    residual:   (V,) float64 true relative residual ||y - (I - alpha S) z|| / ||y||.
-    converged:  (V,) bool, the stopping test ||r_k|| <= tol ||y|| was met.
-    backend:    name of the backend that ran.
-    """
-
-    z: np.ndarray
-    iterations: np.ndarray
-    residual: np.ndarray
-    converged: np.ndarray
-    backend: str
-
-
-@dataclass
-class Graph:
-    """Normalised similarity S of every video.
-
-    window None: ``values`` flat float64; video v's (L, L) matrix is
-        values[graph_offsets[v]:graph_offsets[v+1]].reshape(L, L).
-    window k:    ``values`` (N, 2k+1); row i of a video holds S_ij at column j - i + k, zero
-        outside the video.
-    """
-
-    values: np.ndarray
-    offsets: np.ndarray
-    graph_offsets: Optional[np.ndarray]
-    window: Optional[int]
-
-    def dense(self, v: int) -> np.ndarray:
-        """Video v's S as an (L, L) float64 matrix."""
-        a, b = int(self.offsets[v]), int(self.offsets[v + 1])
-        L = b - a
-        if self.window is None:
-            g0 = int(self.graph_offsets[v])
-            return np.array(self.values[g0:g0 + L * L], dtype=np.float64).reshape(L, L)
-        k = self.window
-        out = np.zeros((L, L))
-        band = np.asarray(self.values[a:b], dtype=np.float64)
-        for i in range(L):
-            for c in range(2 * k + 1):
-                j = i + c - k
-                if 0 <= j < L:
-                    out[i, j] = band[i, c]
-        return out
+from .arrays import as_array_module, to_numpy
+from .contract import check_written
+from .errors import warn_unconverged
+from .params import GraphParams, SolverParams, check_dtype, check_packed
+from .results import Graph, Propagation
+from .seeds import is_uniform_seeds, pack_seeds
 
 
 def _prepare(features, offsets, video_ids, dtype, where):
-    xp_features = backends.as_array_module(features)
+    xp_features = as_array_module(features)
     dt = check_dtype(dtype if dtype is not None else (features.dtype if features.dtype in (np.float32, np.float64) else np.float32))
-    offsets = np.asarray(backends.to_numpy(offsets), dtype=np.int64)
+    offsets = np.asarray(to_numpy(offsets), dtype=np.int64)
     check_packed(xp_features, offsets, video_ids, where)
     return dt, offsets
-
-
-def raise_for_status(status, where_idx, offsets, video_ids, params: GraphParams, where: str) -> None:
-    """Turn the per-video status codes of a kernel into one clear InputError."""
-    bad = np.flatnonzero(status != 0)
-    if not bad.size:
-        return
-    v = int(bad[0])
-    snippet = int(where_idx[v])
-    if status[v] < 0:
-        raise RuntimeError(f"{where}: the kernel wrote no result for {video_name(video_ids, v)} "
-                           f"({bad.size} video(s)): this is a bug in lanp, please report it")
-    if status[v] == 1:
-        what = "a NaN or Inf value (or a value too large to square in this dtype)"
-    else:
-        why = "cosine distance" if params.distance == "cosine" else "L2 normalisation"
-        what = f"an all-zero feature vector, which {why} cannot use"
-    raise InputError(f"{where}: {video_name(video_ids, v)}, snippet {snippet} "
-                     f"(row {int(offsets[v]) + snippet}) has {what}; {bad.size} bad video(s) in all")
 
 
 def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
@@ -161,24 +94,3 @@ def solver_params(alpha, seeds, tol, maxiter) -> SolverParams:
     if is_uniform_seeds(seeds):
         return SolverParams(alpha=alpha, seeds=tuple(seeds), tol=tol, maxiter=maxiter)
     return SolverParams(alpha=alpha, tol=tol, maxiter=maxiter)
-
-
-def check_written(result: Propagation, video_ids, where: str) -> None:
-    """Outputs start poisoned (iterations -1, z NaN): anything left so is a backend bug."""
-    missing = np.flatnonzero(backends.to_numpy(result.iterations) < 0)
-    if missing.size:
-        raise RuntimeError(f"{where}: the kernel wrote no result for {video_name(video_ids, int(missing[0]))} "
-                           f"({missing.size} video(s)): this is a bug in lanp, please report it")
-
-
-def warn_unconverged(converged, residual, tol: float, maxiter: int, video_ids, where: str,
-                     stacklevel: int = 2) -> None:
-    """One ConvergenceWarning naming the videos (first five) whose CG stopped above ``tol``;
-    stacklevel 2 points at the caller of the function that calls this."""
-    bad = np.flatnonzero(~backends.to_numpy(converged))
-    if bad.size:
-        names = ", ".join(video_name(video_ids, int(v)) for v in bad[:5])
-        worst = float(np.max(backends.to_numpy(residual)[bad]))
-        warnings.warn(f"{where}: CG did not reach tol={tol:g} within maxiter={maxiter} for {bad.size} of "
-                      f"{len(converged)} video(s) (worst true residual {worst:.3g}): {names}"
-                      f"{' ...' if bad.size > 5 else ''}", ConvergenceWarning, stacklevel=stacklevel + 1)

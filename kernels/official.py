@@ -1,262 +1,32 @@
-"""The public code's propagation (shyern/LANP-UVAD), as a numba twin of the paper's graph + CG.
+"""The official presets' kernels (CPU): the public code's propagation and loss-weight distance.
 
-Per video of T snippets (written from the rules of issue 6; float64 throughout):
-
-    k = min(max_k, T - 1), m = min(2k, T)           (m = T, a dense graph, for T <= 2 max_k)
-    row i uses the m snippets j in [s_i, s_i + m), s_i = clamp(i - m//2, 0, T - m):
-        a_ij = f(x_i, x_j) * exp(-|i - j| / m),  a_ii = 0
-        f = exp(-sqrt(||x_i - x_j||^2 / D) / (2 sigma^2))     (variant RMS, official-ucf)
-        f = cos(x_i, x_j), not clipped                         (variant COSINE, official-sht)
-    W = A + A^T (A zero outside the windows), W_ii = 0, d_i = sum_j W_ij (d_i = 1 where it is 0),
-    S = D^-1/2 W D^-1/2;  y = 1 at snippets 0, 1, T-2, T-1 (taken modulo T, so T <= 3 works)
-    CG on (I - alpha S) z = y from z = 0, at most ``maxiter`` iterations, stopping when the
-    recursive residual ||r|| < rtol ||y|| (checked before each iteration, like scipy's cg)
-    then z < 0 -> 0 and z at the seeds -> max(z).
-
-W is stored as a band of half-width h = m - 1 (every window entry has |i - j| <= m - 1), one
-(T, 2h+1) float64 matrix per thread at a time. No file I/O.
+:func:`propagate_official` runs :func:`lanp.kernels.cpu.official.official_packed` (its formulas are
+there), :func:`weight_distance` runs :func:`lanp.kernels.cpu.weights.weight_distance_rows`.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import njit, prange
 
-from .cpu import FASTMATH, dot_tile, schedule
+from .codes import COSINE, RMS
+from .contract import poisoned_solver_outputs, poisoned_status, raise_for_status
+from .cpu.official import official_packed
+from .cpu.schedule import schedule
+from .cpu.weights import weight_distance_rows
+from .params import check_alpha, check_packed, check_positive
+from .results import Propagation
 
-RMS, COSINE = 0, 1
 VARIANTS = {"rms": RMS, "cosine": COSINE}
 WEIGHT_DISTANCES = {"cosine": COSINE, "rms": RMS}
-COSINE_EPS = 1e-6                    # torch.nn.CosineSimilarity(eps=1e-6), as the public code uses
-STATUS_OK, STATUS_NONFINITE, STATUS_ZERO, STATUS_NEGATIVE_DEGREE = 0, 1, 2, 3
-
-
-@njit(cache=True)
-def window_start(i, T, m):
-    s = i - m // 2
-    if s > T - m:
-        s = T - m
-    if s < 0:
-        s = 0
-    return s
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def build_band(xv, variant, inv_two_sigma2, max_k, B, norms):
-    """Fill B (T, 2h+1) with W = A + A^T (column c <-> j = i + c - h). Returns (status, snippet)."""
-    T, D = xv.shape
-    h = (B.shape[1] - 1) // 2
-    k = min(max_k, T - 1)
-    m = min(2 * k, T)
-    for i in range(T):
-        acc = 0.0
-        for d in range(D):
-            v = np.float64(xv[i, d])
-            acc += v * v
-        if not math.isfinite(acc):
-            return STATUS_NONFINITE, i
-        if variant == COSINE and acc == 0.0:
-            return STATUS_ZERO, i
-        norms[i] = math.sqrt(acc)
-    B[:, :] = 0.0
-    for i in range(T):
-        si = window_start(i, T, m)
-        for j in range(i + 1, min(T, i + h + 1)):
-            sj = window_start(j, T, m)
-            mult = 0
-            if si <= j < si + m:          # j in row i's window
-                mult += 1
-            if sj <= i < sj + m:          # i in row j's window
-                mult += 1
-            if mult == 0:
-                continue
-            if variant == RMS:
-                acc = 0.0
-                for d in range(D):
-                    e = np.float64(xv[i, d]) - np.float64(xv[j, d])
-                    acc += e * e
-                f = math.exp(-math.sqrt(acc / D) * inv_two_sigma2)
-            else:
-                acc = 0.0
-                for d in range(D):
-                    acc += np.float64(xv[i, d]) * np.float64(xv[j, d])
-                f = acc / (norms[i] * norms[j])
-            a = mult * f * math.exp(-(j - i) / m)
-            B[i, j - i + h] = a
-            B[j, i - j + h] = a
-    return STATUS_OK, -1
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def normalise_band(B, deg):
-    """S = D^-1/2 W D^-1/2 in place; d_i = 1 where the row sum is 0. Returns the first row with a
-    negative degree (possible with unclipped cosines), else -1."""
-    T, width = B.shape
-    h = (width - 1) // 2
-    for i in range(T):
-        s = 0.0
-        for c in range(width):
-            s += B[i, c]
-        if s < 0.0:
-            return i
-        deg[i] = 1.0 if s == 0.0 else s
-    for i in range(T):
-        for c in range(width):
-            j = i + c - h
-            if 0 <= j < T and B[i, c] != 0.0:
-                B[i, c] = B[i, c] / math.sqrt(deg[i] * deg[j])
-    return -1
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def apply_band(B, alpha, p, q):
-    """q = (I - alpha S) p for a banded S."""
-    T, width = B.shape
-    h = (width - 1) // 2
-    for i in range(T):
-        lo = max(0, h - i)
-        hi = min(width, T - i + h)
-        acc = 0.0
-        for c in range(lo, hi):
-            acc += B[i, c] * p[i + c - h]
-        q[i] = p[i] - alpha * acc
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def capped_cg(B, y, alpha, rtol, maxiter, z):
-    """CG from z = 0 like scipy.sparse.linalg.cg(A, y, rtol, maxiter): before each iteration stop
-    if ||r|| < rtol ||y||. Returns (iterations, true relative residual, converged)."""
-    T = y.shape[0]
-    r = y.copy()
-    p = np.zeros(T)
-    q = np.empty(T)
-    z[:] = 0.0
-    ynorm = math.sqrt(np.sum(y * y))
-    threshold = rtol * ynorm
-    rho_prev = 1.0
-    it = 0
-    while it < maxiter:
-        rho = np.sum(r * r)
-        if math.sqrt(rho) < threshold:
-            break
-        beta = 0.0 if it == 0 else rho / rho_prev
-        for i in range(T):
-            p[i] = r[i] + beta * p[i]
-        apply_band(B, alpha, p, q)
-        pq = np.sum(p * q)
-        if not pq > 0.0:
-            break
-        step = rho / pq
-        for i in range(T):
-            z[i] += step * p[i]
-            r[i] -= step * q[i]
-        rho_prev = rho
-        it += 1
-    converged = math.sqrt(np.sum(r * r)) < threshold
-    apply_band(B, alpha, z, q)
-    res = 0.0
-    for i in range(T):
-        e = y[i] - q[i]
-        res += e * e
-    return it, math.sqrt(res) / ynorm, converged
-
-
-@njit(cache=True, parallel=True)
-def official_packed(x, offsets, order, bounds, variant, inv_two_sigma2, alpha, rtol, maxiter, max_k,
-                    z_out, iters_out, residual_out, converged_out, status_out, where_out):
-    """Every video of a packed batch (thread t: order[bounds[t]:bounds[t+1]]); z_out gets the post-processed z
-    (negatives -> 0, seeds -> max). status_out[v] != 0 marks bad input at snippet where_out[v]."""
-    for t in prange(bounds.shape[0] - 1):
-        for slot in range(bounds[t], bounds[t + 1]):
-            v = order[slot]
-            a = offsets[v]
-            T = offsets[v + 1] - a
-            xv = x[a:a + T]
-            k = min(max_k, T - 1)
-            m = min(2 * k, T)
-            h = max(m - 1, 0)
-            B = np.empty((T, 2 * h + 1))
-            norms = np.empty(T)
-            status, where = build_band(xv, variant, inv_two_sigma2, max_k, B, norms)
-            if status == STATUS_OK:
-                bad = normalise_band(B, norms)
-                if bad >= 0:
-                    status, where = STATUS_NEGATIVE_DEGREE, bad
-            if status != STATUS_OK:
-                status_out[v] = status
-                where_out[v] = where
-                continue
-            y = np.zeros(T)
-            y[0] = 1.0
-            y[1 % T] = 1.0
-            y[(T - 2) % T] = 1.0
-            y[T - 1] = 1.0
-            zv = np.empty(T)
-            it, res, conv = capped_cg(B, y, alpha, rtol, maxiter, zv)
-            top = 0.0
-            for i in range(T):
-                if zv[i] < 0.0:
-                    zv[i] = 0.0
-                if zv[i] > top:
-                    top = zv[i]
-            for i in range(T):
-                z_out[a + i] = top if y[i] != 0.0 else zv[i]
-            iters_out[v] = it
-            residual_out[v] = res
-            converged_out[v] = conv
-            status_out[v] = STATUS_OK
-
-
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def weight_distance_rows(x, means, kind, out):
-    """out[q] = min_m d(x_q, m) over the normal list ``means`` (float64 throughout):
-
-        kind COSINE: d = 1 - x_q . m / max(||x_q|| ||m||, 1e-6)     (torch CosineSimilarity)
-        kind RMS:    d = sqrt(max(||x_q||^2 + ||m||^2 - 2 x_q . m, 0) / D)
-
-    x (n, D), means (M, D) float64. 4 rows x 4 means register tiles (:func:`cpu.dot_tile`),
-    parallel over row blocks; a row's value depends on that row alone (the same operations in the
-    same order wherever the row sits), so chunked and sharded runs give bit-identical weights."""
-    n, D = x.shape
-    M = means.shape[0]
-    mean_sq = np.empty(M)
-    for m in range(M):
-        acc = 0.0
-        for d in range(D):
-            acc += means[m, d] * means[m, d]
-        mean_sq[m] = acc
-    for b in prange((n + 3) // 4):
-        rows = (4 * b, min(4 * b + 1, n - 1), min(4 * b + 2, n - 1), min(4 * b + 3, n - 1))
-        row_sq = np.empty(4)
-        for r in range(4):
-            acc = 0.0
-            for d in range(D):
-                acc += x[rows[r], d] * x[rows[r], d]
-            row_sq[r] = acc
-        best = np.full(4, np.inf)
-        for m0 in range(0, M, 4):
-            cols = (m0, min(m0 + 1, M - 1), min(m0 + 2, M - 1), min(m0 + 3, M - 1))
-            tile = dot_tile(x, rows[0], rows[1], rows[2], rows[3], means, cols[0], cols[1], cols[2],
-                            cols[3], 0.0, x, 0, 0)
-            for r in range(4):
-                for c in range(4):
-                    dot = tile[r][c]
-                    if kind == COSINE:
-                        d = 1.0 - dot / max(math.sqrt(row_sq[r]) * math.sqrt(mean_sq[cols[c]]), COSINE_EPS)
-                    else:
-                        d = max(row_sq[r] + mean_sq[cols[c]] - 2.0 * dot, 0.0)
-                    best[r] = min(best[r], d)
-        for r in range(4):
-            i = 4 * b + r
-            if i >= n:
-                break
-            out[i] = best[r] if kind == COSINE else math.sqrt(best[r] / D)
+OFFICIAL_STATUS = {1: "a NaN or Inf value",
+                   2: "an all-zero feature vector (its cosine is undefined)",
+                   3: "a negative degree (its cosine similarities sum below 0; the public code would "
+                      "produce NaN)"}
 
 
 def weight_distance(x, means, kind: str) -> np.ndarray:
-    """d (n,) float64: :func:`weight_distance_rows` for ``kind`` 'cosine' (official-ucf) or 'rms'
-    (official-sht) on any float features x (n, D) and normal list means (M, D), M >= 1."""
+    """d (n,) float64, the distance of every row to its nearest normal mean, for ``kind``
+    'cosine' (official-ucf: d = 1 - x.m / max(||x|| ||m||, 1e-6)) or 'rms' (official-sht:
+    d = sqrt(||x - m||^2 / D)), min over the M means; x (n, D) any float, means (M, D), M >= 1."""
     if kind not in WEIGHT_DISTANCES:
         raise ValueError(f"weight distance {kind!r} is invalid: choose one of {', '.join(WEIGHT_DISTANCES)}")
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -271,17 +41,14 @@ def weight_distance(x, means, kind: str) -> np.ndarray:
 
 def propagate_official(features, offsets, *, variant: str, sigma: float = 0.1, alpha: float = 0.99,
                        rtol: float = 1e-6, maxiter: int = 10, max_k: int = 50, video_ids=None,
-                       where: str = "features"):
+                       where: str = "features") -> Propagation:
     """The public code's per-video propagation on packed features (N, D) float32/float64 and
     offsets (V+1,). variant 'rms' (official-ucf) or 'cosine' (official-sht).
 
-    Returns a :class:`lanp.kernels.Propagation` whose z is the post-processed z (float64). Bad
+    Returns a :class:`lanp.kernels.Propagation` whose z (N,) float64 is the post-processed z. Bad
     input raises InputError naming the video and snippet. Hitting ``maxiter`` is the public
     code's behaviour, so no ConvergenceWarning is raised (``converged`` still reports it).
     """
-    from .api import Propagation
-    from .params import InputError, check_alpha, check_packed, check_positive, video_name
-
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is invalid: choose one of {', '.join(VARIANTS)}")
     check_alpha(alpha)
@@ -297,28 +64,12 @@ def propagate_official(features, offsets, *, variant: str, sigma: float = 0.1, a
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     check_packed(x, offsets, video_ids, where)
     V, N = offsets.shape[0] - 1, x.shape[0]
-    z = np.full(N, np.nan)                              # poisoned: unwritten rows show
-    iters = np.full(V, -1, dtype=np.int32)
-    residual = np.full(V, np.nan)
-    converged = np.zeros(V, dtype=bool)
-    status = np.full(V, -1, dtype=np.int32)
-    where_idx = np.full(V, -1, dtype=np.int64)
+    z, iters, residual, converged = poisoned_solver_outputs(N, V)
+    status, where_idx = poisoned_status(V, dtype=np.int32)
     order, bounds = schedule(np.diff(offsets), int(max_k), x.shape[1])
     official_packed(x, offsets, order, bounds, VARIANTS[variant], 1.0 / (2.0 * sigma * sigma),
-                float(alpha), float(rtol), int(maxiter), int(max_k), z, iters, residual, converged,
-                status, where_idx)
-    bad = np.flatnonzero(status != STATUS_OK)
-    if bad.size:
-        v = int(bad[0])
-        snippet = int(where_idx[v])
-        if status[v] < 0:
-            raise RuntimeError(f"{where}: the kernel wrote no result for {video_name(video_ids, v)}: "
-                               f"this is a bug in lanp, please report it")
-        what = {STATUS_NONFINITE: "a NaN or Inf value",
-                STATUS_ZERO: "an all-zero feature vector (its cosine is undefined)",
-                STATUS_NEGATIVE_DEGREE: "a negative degree (its cosine similarities sum below 0; the "
-                                        "public code would produce NaN)"}[int(status[v])]
-        raise InputError(f"{where}: {video_name(video_ids, v)}, snippet {snippet} (row "
-                         f"{int(offsets[v]) + snippet}) has {what}; {bad.size} bad video(s) in all")
+                    float(alpha), float(rtol), int(maxiter), int(max_k), z, iters, residual, converged,
+                    status, where_idx)
+    raise_for_status(status, where_idx, offsets, video_ids, None, where, messages=OFFICIAL_STATUS)
     return Propagation(z=z, iterations=iters, residual=residual, converged=converged,
                        backend=f"cpu-official-{variant}")

@@ -1,4 +1,4 @@
-"""Build ``kernels/*.cu`` with nvcc into host shared libraries and drive their extern "C" host
+"""Build ``kernels/cuda/*.cu`` with nvcc into host shared libraries and drive their extern "C" host
 twins through ctypes, laid out exactly as the cupy backend launches the kernels (same plans).
 
 Outputs are poisoned with NaN (and -1 / sentinel values) before every call.
@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lanp.kernels import cuda_plan
-from lanp.kernels.params import GraphParams, SolverParams, pack_seeds
+from lanp.kernels import GraphParams, SolverParams, pack_seeds
+from lanp.kernels.codes import NO_BAD_ROW, cuda_options
+from lanp.kernels.cuda import plan as cuda_plan
 
-KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernels"
+KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernels" / "cuda"
 CU_FILES = sorted(KERNEL_DIR.glob("*.cu"))
+# the codes table as -D defines, as cupy's RawModule gets it (lanp.kernels.codes)
+DEFINES = (f"-DLANP_BLOCK={cuda_plan.BLOCK}", *cuda_options())
 NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nvcc").exists() else None)
-NO_BAD_ROW = np.iinfo(np.int32).max
 
 _p = ctypes.c_void_p
 _i64 = ctypes.c_longlong
@@ -32,7 +34,7 @@ def nvcc_run(args, cwd=None):
 
 def build_host_library(cu: Path, out_dir: Path) -> ctypes.CDLL:
     lib = Path(out_dir) / (cu.stem + ".so")
-    proc = nvcc_run(["-shared", "-Xcompiler", "-fPIC", "-arch=sm_90", "-o", str(lib), str(cu)])
+    proc = nvcc_run(["-shared", "-Xcompiler", "-fPIC", "-arch=sm_90", *DEFINES, "-o", str(lib), str(cu)])
     if proc.returncode != 0:
         raise RuntimeError(f"nvcc failed on {cu.name}:\n{proc.stderr}")
     return declare(ctypes.CDLL(str(lib)))

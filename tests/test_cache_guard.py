@@ -1,15 +1,16 @@
-"""kernels/cache_guard: lanp's numba cache files go when any kernel source changes, and only then;
+"""kernels/cpu/cache_guard: lanp's numba cache files go when any kernel source changes, and only then;
 other files in the cache folder stay; the real cache folder carries the current fingerprint."""
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from lanp.kernels import cache_guard, cpu
+from lanp.kernels.cpu import cache_guard, packed
 
-KERNELS = Path(cache_guard.__file__).resolve().parent
-OURS = ["cpu.propagate_packed-842.py311.nbi", "cpu.propagate_packed-842.py311.1.nbc",
-        "simd.exp_flush-300.py312.nbi", "official.weight_distance_rows-160.py311.2.nbc"]
+KERNELS = Path(cache_guard.__file__).resolve().parent.parent      # the kernels/ folder
+OURS = ["packed.propagate_packed-842.py311.nbi", "packed.propagate_packed-842.py311.1.nbc",
+        "simd.exp_flush-300.py312.nbi", "weights.weight_distance_rows-160.py311.2.nbc"]
 THEIRS = ["other.f-1.py311.nbi", "cpu_helpers.g-2.py311.nbc", "cpu.notes.txt"]
 
 
@@ -39,6 +40,7 @@ def test_missing_cache_folder_is_created_with_its_fingerprint(tmp_path):
 @pytest.mark.parametrize("name", cache_guard.SOURCES)
 def test_fingerprint_follows_every_source(tmp_path, name):
     for source in cache_guard.SOURCES:
+        (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(KERNELS / source, tmp_path / source)
     before = cache_guard.source_fingerprint(tmp_path)
     assert before == cache_guard.source_fingerprint(KERNELS)
@@ -48,12 +50,12 @@ def test_fingerprint_follows_every_source(tmp_path, name):
 
 
 def test_the_real_cache_folder_is_stamped_with_the_current_sources():
-    folder = Path(cpu.propagate_packed._cache._cache_path)
+    folder = Path(packed.propagate_packed._cache._cache_path)
     stamp = folder / cache_guard.FINGERPRINT_FILE
     if not stamp.exists():
         pytest.skip(f"numba's cache folder {folder} is not writable here")
     assert stamp.read_text() == cache_guard.source_fingerprint(KERNELS)
-    assert cache_guard.ensure_fresh(cpu.propagate_packed) == 0      # nothing stale to remove
+    assert cache_guard.ensure_fresh(packed.propagate_packed) == 0      # nothing stale to remove
 
 
 def test_unreadable_sources_leave_the_cache_alone(tmp_path, monkeypatch):
@@ -64,3 +66,14 @@ def test_unreadable_sources_leave_the_cache_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_guard, "SOURCES", ("no_such_file.py",))
     assert cache_guard.ensure_fresh(Dispatcher) == 0
     assert all((tmp_path / n).exists() for n in OURS)
+
+
+def test_every_cached_kernel_module_is_fingerprinted():
+    """A cpu/ module with cache=True kernels (or one they inline) missing from SOURCES would keep
+    stale machine code after an edit."""
+    listed = set(cache_guard.SOURCES)
+    for path in sorted((KERNELS / "cpu").glob("*.py")):
+        text = path.read_text()
+        if re.search(r"^@njit\(.*cache=True", text, re.M) or "FASTMATH =" in text:
+            assert f"cpu/{path.name}" in listed, path.name
+    assert "codes.py" in listed            # constants compiled into every kernel

@@ -1,4 +1,4 @@
-"""CUDA C kernels (kernels/*.cu) on the CPU: nvcc builds each file into a host shared library whose
+"""CUDA C kernels (kernels/cuda/*.cu) on the CPU: nvcc builds each file into a host shared library whose
 extern "C" twins run the same __host__ __device__ bodies over the whole grid; results are compared
 with the float64 dense reference (tests/reference.py). Also compile-checks every .cu for sm_90 with
 warnings as errors. Skips only when nvcc is missing."""
@@ -9,10 +9,10 @@ import itertools
 import numpy as np
 import pytest
 
-from cuda_build import (CU_FILES, NO_BAD_ROW, NVCC, build_host_library, host_fused, host_similarity,
+from cuda_build import (CU_FILES, DEFINES, NO_BAD_ROW, NVCC, build_host_library, host_fused, host_similarity,
                         host_solve, nvcc_run)
-from lanp.kernels import cuda_plan, similarity as cpu_similarity
-from lanp.kernels.params import GraphParams, SolverParams
+from lanp.kernels import GraphParams, SolverParams, similarity as cpu_similarity
+from lanp.kernels.cuda import plan as cuda_plan
 from reference import normalized_similarity, propagate_reference, relative_error
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH or at /usr/local/bin/nvcc")
@@ -63,10 +63,18 @@ def dense_of(values, offsets, graph_offsets, window, v):
 
 
 def test_every_cu_compiles_for_sm90_without_warnings():
-    assert CU_FILES, "no .cu files found in kernels/"
+    assert CU_FILES, "no .cu files found in kernels/cuda/"
     for cu in CU_FILES:
-        proc = nvcc_run(["-cubin", "-arch=sm_90", "-Werror", "all-warnings", "-o", "/dev/null", str(cu)])
+        proc = nvcc_run(["-cubin", "-arch=sm_90", *DEFINES, "-Werror", "all-warnings", "-o", "/dev/null", str(cu)])
         assert proc.returncode == 0, f"{cu.name}:\n{proc.stderr}"
+
+
+def test_the_cuda_c_takes_its_codes_from_the_python_table():
+    """Without lanp.kernels.codes' -D defines the CUDA C refuses to compile: it declares no code
+    of its own, so the backends cannot drift apart."""
+    for cu in CU_FILES:
+        proc = nvcc_run(["-cubin", "-arch=sm_90", "-o", "/dev/null", str(cu)])
+        assert proc.returncode != 0 and "lanp.kernels.codes" in proc.stderr, proc.stderr
 
 
 def test_host_library_builds_for_every_cu(tmp_path):

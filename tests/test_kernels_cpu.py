@@ -181,8 +181,8 @@ def test_bad_inputs_name_the_video_and_snippet():
 
 
 def test_dense_graph_too_large_is_refused(monkeypatch):
-    import lanp.kernels.backends as B
-    monkeypatch.setattr(B, "available_memory_bytes", lambda: 2 * 8 * 100 * 100 - 2)
+    import lanp.kernels.memory as M
+    monkeypatch.setattr(M, "available_memory_bytes", lambda: 2 * 8 * 100 * 100 - 2)
     x = np.random.default_rng(0).normal(size=(110, 2)).astype(np.float32)
     with pytest.raises(InputError, match=r"video long \(#1\) has L = 100 .*GB.*--window"):
         K.propagate(x, np.array([0, 10, 110]), video_ids=["short", "long"])
@@ -191,7 +191,7 @@ def test_dense_graph_too_large_is_refused(monkeypatch):
 
 def test_outputs_are_poisoned_before_the_kernel(monkeypatch):
     """A kernel that writes nothing leaves NaN / -1 behind, never plausible zeros."""
-    import lanp.kernels.cpu as C
+    import lanp.kernels.cpu.packed as C
     for kernel in ("propagate_packed", "similarity_packed", "solve_packed"):
         monkeypatch.setattr(C, kernel, lambda *args: None)
     with pytest.raises(RuntimeError, match="wrote no result for video #0"):
@@ -225,7 +225,7 @@ def test_normalisation_exact_for_small_and_huge_log_affinity_spreads(scale, wind
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
 def test_schedule_runs_every_video_once_and_balances(threads):
-    from lanp.kernels.cpu import schedule
+    from lanp.kernels.cpu.schedule import schedule
     lengths = np.array([5000, 30, 30, 30, 2000, 1, 7, 3000, 30, 30] * 3)
     order, bounds = schedule(lengths, 0, 64, threads)
     assert sorted(order.tolist()) == list(range(lengths.size))
@@ -238,7 +238,7 @@ def test_schedule_runs_every_video_once_and_balances(threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_large_band_takes_the_compact_cg_path_and_matches(dtype):
     """L (2k+1) above BAND_COMPACT_ENTRIES: CG runs on a compact copy of the upper half-band."""
-    from lanp.kernels.cpu import BAND_COMPACT_ENTRIES
+    from lanp.kernels.cpu.packed import BAND_COMPACT_ENTRIES
     rng = np.random.default_rng(21)
     L = BAND_COMPACT_ENTRIES // 101 + 50
     x, offsets = smooth_features(rng, [L, 40], 8, dtype)
@@ -255,8 +255,8 @@ def test_dense_shifted_normalisation_and_its_fallback(spread):
     isolated snippet; past SHIFT_SPREAD_LIMIT it must refuse (S untouched) and the row-wise
     path must give the same graph."""
     from scipy.special import logsumexp
-    from lanp.kernels import cpu
-    rng = np.random.default_rng()
+    from lanp.kernels.cpu import normalise
+    rng = np.random.default_rng(int(spread))          # seeded: a failure repeats
     L = 9
     a = -rng.uniform(0.0, spread, (L, L))
     a[0, 1] = 0.0
@@ -271,12 +271,12 @@ def test_dense_shifted_normalisation_and_its_fallback(spread):
     S = np.triu(a, 1)
     S[np.tril_indices(L)] = 123.0           # poison: the path must not read or keep it
     before = S.copy()
-    done = cpu.normalise_dense_shifted(S, np.empty(L))
-    assert done == (spread <= cpu.SHIFT_SPREAD_LIMIT)
+    done = normalise.normalise_dense_shifted(S, np.empty(L))
+    assert done == (spread <= normalise.SHIFT_SPREAD_LIMIT)
     if not done:
         assert np.array_equal(S, before)
         S = a.copy()
-        cpu.normalise_log_affinity(S, 0, np.empty(L))
+        normalise.normalise_log_affinity(S, 0, np.empty(L))
     assert np.array_equal(S, S.T) or not done
     assert np.abs(S - exact).max() <= 1e-13 * np.abs(exact).max()
     assert np.all(S[4] == 0.0) and np.all(S[:, 4] == 0.0)
@@ -328,16 +328,16 @@ def test_bad_inputs_on_the_vector_and_band_paths(window, dtype):
 
 
 def test_krylov_span_helpers_hand_checked():
-    from lanp.kernels import cpu
+    from lanp.kernels.cpu import cg
     spans = np.zeros((4, 2), dtype=np.int64)
-    m = cpu.nonzero_runs(np.array([0.0, 1.0, 1.0, 0.0, 0.0, 2.0, 0.0, 3.0]), spans)
+    m = cg.nonzero_runs(np.array([0.0, 1.0, 1.0, 0.0, 0.0, 2.0, 0.0, 3.0]), spans)
     assert m == 3 and spans[:m].tolist() == [[1, 3], [5, 6], [7, 8]]
-    m = cpu.widen_spans(spans, m, 1, 8)         # [0,4) [4,7) [6,8): touching and overlapping
+    m = cg.widen_spans(spans, m, 1, 8)         # [0,4) [4,7) [6,8): touching and overlapping
     assert m == 1 and spans[:m].tolist() == [[0, 8]]
     spans[:2] = [[2, 3], [9, 10]]
-    m = cpu.widen_spans(spans, 2, 2, 12)        # [0,5) and [7,12): a gap of two rows stays
+    m = cg.widen_spans(spans, 2, 2, 12)        # [0,5) and [7,12): a gap of two rows stays
     assert m == 2 and spans[:m].tolist() == [[0, 5], [7, 12]]
-    assert cpu.widen_spans(spans, 2, 0, 12) == 1 and spans[0].tolist() == [0, 12]   # dense
+    assert cg.widen_spans(spans, 2, 0, 12) == 1 and spans[0].tolist() == [0, 12]   # dense
 
 
 def full_length_cg(A, y, tol, maxiter):
@@ -384,11 +384,11 @@ def test_cg_on_krylov_spans_equals_full_length_cg(seeds, maxiter):
     iterates. With a tolerance no run reaches, both take exactly ``maxiter`` iterations, so the
     iterates are compared: z to float64 rounding, and exactly 0 beyond iterations x k rows of
     every seed (where a full-length CG has exact zeros too)."""
-    from lanp.kernels import cpu
+    from lanp.kernels.cpu import cg
     L, k, alpha = 400, 6, 0.99
     band, dense, y = band_problem(seeds, L, k)
     z = np.full(L, np.nan)                              # poisoned: every entry must be written
-    it, residual, converged = cpu.conjugate_gradient(band, k, y, alpha, 1e-30, maxiter, z)
+    it, residual, converged = cg.conjugate_gradient(band, k, y, alpha, 1e-30, maxiter, z)
     A = np.eye(L) - alpha * dense
     z_full, it_full = full_length_cg(A, y, 1e-30, maxiter)
     assert it == it_full == maxiter and not converged
@@ -409,11 +409,11 @@ def test_cg_on_krylov_spans_converges_like_full_length_cg(seeds):
     """To tol = 1e-8 the span-restricted CG converges with the full-length CG. The stopping
     tests compare recursive residuals summed in different orders, so they may stop one iteration
     apart; both solutions are then within cond(A) tol <= 199e-8 of the exact one."""
-    from lanp.kernels import cpu
+    from lanp.kernels.cpu import cg
     L, k, alpha = 400, 6, 0.99
     band, dense, y = band_problem(seeds, L, k)
     z = np.full(L, np.nan)
-    it, residual, converged = cpu.conjugate_gradient(band, k, y, alpha, 1e-8, 1000, z)
+    it, residual, converged = cg.conjugate_gradient(band, k, y, alpha, 1e-8, 1000, z)
     A = np.eye(L) - alpha * dense
     z_full, it_full = full_length_cg(A, y, 1e-8, 1000)
     assert converged and abs(it - it_full) <= 1, (it, it_full)

@@ -28,8 +28,8 @@ SCRIPT = textwrap.dedent(r'''
     assert config.ENABLE_CUDASIM
     from lanp.kernels import propagate, similarity, solve, InputError
     from lanp.kernels import backends
-    from lanp.kernels.numba_cuda import NumbaCudaBackend
-    from lanp.kernels.params import GraphParams, SolverParams
+    from lanp.kernels.cuda.numba_backend import NumbaCudaBackend
+    from lanp.kernels import GraphParams, SolverParams
     from reference import normalized_similarity, propagate_reference, relative_error
 
     backends.register(NumbaCudaBackend(block=8))     # small blocks: fewer simulator threads

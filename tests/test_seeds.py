@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lanp.kernels import InputError, propagate, similarity, solve
-from lanp.kernels.params import is_uniform_seeds, pack_seeds
+from lanp.kernels import is_uniform_seeds, pack_seeds
 from reference import propagate_reference, relative_error
 from test_gpu import BACKENDS as GPU_BACKENDS, ragged
 

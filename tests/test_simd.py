@@ -1,4 +1,4 @@
-"""The explicit-vector CPU building blocks (lanp.kernels.simd) against float64 references."""
+"""The explicit-vector CPU building blocks (lanp.kernels.cpu.simd) against float64 references."""
 import math
 import platform
 
@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from numba import njit
 
-from lanp.kernels import cpu, simd
+from lanp.kernels.cpu import simd, tiles
+from lanp.kernels.cpu.flags import FASTMATH
 
 EPS = np.finfo(np.float64).eps
 
 
-@njit(fastmath=cpu.FASTMATH)        # not cached: a cache-loaded function has no assembly to read
+@njit(fastmath=FASTMATH)        # not cached: a cache-loaded function has no assembly to read
 def exp_all(a, out):
     for i in range(a.shape[0]):
         out[i] = simd.exp_flush(a[i])
@@ -57,13 +58,13 @@ def test_exp_flush_loop_vectorises():
 
 @njit(cache=True)
 def tile_via_cpu(X, rx, Y, ry, P, lo, hi):
-    return cpu.dot_tile(X, rx[0], rx[1], rx[2], rx[3], Y, ry[0], ry[1], ry[2], ry[3],
+    return tiles.dot_tile(X, rx[0], rx[1], rx[2], rx[3], Y, ry[0], ry[1], ry[2], ry[3],
                         X.dtype.type(0), P, lo, hi)
 
 
 @njit(cache=True)
 def triangles_via_cpu(X, a, b, P, lo, hi):
-    return cpu.dot_triangles(X, a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], X.dtype.type(0),
+    return tiles.dot_triangles(X, a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], X.dtype.type(0),
                              P, lo, hi)
 
 
@@ -191,7 +192,7 @@ def test_gram_prefetch_never_changes_the_values(band):
     results = []
     for rows_ahead in (ahead, ahead[:0], ahead[:3]):
         G = np.full(shape, np.nan)
-        cpu.gram_tiles(x, np.float32(0), k, dense, G, rows_ahead)
+        tiles.gram_tiles(x, np.float32(0), k, dense, G, rows_ahead)
         results.append(G)
     for G in results[1:]:
         assert np.array_equal(G, results[0], equal_nan=True)
@@ -209,7 +210,7 @@ def test_gram_prefetch_never_changes_the_values(band):
                 assert math.isnan(value), (i, j)
 
 
-@njit(cache=True, fastmath=cpu.FASTMATH)
+@njit(cache=True, fastmath=FASTMATH)
 def exp_finite_all(a, coarse, out):
     for i in range(a.shape[0]):
         out[i] = simd.exp_finite(a[i], coarse)

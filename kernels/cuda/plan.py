@@ -16,7 +16,6 @@ import numpy as np
 BLOCK = 256                 # LANP_BLOCK in lanp.cu
 FUSED_MAX_L = 128           # videos up to this length take the fused similarity + CG kernel
 FUSED_SMEM_LIMIT = 227 * 1024   # sm_90 opt-in maximum of dynamic shared memory per block
-NO_BAD_ROW = np.iinfo(np.int32).max   # initial value of the kernels' per-video bad-row key
 
 
 @dataclass
@@ -100,13 +99,3 @@ def split_fused(lengths, band: int, max_l: int = FUSED_MAX_L, smem_limit: int = 
     rest = order[~short[order]]
     smem = int(need[fused].max()) if fused.size else 0
     return fused, rest, smem
-
-
-def raise_bad_rows(bad, offsets, video_ids, graph, where):
-    """bad[v] = 4 * snippet + status of the first bad snippet of video v (NO_BAD_ROW: none);
-    raise the same InputError as the CPU backend."""
-    from .api import raise_for_status
-    bad = np.asarray(bad)
-    status = np.where(bad == NO_BAD_ROW, 0, bad % 4).astype(np.int8)
-    where_idx = np.where(bad == NO_BAD_ROW, -1, bad // 4).astype(np.int64)
-    raise_for_status(status, where_idx, offsets, video_ids, graph, where)

@@ -1,7 +1,7 @@
-// lanp.cu: GPU twins of lanp.kernels.cpu (similarity_packed, solve_packed, propagate_packed).
+// lanp.cu: GPU twins of lanp.kernels.cpu.packed (similarity_packed, solve_packed, propagate_packed).
 //
 // Packed ragged input: x (N, D) float32/float64 row-major, offsets (V+1,) int64; video v owns rows
-// offsets[v]:offsets[v+1]. Per video of length L (same math as kernels/cpu.py):
+// offsets[v]:offsets[v+1]. Per video of length L (same math as kernels/cpu/graph.py and cpu/cg.py):
 //
 //     a_ij  = log Wf_ij - |i - j| / s        (a_ii = -inf, -inf outside the band)
 //     lse_i = logsumexp_j a_ij
@@ -19,7 +19,8 @@
 // __global__ kernels are thin wrappers (block = CUDA block, blockIdx picks the work item); the
 // extern "C" *_host functions run the same functions on the CPU with a one-thread block, looping
 // over the grid, so tests can check the math through ctypes without a GPU:
-//     nvcc -shared -Xcompiler -fPIC -arch=sm_90 -o liblanp.so lanp.cu
+//     nvcc -shared -Xcompiler -fPIC -arch=sm_90 $(python -c "from lanp.kernels.codes import
+//          cuda_options; print(*cuda_options())") -o liblanp.so lanp.cu
 // The file compiles on its own with nvcc and, host part excluded, with NVRTC (cupy.RawModule).
 
 #ifndef LANP_BLOCK
@@ -43,8 +44,12 @@ __host__ __device__ inline bool lanp_finite(double v) { return v - v == 0.0; }
 __host__ __device__ inline lanp_i64 lanp_min(lanp_i64 a, lanp_i64 b) { return a < b ? a : b; }
 __host__ __device__ inline lanp_i64 lanp_max(lanp_i64 a, lanp_i64 b) { return a > b ? a : b; }
 
-enum { LANP_SQEUCLIDEAN = 0, LANP_RMS = 1, LANP_COSINE = 2 };
-enum { LANP_OK = 0, LANP_NONFINITE = 1, LANP_ZERO = 2 };
+// The distance and status codes come from lanp.kernels.codes as -D defines (cupy's RawModule
+// options, tests/cuda_build.py's nvcc command): one table for every backend.
+#if !defined(LANP_SQEUCLIDEAN) || !defined(LANP_RMS) || !defined(LANP_COSINE) || !defined(LANP_OK) || \
+    !defined(LANP_NONFINITE) || !defined(LANP_ZERO) || !defined(LANP_STATUS_KEY_STRIDE)
+#error "compile with the codes of lanp.kernels.codes.cuda_options(), e.g. -DLANP_SQEUCLIDEAN=0"
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // the block: cooperation only (index, barrier, sum, atomic min); everything else is per thread
@@ -191,7 +196,7 @@ __host__ __device__ inline double lanp_normalise(double a, double lse_i, double 
 }
 
 // 1 if row i lies within `reach` rows of one of the video's seeds (local positions 0 <= s < L,
-// packed by lanp.kernels.params.pack_seeds): CG's j-th search direction is exactly zero beyond
+// packed by lanp.kernels.seeds.pack_seeds): CG's j-th search direction is exactly zero beyond
 // j k rows of the seeds for a band of half-width k (k == 0, dense: pass reach >= L)
 __host__ __device__ inline int lanp_within_reach(lanp_i64 i, const lanp_i64* seeds, int nseeds,
                                                  lanp_i64 reach)
@@ -232,7 +237,7 @@ __host__ __device__ inline double lanp_apply_row(const double* S, lanp_i64 width
 // affinities of the halo rows E \ [r0, r1), E = [r0 - k, r1 + k) clipped, into ``halo``
 // (rows [e0, r0) then [r1, e1), stride width); the norms of [e0 - k, e1 + k) go to ``norms``,
 // the lse of E to ``lse``. ``own`` receives row r0 at own[0] (stride width): the log affinities
-// first, S at the end. A bad input row of [r0, r1) lowers *bad_key to 4 * row + status.
+// first, S at the end. A bad input row of [r0, r1) lowers *bad_key to LANP_STATUS_KEY_STRIDE * row + status.
 template <typename T>
 __host__ __device__ void lanp_similarity_rows(const LanpBlock& b, const T* xv, lanp_i64 D,
                                               lanp_i64 L, lanp_i64 r0, lanp_i64 r1, int k,
@@ -254,7 +259,7 @@ __host__ __device__ void lanp_similarity_rows(const LanpBlock& b, const T* xv, l
         const double n = lanp_sqnorm(xv + i * D, D);
         norms[i - c0] = n;
         const int st = lanp_norm_status<T>(n, unit);
-        if (st != LANP_OK && i >= r0 && i < r1 && bad_key) b.atomic_min(bad_key, (int)(4 * i + st));
+        if (st != LANP_OK && i >= r0 && i < r1 && bad_key) b.atomic_min(bad_key, (int)(LANP_STATUS_KEY_STRIDE * i + st));
     }
     b.sync();
 
@@ -378,7 +383,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
 // work items: one CUDA block each
 
 // items (n, 6) int64 rows: video, r0, r1, norms offset, lse offset, halo offset (into the scratch
-// buffers); built by lanp.kernels.cuda_plan.similarity_items. band 0 = dense.
+// buffers); built by lanp.kernels.cuda.plan.similarity_plan. band 0 = dense.
 template <typename T>
 __host__ __device__ void lanp_similarity_item(const LanpBlock& b, lanp_i64 item, const T* x,
                                               lanp_i64 D, const lanp_i64* offsets,

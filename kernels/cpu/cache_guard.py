@@ -2,8 +2,9 @@
 
 numba's cache (``cache=True``) is invalidated when the file that defines a jitted function
 changes, but not when a file it calls into changes (numba issues #1833 and #9483, still open):
-after an edit to simd.py the cached kernels of cpu.py keep the old vector code, and after one to
-cpu.py those of official.py keep the old register tiles. With an editable install (README's
+after an edit to simd.py the cached kernels of tiles.py keep the old vector code, after one to
+tiles.py those of graph.py and weights.py keep the old register tiles, and an edit to
+../codes.py changes constants that every kernel has compiled in. With an editable install (README's
 set-up), a ``git pull`` that touches only simd.py would run stale machine code.
 
 So the sources of every cached kernel are fingerprinted together (with the numba version). When
@@ -19,14 +20,17 @@ from pathlib import Path
 
 import numba
 
-# every module with cache=True kernels, and everything those inline
-SOURCES = ("cpu.py", "simd.py", "official.py")
+# every module with cache=True kernels, and everything those inline or read at compile time
+# (paths relative to the kernels/ folder; tests check that no cpu/ module is missing)
+SOURCES = ("codes.py", "cpu/cg.py", "cpu/distances.py", "cpu/flags.py", "cpu/graph.py",
+           "cpu/normalise.py", "cpu/official.py", "cpu/packed.py", "cpu/schedule.py", "cpu/simd.py",
+           "cpu/tiles.py", "cpu/weights.py")
 FINGERPRINT_FILE = "lanp-kernels.fingerprint"
 CACHE_SUFFIXES = (".nbi", ".nbc")
 
 
 def source_fingerprint(folder) -> str:
-    """sha256 over the numba version and the bytes of SOURCES in ``folder``."""
+    """sha256 over the numba version and the bytes of SOURCES in ``folder`` (a kernels/ tree)."""
     digest = hashlib.sha256(numba.__version__.encode())
     for name in SOURCES:
         digest.update(name.encode() + b"\0")
@@ -37,7 +41,7 @@ def source_fingerprint(folder) -> str:
 def cached_kernel_files(cache_dir) -> list:
     """numba's index (.nbi) and data (.nbc) files of the SOURCES modules in ``cache_dir``
     (named '<module>.<function>-<line>.py<version>...')."""
-    stems = tuple(Path(name).stem + "." for name in SOURCES)
+    stems = tuple(Path(name).stem + "." for name in SOURCES if name.startswith("cpu/"))
     try:
         names = os.listdir(cache_dir)
     except OSError:
@@ -81,7 +85,7 @@ def ensure_fresh(dispatcher) -> int:
     if cache_dir is None:
         return 0
     try:
-        fingerprint = source_fingerprint(Path(__file__).resolve().parent)
+        fingerprint = source_fingerprint(Path(__file__).resolve().parent.parent)
     except OSError:                             # sources not on disk (e.g. a zipped install)
         return 0
     return refresh(cache_dir, fingerprint)

@@ -19,8 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cuda_plan
-from .backends import check_graph_memory, to_numpy
+from ..arrays import to_numpy
+from ..codes import NO_BAD_ROW, cuda_options
+from ..contract import poisoned_solver_outputs, raise_bad_rows
+from ..memory import check_graph_memory
+from ..results import Graph, Propagation
+from . import plan as cuda_plan
 
 SOURCE = Path(__file__).with_name("lanp.cu")
 SHARED_DEFAULT = 48 * 1024
@@ -30,7 +34,7 @@ SHARED_DEFAULT = 48 * 1024
 def module():
     """The compiled RawModule (once per process; cupy also caches the binary on disk)."""
     import cupy
-    return cupy.RawModule(code=SOURCE.read_text(), options=("-std=c++17", f"-DLANP_BLOCK={cuda_plan.BLOCK}"))
+    return cupy.RawModule(code=SOURCE.read_text(), options=("-std=c++17", f"-DLANP_BLOCK={cuda_plan.BLOCK}", *cuda_options()))
 
 
 @lru_cache(maxsize=None)
@@ -105,7 +109,7 @@ class CupyBackend:
         V = lengths.shape[0]
         plan = cuda_plan.similarity_plan(lengths, graph.band, videos=videos)
         values = cupy.full(plan.values_shape, np.nan)
-        bad = cupy.full(V, cuda_plan.NO_BAD_ROW, dtype=np.int32)
+        bad = cupy.full(V, NO_BAD_ROW, dtype=np.int32)
         if plan.items.shape[0]:
             goff = plan.graph_offsets if plan.graph_offsets is not None else np.zeros(1, np.int64)
             kernel(f"lanp_similarity_{_suffix(dt)}")(
@@ -133,22 +137,19 @@ class CupyBackend:
     @staticmethod
     def _solver_outputs(N, V):
         import cupy
-        return (cupy.full(N, np.nan), cupy.full(V, -1, dtype=np.int32), cupy.full(V, np.nan),
-                cupy.zeros(V, dtype=np.uint8))
+        return poisoned_solver_outputs(N, V, np.float64, xp=cupy, converged_dtype=np.uint8)
 
     # -- backend interface ---------------------------------------------------------------------
     def similarity(self, features, offsets, graph, dt, video_ids, where):
-        from .api import Graph
         kind = _kind(features)
         lengths = np.diff(offsets)
         check_graph_memory(lengths, graph.window, video_ids, where, budget=_device_budget())
         x = _to_cupy(features, dt)
         values, plan, bad = self._similarity(x, offsets, graph, dt)
-        cuda_plan.raise_bad_rows(bad.get(), offsets, video_ids, graph, where)
+        raise_bad_rows(bad.get(), offsets, video_ids, graph, where)
         return Graph(_out(values, kind), offsets, plan.graph_offsets, graph.window)
 
     def solve(self, g, solver, seeds):
-        from .api import Propagation
         kind = _kind(g.values)
         offsets = np.asarray(to_numpy(g.offsets), dtype=np.int64)
         V, N = offsets.shape[0] - 1, int(offsets[-1])
@@ -160,7 +161,6 @@ class CupyBackend:
 
     def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where):
         import cupy
-        from .api import Propagation
         kind = _kind(features)
         lengths = np.diff(offsets)
         V, N = lengths.shape[0], int(offsets[-1])
@@ -168,7 +168,7 @@ class CupyBackend:
         fused, rest, smem = cuda_plan.split_fused(lengths, graph.band)
         z, it, res, conv = self._solver_outputs(N, V)
         positions, seed_offsets = seeds
-        bad = cupy.full(V, cuda_plan.NO_BAD_ROW, dtype=np.int32)
+        bad = cupy.full(V, NO_BAD_ROW, dtype=np.int32)
         if fused.size:
             fn = kernel(f"lanp_fused_{_suffix(dt)}")
             if smem > SHARED_DEFAULT and fn.max_dynamic_shared_size_bytes < smem:
@@ -188,6 +188,6 @@ class CupyBackend:
             self._solve(values, offsets, plan.graph_offsets, graph.band, solver, seeds, rest,
                         z, it, res, conv)
             del values
-        cuda_plan.raise_bad_rows(bad.get(), offsets, video_ids, graph, where)
+        raise_bad_rows(bad.get(), offsets, video_ids, graph, where)
         z = z.astype(dt, copy=False)
         return Propagation(_out(z, kind), it.get(), res.get(), conv.get().astype(bool), self.name)

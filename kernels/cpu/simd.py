@@ -15,9 +15,9 @@
   ``math.exp`` stays a scalar libm call without SVML.
 
 Editing this file: numba's on-disk cache (``cache=True``) tracks only the file that defines each
-jitted function, so kernels/cpu.py's cached machine code would keep the old intrinsics;
-kernels/cache_guard.py drops lanp's cached kernels whenever this file, cpu.py or official.py
-changes (the first import after an edit recompiles, about 40 s here).
+jitted function, so the cached machine code of the kernels that inline these intrinsics would keep
+the old ones; :mod:`lanp.kernels.cpu.cache_guard` drops lanp's cached kernels whenever any CPU
+kernel source changes (the first import after an edit recompiles).
 """
 from __future__ import annotations
 
@@ -32,9 +32,7 @@ from numba.extending import intrinsic
 
 def _vector_bytes() -> int:
     """Width of the explicit vectors: 64 bytes (zmm) where the host has AVX-512F, 32 (ymm) with
-    AVX, else 16. On this project's Ice Lake host a 4 x 4 tile of zmm accumulators, one vector of
-    each row per step, computes the UCF-32 Gram 1.6x faster than two ymm vectors per step (the
-    L2 then feeds half the bytes per flop)."""
+    AVX, else 16 (why the widest: bench/RESULTS.md, "Notes moved from the kernels' docstrings")."""
     try:
         features = llvm_binding.get_host_cpu_features()
     except RuntimeError:                    # hosts LLVM cannot describe: portable width
@@ -45,7 +43,7 @@ def _vector_bytes() -> int:
 
 
 VECTOR_BYTES = _vector_bytes()
-LINE_BYTES = 64                    # one prefetch per cache line: sparser ones were slower here
+LINE_BYTES = 64                    # one prefetch per cache line (bench/RESULTS.md)
 
 
 def _dot_products_intrinsic(pairs, doc, vector_bytes=None):
