@@ -72,13 +72,13 @@ def table(r: dict) -> str:
     head = {"auc": "ROC-AUC", "pr_auc": "AP (pr_auc)"}[r["headline"]]
     lines = [f"dataset {r['dataset']}: headline {head} = {_fmt(r['headline_value'])}",
              "",
-             f"  {'metric':<34} {'all videos':>10} {'abnormal only':>14}",
-             f"  {'frame ROC-AUC':<34} {_fmt(r['auc']):>10} {_fmt(r['auc_abnormal']):>14}",
-             f"  {'frame AP, pr_auc (trapezoid; papers)':<34} {_fmt(r['pr_auc']):>10} {_fmt(r['pr_auc_abnormal']):>14}",
-             f"  {'frame AP, ap (step; scikit-learn)':<34} {_fmt(r['ap']):>10} {_fmt(r['ap_abnormal']):>14}",
-             f"  {'video ROC-AUC (max score)':<34} {_fmt(r['video_auc']):>10}",
-             f"  {'video AP (max score)':<34} {_fmt(r['video_ap']):>10}",
-             f"  {'false alarm rate @ ' + format(r['far_threshold'], 'g') + ' (normal videos)':<34} "
+             f"  {'metric':<40} {'all videos':>10} {'abnormal only':>14}",
+             f"  {'frame ROC-AUC':<40} {_fmt(r['auc']):>10} {_fmt(r['auc_abnormal']):>14}",
+             f"  {'frame AP, pr_auc (trapezoid; papers)':<40} {_fmt(r['pr_auc']):>10} {_fmt(r['pr_auc_abnormal']):>14}",
+             f"  {'frame AP, ap (step; scikit-learn)':<40} {_fmt(r['ap']):>10} {_fmt(r['ap_abnormal']):>14}",
+             f"  {'video ROC-AUC (max score)':<40} {_fmt(r['video_auc']):>10}",
+             f"  {'video AP (max score)':<40} {_fmt(r['video_ap']):>10}",
+             f"  {'false alarm rate @ ' + format(r['far_threshold'], 'g') + ' (normal videos)':<40} "
              f"{_fmt(r['far']):>10}"]
     if r["classes"]:
         lines += ["", f"per-class frame ROC-AUC (each class's videos + all {r['normal_videos']} normal videos), "
