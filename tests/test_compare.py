@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from lanp.cli import main
-from lanp.evaluation.compare import METHODS, CompareConfig, labels_from_scores, pseudo_label_quality, run_compare
+from lanp.evaluation.compare import (METHODS, CompareConfig, labels_from_scores, pseudo_label_quality, run_compare,
+                                    snippet_labels_from_gt, split_quality)
 from lanp.kernels import InputError
 from lanp.method.options import PropagateConfig
 from lanp.data.synth import make_synthetic, write_synthetic
@@ -48,6 +49,7 @@ def test_cli_subset_without_train_gt(tiny, capsys):
     assert rc == 0
     table = (out / "compare.md").read_text()
     assert "| lanp |" in table and "| trivial-ends |" in table and "precision" not in table
+    assert "oracle" not in table
     assert "| lanp |" in capsys.readouterr().out
 
 
@@ -65,6 +67,31 @@ def test_pseudo_label_quality_and_rule():
     q = pseudo_label_quality(np.array([0, 1, 0, 1], np.uint8), np.array([0, 4]), ["a"], gt)
     assert q == {"precision": 0.5, "recall": 0.5}
     # the LANP rule on negated scores: in the more spread video the floor(0.5 L) highest scores are 1
-    labels = labels_from_scores(np.array([0, 0, 0, 0, 0, 5, 4, 0.0]), np.array([0, 4, 8]),
-                                PropagateConfig(abnormal_ratio=0.5))
+    labels, video_score, abnormal = labels_from_scores(np.array([0, 0, 0, 0, 0, 5, 4, 0.0]), np.array([0, 4, 8]),
+                                                       PropagateConfig(abnormal_ratio=0.5))
     assert labels.tolist() == [0, 0, 0, 0, 0, 1, 1, 0]
+    assert abnormal.tolist() == [False, True] and video_score[1] > video_score[0] == 0.0
+
+
+def test_snippet_labels_from_frame_truth():
+    gt = {"a": np.r_[np.zeros(20), np.ones(5), np.zeros(7)], "b_gt": np.zeros(40)}
+    snip, video = snippet_labels_from_gt(gt, np.array([0, 3, 5]), ["a", "b"], fps=16)
+    assert snip.tolist() == [0, 1, 0, 0, 0] and video.tolist() == [1, 0]   # frames 16..31 hold the 1s
+    snip, _ = snippet_labels_from_gt({"a": np.r_[np.zeros(16), np.ones(4)]}, np.array([0, 3]), ["a"], fps=16)
+    assert snip.tolist() == [0, 1, 1]                     # past the last frame: its label repeats
+    with pytest.raises(InputError, match="has no video"):
+        snippet_labels_from_gt(gt, np.array([0, 3]), ["zzz"], fps=16)
+
+
+def test_split_quality_hand_case():
+    q = split_quality(np.array([0.1, 0.9, 0.2, 0.8]), np.array([False, True, True, False]),
+                      np.array([0, 1, 0, 1]), np.array([10, 20, 30, 40]))
+    assert q["split_accuracy"] == 0.5 and q["split_video_auc"] == 1.0
+    assert q["length_score_spearman"] == pytest.approx(0.4)
+
+
+def test_oracle_needs_training_truth(tiny):
+    with pytest.raises(InputError, match="needs the training ground truth"):
+        run_compare(tiny / "train.h5", tiny / "test.h5", tiny / "test.gt.h5", tiny / "no-oracle",
+                    CompareConfig(methods=["oracle"], seeds=1, epochs=1))
+    assert not (tiny / "no-oracle").exists()          # refused before any work

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -39,7 +39,8 @@ from lanp.kernels import InputError
 from lanp.method.options import PropagateConfig
 
 BASELINES = ("c2fpl", "lbr-spr", "trivial-ends", "iforest")
-METHODS = tuple(ABLATIONS) + BASELINES
+CEILINGS = ("oracle",)
+METHODS = tuple(ABLATIONS) + BASELINES + CEILINGS
 DESCRIPTIONS = {
     "lanp": "LANP: normality prior, W = Wf*Wt, propagation, loss re-weighting",
     "lanp-random-seeds": "ablation: random seed snippets (same count, seeded)",
@@ -52,6 +53,7 @@ DESCRIPTIONS = {
     "lbr-spr": "LBR-SPR-style: feature-level self-paced autoencoder, reconstruction error",
     "trivial-ends": "trivial: distance to the mean of the first and last snippets",
     "iforest": "trivial: isolation forest over all training snippets",
+    "oracle": "ceiling: the same detector trained on the true training snippet labels (weights 1)",
 }
 
 
@@ -79,12 +81,6 @@ class CompareConfig:
             raise InputError(f"epochs={self.epochs!r} is invalid: it must be >= 1")
 
 
-def _read_all(path):
-    with FeatureFile(path) as ff:
-        x = np.concatenate([ff.read(v0, v1)[0] for v0, v1 in ff.chunks()], axis=0)
-        return x, ff.offsets.copy(), list(ff.video_ids)
-
-
 def _by_video(values, offsets, ids) -> Dict[str, np.ndarray]:
     return {vid: np.asarray(values[offsets[v]:offsets[v + 1]]) for v, vid in enumerate(ids)}
 
@@ -100,12 +96,31 @@ def pseudo_label_quality(pseudo: np.ndarray, offsets, ids, gt, fps: int = 16) ->
     return {"precision": tp / p.sum() if p.sum() else None, "recall": tp / y.sum() if y.sum() else None}
 
 
-def labels_from_scores(scores: np.ndarray, offsets, config: PropagateConfig) -> np.ndarray:
-    """LANP's labelling rule on the normality -scores (for scorers without pseudo-labels)."""
+def labels_from_scores(scores: np.ndarray, offsets, config: PropagateConfig):
+    """LANP's labelling rule on the normality -scores (for scorers without pseudo-labels):
+    (pseudo-labels (N,), video scores std (V,), video_abnormal (V,))."""
     z = -np.asarray(scores, dtype=np.float64)
     n_normal = L.resolve_n_normal(len(offsets) - 1, config.n_normal, config.normal_fraction)
-    abnormal = L.split_videos(L.video_std(z, offsets), n_normal)
-    return L.pseudo_labels(z, offsets, abnormal, config.abnormal_ratio)
+    video_score = L.video_std(z, offsets)
+    abnormal = L.split_videos(video_score, n_normal)
+    return L.pseudo_labels(z, offsets, abnormal, config.abnormal_ratio), video_score, abnormal
+
+
+def snippet_labels_from_gt(gt, offsets, ids, fps: int = 16):
+    """(snippet labels (N,) uint8, video labels (V,) uint8) from frame-level ground truth: a snippet
+    is abnormal when any of its ``fps`` frames is (snippets past the last frame repeat it)."""
+    from lanp.data.groundtruth import match_videos
+
+    match = match_videos(list(ids), gt, "training ground truth")
+    out = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    for v, vid in enumerate(ids):
+        frames = np.asarray(gt[match[vid]]) > 0
+        n = int(offsets[v + 1] - offsets[v])
+        if frames.size == 0:
+            continue
+        frames = np.concatenate([frames, np.repeat(frames[-1:], max(0, n * fps - frames.size))])[:n * fps]
+        out[offsets[v]:offsets[v + 1]] = frames.reshape(n, fps).any(axis=1)
+    return out, np.maximum.reduceat(out, np.asarray(offsets[:-1], dtype=np.int64)).astype(np.uint8)
 
 
 def _train_and_score(train_path, test_path, work: Path, name: str, seed: int, pseudo, weight,
@@ -125,10 +140,12 @@ def _train_and_score(train_path, test_path, work: Path, name: str, seed: int, ps
 
 
 def run_method(name: str, seed: int, data: dict, config: CompareConfig, work: Path, cache: dict) -> dict:
-    """One method, one seed: {'test_scores', 'pseudo' (or None)}."""
+    """One method, one seed: {'test_scores', 'pseudo' (or None), 'video_score' and 'video_abnormal'
+    (the training split it made, or None)}."""
     pc = config.propagate
     xtr, otr, idtr = data["train"]
     xte, ote, _ = data["test"]
+    none = {"video_score": None, "video_abnormal": None}
     if name in ABLATIONS:
         key = (name, seed if ABLATIONS[name].seeds == "random" else None)
         if key not in cache:
@@ -136,28 +153,104 @@ def run_method(name: str, seed: int, data: dict, config: CompareConfig, work: Pa
         labels = cache[key]
         scores = _train_and_score(data["train_path"], data["test_path"], work, name, seed, labels.pseudo_label,
                                   labels.weight, otr, idtr, config)
-        return {"test_scores": scores, "pseudo": labels.pseudo_label}
+        return {"test_scores": scores, "pseudo": labels.pseudo_label, "video_score": labels.video_score,
+                "video_abnormal": labels.video_abnormal}
+    if name == "oracle":
+        if data.get("train_snippet_labels") is None:
+            raise InputError("method 'oracle' needs the training ground truth (--train-gt)")
+        truth = data["train_snippet_labels"]
+        scores = _train_and_score(data["train_path"], data["test_path"], work, name, seed, truth,
+                                  np.ones(truth.shape[0], np.float32), otr, idtr, config)
+        return {"test_scores": scores, "pseudo": truth, **none}
     if name == "c2fpl":
         from lanp.evaluation.baselines import c2fpl_labels
-        pseudo, _ = c2fpl_labels(xtr, otr, config.c2fpl_window, seed=seed)
+        pseudo, abnormal = c2fpl_labels(xtr, otr, config.c2fpl_window, seed=seed)
         scores = _train_and_score(data["train_path"], data["test_path"], work, name, seed, pseudo,
                                   np.ones(pseudo.shape[0], np.float32), otr, idtr, config)
-        return {"test_scores": scores, "pseudo": pseudo}
+        return {"test_scores": scores, "pseudo": pseudo, "video_score": None, "video_abnormal": abnormal}
     if name == "lbr-spr":
         from lanp.evaluation.baselines import lbr_spr
         scores, pseudo, _ = lbr_spr(xtr, xte, epochs=config.epochs, drop_fraction=config.lbr_drop_fraction,
                                     seed=seed, device=config.device)
-        return {"test_scores": scores, "pseudo": pseudo}
+        return {"test_scores": scores, "pseudo": pseudo, **none}
     if name == "trivial-ends":
         from lanp.evaluation.baselines import ends_distance
         normalize = pc.normalize == "l2"
-        return {"test_scores": ends_distance(xte, ote, normalize),
-                "pseudo": labels_from_scores(ends_distance(xtr, otr, normalize), otr, pc)}
+        pseudo, video_score, abnormal = labels_from_scores(ends_distance(xtr, otr, normalize), otr, pc)
+        return {"test_scores": ends_distance(xte, ote, normalize), "pseudo": pseudo,
+                "video_score": video_score, "video_abnormal": abnormal}
     if name == "iforest":
         from lanp.evaluation.baselines import isolation_forest
         train_scores, test_scores = isolation_forest(xtr, xte, seed=seed)
-        return {"test_scores": test_scores, "pseudo": labels_from_scores(train_scores, otr, pc)}
+        pseudo, video_score, abnormal = labels_from_scores(train_scores, otr, pc)
+        return {"test_scores": test_scores, "pseudo": pseudo, "video_score": video_score, "video_abnormal": abnormal}
     raise InputError(f"unknown method {name!r}: choose from {', '.join(METHODS)}")
+
+
+def split_quality(video_score, video_abnormal, truth, lengths) -> dict:
+    """How a method's training split matches the true video labels: accuracy of video_abnormal,
+    the video AUC of its score, and Spearman(length, score)."""
+    from lanp.evaluation.metrics import roc_auc
+    from lanp.method.diagnostics import length_score_spearman
+
+    out = {"split_accuracy": None, "split_video_auc": None, "length_score_spearman": None}
+    truth = np.asarray(truth) > 0
+    if video_abnormal is not None:
+        out["split_accuracy"] = float(np.mean(np.asarray(video_abnormal, dtype=bool) == truth))
+    if video_score is not None:
+        out["split_video_auc"] = roc_auc(truth.astype(np.float64), np.asarray(video_score, dtype=np.float64))
+        rho = length_score_spearman(lengths, video_score)
+        out["length_score_spearman"] = None if math.isnan(rho) else rho
+    return out
+
+
+RUN_KEYS = ("auc", "ap", "pr_auc", "auc_abnormal", "precision", "recall", "split_accuracy", "split_video_auc",
+            "length_score_spearman")
+
+
+def evaluate_methods(data: dict, gt_test, gt_train, config: CompareConfig, work: Path, log, seeds=None) -> list:
+    """Every method of ``config`` over ``seeds`` (default 0..config.seeds-1) on one split: one row
+    per method with its runs and mean +/- std of every metric (test frame AUC/AP, pseudo-label
+    precision/recall and the split's quality where the training truth is known)."""
+    from lanp.evaluation.metrics import evaluate
+
+    fps = config.frames_per_snippet
+    _, ote, idte = data["test"]
+    _, otr, idtr = data["train"]
+    cache: dict = {}
+    rows = []
+    methods = list(dict.fromkeys(config.methods))
+    seeds = list(range(int(config.seeds))) if seeds is None else list(seeds)
+    for k, name in enumerate(methods, 1):
+        runs = []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            r = run_method(name, seed, data, config, work, cache)
+            metrics = evaluate(_by_video(r["test_scores"], ote, idte), gt_test, fps=fps)
+            run = {"seed": seed, "auc": metrics["auc"], "ap": metrics["ap"], "pr_auc": metrics.get("pr_auc"),
+                   "auc_abnormal": metrics["auc_abnormal"]}
+            if gt_train is not None and r["pseudo"] is not None:
+                run.update(pseudo_label_quality(r["pseudo"], otr, idtr, gt_train, fps))
+            if data.get("train_video_labels") is not None:
+                run.update(split_quality(r["video_score"], r["video_abnormal"], data["train_video_labels"],
+                                         np.diff(otr)))
+            run["seconds"] = time.perf_counter() - t0
+            runs.append(run)
+            pr = (f", pseudo-labels P {run['precision']:.3f} R {run['recall']:.3f}"
+                  if run.get("precision") is not None and run.get("recall") is not None else "")
+            log(f"[{k}/{len(methods)}] {name} seed {seed}: AUC {run['auc']:.4f} AP {run['ap']:.4f}{pr} "
+                f"({run['seconds']:.1f} s)")
+        row = {"method": name, "description": DESCRIPTIONS[name], "runs": runs}
+        for key in RUN_KEYS:
+            row[key] = _stats([r.get(key) for r in runs])
+        rows.append(row)
+    return rows
+
+
+def read_split(path):
+    with FeatureFile(path) as ff:
+        x = np.concatenate([ff.read(v0, v1)[0] for v0, v1 in ff.chunks()], axis=0)
+        return x, ff.offsets.copy(), list(ff.video_ids)
 
 
 def _stats(values: List[Optional[float]]) -> dict:
@@ -172,15 +265,13 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
     """Run every method over every seed; write compare.json, compare.md and compare.png to
     ``out_dir`` (models and labels under ``out_dir/runs``). Returns the JSON payload."""
     from lanp.data.groundtruth import read_groundtruth
-    from lanp.evaluation.metrics import evaluate
 
     config = config or CompareConfig()
     config.check()
     log = log or (lambda message: print(message, flush=True))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    data = {"train": _read_all(train_path), "test": _read_all(test_path),
+    data = {"train": read_split(train_path), "test": read_split(test_path),
             "train_path": str(train_path), "test_path": str(test_path)}
     fps = config.frames_per_snippet
 
@@ -191,51 +282,42 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
 
     gt_test = gt_of(test_gt, "test", test_gt_list)
     gt_train = gt_of(train_gt, "train", train_gt_list) if train_gt is not None else None
-    _, ote, idte = data["test"]
-    cache: dict = {}
-    rows = []
-    methods = list(dict.fromkeys(config.methods))
-    for k, name in enumerate(methods, 1):
-        runs = []
-        for seed in range(int(config.seeds)):
-            t0 = time.perf_counter()
-            r = run_method(name, seed, data, config, out / "runs", cache)
-            metrics = evaluate(_by_video(r["test_scores"], ote, idte), gt_test, fps=fps)
-            run = {"seed": seed, "auc": metrics["auc"], "ap": metrics["ap"], "auc_abnormal": metrics["auc_abnormal"],
-                   "seconds": time.perf_counter() - t0}
-            if gt_train is not None and r["pseudo"] is not None:
-                _, otr, idtr = data["train"]
-                run.update(pseudo_label_quality(r["pseudo"], otr, idtr, gt_train, fps))
-            runs.append(run)
-            pr = (f", pseudo-labels P {run['precision']:.3f} R {run['recall']:.3f}"
-                  if run.get("precision") is not None and run.get("recall") is not None else "")
-            log(f"[{k}/{len(methods)}] {name} seed {seed}: AUC {run['auc']:.4f} AP {run['ap']:.4f}{pr} "
-                f"({run['seconds']:.1f} s)")
-        row = {"method": name, "description": DESCRIPTIONS[name], "runs": runs}
-        for key in ("auc", "ap", "auc_abnormal", "precision", "recall"):
-            row[key] = _stats([r.get(key) for r in runs])
-        rows.append(row)
-
+    if gt_train is not None:
+        _, otr, idtr = data["train"]
+        data["train_snippet_labels"], data["train_video_labels"] = snippet_labels_from_gt(gt_train, otr, idtr, fps)
+    elif "oracle" in config.methods:
+        raise InputError("method 'oracle' needs the training ground truth: give --train-gt (or drop oracle "
+                         "from --methods)")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = evaluate_methods(data, gt_test, gt_train, config, out / "runs", log)
     payload = {
         "train": str(train_path), "test": str(test_path), "test_gt": str(test_gt),
         "train_gt": None if train_gt is None else str(train_gt),
-        "settings": {"seeds": int(config.seeds), "epochs": int(config.epochs), "lr": config.lr,
-                     "device": config.device, "frames_per_snippet": fps, "c2fpl_window": config.c2fpl_window,
-                     "lbr_drop_fraction": config.lbr_drop_fraction,
-                     "propagate": {k: (list(v) if isinstance(v, tuple) else v)
-                                   for k, v in asdict(config.propagate).items()}},
-        "train_videos": len(data["train"][2]), "test_videos": len(idte),
+        "settings": settings(config), "train_videos": len(data["train"][2]), "test_videos": len(data["test"][2]),
         "seconds": time.perf_counter() - t_all, "rows": rows,
     }
-    from lanp.data.io import atomic_path
-    with atomic_path(out / "compare.json") as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2))
-    with atomic_path(out / "compare.md") as tmp:
-        Path(tmp).write_text(markdown_table(payload))
-    bar_chart(payload, out / "compare.png")
+    write_outputs(payload, out, markdown_table(payload), bar_chart)
     log(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'} "
         f"({payload['seconds']:.1f} s in all)")
     return payload
+
+
+def settings(config: CompareConfig) -> dict:
+    return {"seeds": int(config.seeds), "epochs": int(config.epochs), "lr": config.lr,
+            "device": config.device, "frames_per_snippet": config.frames_per_snippet,
+            "c2fpl_window": config.c2fpl_window, "lbr_drop_fraction": config.lbr_drop_fraction,
+            "propagate": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config.propagate).items()}}
+
+
+def write_outputs(payload: dict, out: Path, markdown: str, chart) -> None:
+    """compare.json, compare.md and compare.png, each written atomically."""
+    from lanp.data.io import atomic_path
+
+    with atomic_path(out / "compare.json") as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=2))
+    with atomic_path(out / "compare.md") as tmp:
+        Path(tmp).write_text(markdown)
+    chart(payload, out / "compare.png")
 
 
 def _pm(s: dict, digits: int = 4, scale: float = 1.0) -> str:
@@ -244,20 +326,47 @@ def _pm(s: dict, digits: int = 4, scale: float = 1.0) -> str:
     return f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}"
 
 
+def oracle_gap(rows) -> dict:
+    """method -> oracle mean AUC minus the method's mean AUC (empty without an oracle row)."""
+    oracle = next((r for r in rows if r["method"] == "oracle" and r["auc"]["mean"] is not None), None)
+    if oracle is None:
+        return {}
+    return {r["method"]: oracle["auc"]["mean"] - r["auc"]["mean"] for r in rows if r["auc"]["mean"] is not None}
+
+
+def method_table(rows, with_pr: bool, with_split: bool) -> list:
+    """Markdown lines of one table: a row per method, mean ± std over seeds."""
+    gap = oracle_gap(rows)
+    head = "| method | test AUC (%) | test AP (%) |"
+    sep = "|---|---|---|"
+    if gap:
+        head, sep = head + " gap to oracle (points) |", sep + "---|"
+    if with_pr:
+        head, sep = head + " pseudo-label precision (%) | pseudo-label recall (%) |", sep + "---|---|"
+    if with_split:
+        head, sep = head + " split accuracy (%) | split video AUC (%) | Spearman(length, score) |", sep + "---|---|---|"
+    lines = [head, sep]
+    for row in rows:
+        line = f"| {row['method']} | {_pm(row['auc'], 2, 100)} | {_pm(row['ap'], 2, 100)} |"
+        if gap:
+            line += f" {gap[row['method']] * 100:+.2f} |" if row["method"] in gap else " - |"
+        if with_pr:
+            line += f" {_pm(row['precision'], 2, 100)} | {_pm(row['recall'], 2, 100)} |"
+        if with_split:
+            line += (f" {_pm(row['split_accuracy'], 2, 100)} | {_pm(row['split_video_auc'], 2, 100)} |"
+                     f" {_pm(row['length_score_spearman'], 2)} |")
+        lines.append(line)
+    return lines
+
+
 def markdown_table(payload: dict) -> str:
     s = payload["settings"]
     with_pr = payload["train_gt"] is not None
-    head = "| method | test AUC (%) | test AP (%) |" + (" pseudo-label precision (%) | pseudo-label recall (%) |" if with_pr else "")
-    sep = "|---|---|---|" + ("---|---|" if with_pr else "")
     lines = ["# lanp compare", "",
              f"train `{payload['train']}` ({payload['train_videos']} videos), test `{payload['test']}` "
              f"({payload['test_videos']} videos); {s['seeds']} seed(s), {s['epochs']} epochs, lr {s['lr']:g}; "
-             f"mean ± std over seeds; frame-level metrics pooled over all test frames.", "", head, sep]
-    for row in payload["rows"]:
-        line = f"| {row['method']} | {_pm(row['auc'], 2, 100)} | {_pm(row['ap'], 2, 100)} |"
-        if with_pr:
-            line += f" {_pm(row['precision'], 2, 100)} | {_pm(row['recall'], 2, 100)} |"
-        lines.append(line)
+             f"mean ± std over seeds; frame-level metrics pooled over all test frames.", "",
+             *method_table(payload["rows"], with_pr, with_pr)]
     lines += ["", *(f"- `{row['method']}`: {row['description']}" for row in payload["rows"]), ""]
     return "\n".join(lines)
 
