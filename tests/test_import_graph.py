@@ -123,7 +123,6 @@ def test_kernels_import_nothing_from_the_method_layer():
             assert not outside, f"{module} imports {outside}"
 
 
-@pytest.mark.xfail(strict=False, reason="method-layer redesign in progress")
 def test_lanp_has_no_import_cycle():
     cycle = find_cycle(graph("lanp"))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
