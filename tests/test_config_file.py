@@ -145,3 +145,30 @@ def test_current_config_is_set_while_a_command_runs_only(tmp_path, capsys, monke
     with pytest.raises(SystemExit) as info:
         main(["synth", "--config", str(cfg), "--help"])
     assert info.value.code == 0 and "--print-config" in capsys.readouterr().out
+
+
+def test_labels_and_checkpoints_store_the_resolved_config(tmp_path):
+    """lanp-propagate's labels file and lanp train's checkpoint carry the resolved configuration:
+    the config file's value where the command line is silent, the command line's where it is not."""
+    import json
+
+    import h5py
+    import torch
+
+    from lanp.cli import main
+    from lanp.data.synth import make_synthetic, write_synthetic
+
+    write_synthetic(make_synthetic(num_videos=6, dim=8, min_length=8, max_length=20, seed=2), tmp_path / "f.h5")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("sigma = 0.2\nalpha = 0.9\n")
+    assert main(["propagate", "--config", str(cfg), "--features", str(tmp_path / "f.h5"), "--alpha", "0.8",
+                 "--out", str(tmp_path / "l.h5"), "--quiet"]) == 0
+    with h5py.File(tmp_path / "l.h5", "r") as f:
+        stored = json.loads(f.attrs["lanp_config"])
+        assert f.attrs["sigma"] == 0.2 and f.attrs["alpha"] == 0.8
+    assert stored["command"] == "propagate"
+    assert stored["options"]["sigma"] == 0.2 and stored["options"]["alpha"] == 0.8
+    assert main(["train", "--features", str(tmp_path / "f.h5"), "--labels", str(tmp_path / "l.h5"),
+                 "--out", str(tmp_path / "m.pt"), "--epochs", "1", "--quiet"]) == 0
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert ckpt["lanp_config"]["command"] == "train" and ckpt["lanp_config"]["options"]["epochs"] == 1

@@ -21,7 +21,7 @@ from lanp.data.synth import make_synthetic, write_synthetic
 BOUNDS = (0, 9, 21, 22, 36)          # 4 uneven shards, one of a single video
 DATASETS = ("normality", "pseudo_label", "weight", "video_ids", "video_score", "video_abnormal",
             "cg_iterations", "cg_residual")
-PER_FILE_ATTRS = ("features", "cg_not_converged", "cg_iterations_max", "cg_residual_max")
+PER_FILE_ATTRS = ("features", "cg_not_converged", "cg_iterations_max", "cg_residual_max", "lanp_config")
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lanp.config_file import current_config
 from lanp.method import labels as L
 from lanp.method.ablations import ABLATIONS
 from lanp.method.registry import method_recipe
@@ -294,7 +295,7 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
         "train": str(train_path), "test": str(test_path), "test_gt": str(test_gt),
         "train_gt": None if train_gt is None else str(train_gt),
         "settings": settings(config), "train_videos": len(data["train"][2]), "test_videos": len(data["test"][2]),
-        "seconds": time.perf_counter() - t_all, "rows": rows,
+        "seconds": time.perf_counter() - t_all, "rows": rows, "lanp_config": current_config(),
     }
     write_outputs(payload, out, markdown_table(payload), bar_chart)
     log(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'} "

@@ -138,8 +138,12 @@ class _Rows:
 
 def save_checkpoint(path, model: Detector, config: TrainConfig, extra: dict) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    from lanp.config_file import current_config
     payload = {"state_dict": state, "hparams": asdict(config), "feature_size": model.feature_size,
                "lanp_version": __version__, **extra}
+    resolved = current_config()                       # the command line's resolved configuration
+    if resolved is not None:
+        payload["lanp_config"] = resolved
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import lanp
+from lanp import config_file
 from lanp.data.io import CHUNK_BYTES, FeatureFile, write_h5
 from lanp.method.registry import as_recipe
 from lanp.method.results import Labels
@@ -37,6 +38,7 @@ def write_labels(path, labels: Labels, features_path, extra_attrs=None) -> None:
                   "features": str(features_path), "cg_not_converged": int((~labels.cg_converged).sum()),
                   "cg_iterations_max": int(labels.cg_iterations.max()),
                   "cg_residual_max": float(np.max(labels.cg_residual))})
+    attrs.update(config_file.output_attrs())        # the resolved command configuration (CLI runs)
     attrs.update(extra_attrs or {})
     write_h5(path, {
         "normality": labels.normality, "pseudo_label": labels.pseudo_label, "weight": labels.weight,

@@ -40,6 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 import lanp
+from lanp import config_file
 from lanp.data.io import CHUNK_BYTES, FeatureFile, write_h5
 from lanp.kernels import InputError
 from lanp.method.recipe import Recipe
@@ -312,7 +313,7 @@ def run_sharded(inputs: Sequence, outputs: Sequence, recipe, *, scheduler: Optio
     futures = []
     for i, (p, w, o) in enumerate(zip(inputs, works, outputs)):
         a, b = int(first_video[i]), int(first_video[i + 1])
-        shard_attrs = {"dist_run_key": key, "dist_shard_index": i, "dist_num_shards": len(inputs),
+        shard_attrs = {**config_file.output_attrs(), "dist_run_key": key, "dist_shard_index": i, "dist_num_shards": len(inputs),
                        "dist_total_videos": len(video_ids), "dist_total_snippets": int(snippet_first[-1]),
                        "dist_video_offset": a, "dist_snippet_offset": int(snippet_first[i])}
         futures.append(client.submit(_label_shard_task, str(p), str(w), str(o), decision.video_score[a:b],

@@ -17,7 +17,7 @@ SHARDS = (HERE / "shard_a.h5", HERE / "shard_b.h5")
 SPLIT = 7                                  # videos in shard_a; the rest go to shard_b
 
 # attributes that name the machine or the run, not the result
-VOLATILE_ATTRS = ("features", "lanp_version", "dist_run_key")
+VOLATILE_ATTRS = ("features", "lanp_version", "dist_run_key", "lanp_config")
 
 # name -> extra lanp-propagate options (the input is INPUT; 'sharded' cases take SHARDS)
 CASES = {
