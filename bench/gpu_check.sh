@@ -27,10 +27,33 @@ for name in ("cupy", "numba-cuda"):
 EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not found"
 
+echo "== device attributes the launch planner uses (lanp.kernels.cuda.limits)"
+"$PY" - <<'EOF' 2>&1 | tee "$WORK/attributes.txt"
+try:
+    import cupy
+    from lanp.kernels.cuda import cupy_backend, devices, limits, plan
+except Exception as exc:
+    raise SystemExit(f"device attributes: not available ({exc!r})")
+for i in range(cupy.cuda.runtime.getDeviceCount()):
+    with cupy.cuda.Device(i):
+        dev = devices.cupy_limits(i)
+        print(f"device {i}: {dev.describe()}")
+        for name in ("lanp_fused_f32", "lanp_fused_f64", "lanp_similarity_f32", "lanp_similarity_f64", "lanp_solve"):
+            k = devices.kernel_attributes(cupy_backend.kernel(name, i))
+            print(f"  {name}: {k.static_shared} B static shared, {k.registers} registers/thread; dynamic "
+                  f"shared <= {limits.dynamic_shared_default(dev, k)} B without opt-in, "
+                  f"<= {limits.dynamic_shared_max(dev, k)} B with; {limits.blocks_per_sm(dev, k, plan.BLOCK)} "
+                  f"blocks/SM at {plan.BLOCK} threads")
+        fused_k = devices.kernel_attributes(cupy_backend.kernel("lanp_fused_f32", i))
+        fused, _, smem = plan.split_fused(list(range(1, plan.FUSED_MAX_L + 1)), 0, dev, fused_k)
+        print(f"  longest dense video fused: L = {len(fused)} ({smem} B dynamic shared); "
+              f"memory budget {devices.cupy_budget() / 1e9:.2f} GB (free + cupy pool, halved)")
+EOF
+
 echo "== GPU tests (pytest -m gpu) and host/simulator kernel tests"
 "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_gpu.py tests/test_seeds.py tests/test_terms.py 2>&1 | tee "$WORK/gpu_tests.txt"
 GPU_RC=${PIPESTATUS[0]}
-"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host.py tests/test_numba_cuda_sim.py 2>&1 | tail -3 | tee "$WORK/host_tests.txt"
+"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host.py tests/test_cuda_plan.py tests/test_numba_cuda_sim.py 2>&1 | tail -3 | tee "$WORK/host_tests.txt"
 HOST_RC=${PIPESTATUS[0]}
 
 echo "== GPU benchmark"
@@ -44,6 +67,7 @@ echo "|---|---|"
 echo "| gpu tests | rc=$GPU_RC: $(tail -1 "$WORK/gpu_tests.txt") |"
 echo "| host + simulator tests | rc=$HOST_RC: $(tail -1 "$WORK/host_tests.txt") |"
 echo "| benchmark | rc=$BENCH_RC |"
+echo "| device planned with | $(head -1 "$WORK/attributes.txt") |"
 echo
 if [ -s "$WORK/bench.md" ]; then cat "$WORK/bench.md"; fi
 exit $(( GPU_RC != 0 && GPU_RC != 5 || HOST_RC != 0 || BENCH_RC != 0 ))

@@ -46,3 +46,10 @@ def check_graph_memory(lengths, window, video_ids, where, budget=None) -> None:
         raise InputError(f"{where}: {video_name(video_ids, v)} has L = {int(lengths[v])} snippets; its "
                          f"{'dense' if window is None else 'banded'} graph needs {need[v] / 1e9:.2f} GB "
                          f"but only {budget / 1e9:.2f} GB can be spent on one video: {remedy}")
+
+
+def check_total_memory(need_bytes: int, budget: int, where: str, remedy: str) -> None:
+    """Refuse (InputError) one allocation for a whole batch that exceeds ``budget`` bytes."""
+    if need_bytes > budget:
+        raise InputError(f"{where}: the graphs of all videos together need {need_bytes / 1e9:.2f} GB but only "
+                         f"{budget / 1e9:.2f} GB of device memory can be spent: {remedy}")
