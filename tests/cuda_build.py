@@ -32,9 +32,15 @@ def nvcc_run(args, cwd=None):
     return subprocess.run([NVCC, *args], capture_output=True, text=True, cwd=cwd)
 
 
-def build_host_library(cu: Path, out_dir: Path) -> ctypes.CDLL:
-    lib = Path(out_dir) / (cu.stem + ".so")
-    proc = nvcc_run(["-shared", "-Xcompiler", "-fPIC", "-arch=sm_90", *DEFINES, "-o", str(lib), str(cu)])
+# host flags that make gcc contract a * b + c into one FMA wherever it may, as nvcc and NVRTC do
+# on the device (--fmad=true, their default): a host build with these shows what contraction
+# does to the kernels' exactness properties without a GPU
+CONTRACTING = ("-Xcompiler", "-O2,-mfma,-ffp-contract=fast")
+
+
+def build_host_library(cu: Path, out_dir: Path, extra=(), name=None) -> ctypes.CDLL:
+    lib = Path(out_dir) / ((name or cu.stem) + ".so")
+    proc = nvcc_run(["-shared", "-Xcompiler", "-fPIC", "-arch=sm_90", *DEFINES, *extra, "-o", str(lib), str(cu)])
     if proc.returncode != 0:
         raise RuntimeError(f"nvcc failed on {cu.name}:\n{proc.stderr}")
     return declare(ctypes.CDLL(str(lib)))

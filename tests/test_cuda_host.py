@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from cuda_build import (CU_FILES, DEFINES, NO_BAD_ROW, NVCC, build_host_library, host_fused, host_similarity,
+from cuda_build import (CONTRACTING, CU_FILES, DEFINES, NO_BAD_ROW, NVCC, build_host_library, host_fused, host_similarity,
                         host_solve, nvcc_run)
 from lanp.kernels import GraphParams, SolverParams, similarity as cpu_similarity
 from lanp.kernels.cuda import plan as cuda_plan
@@ -215,6 +215,42 @@ def test_repeated_snippets_have_exact_zero_distance(lib, distance, window):
     values, goff, _ = host_similarity(lib, x, offsets, g)
     ref = normalized_similarity(x.astype(np.float64), **graph_kwargs(g))
     assert relative_error(dense_of(values, offsets, goff, window, 0), ref) <= 1e-6
+
+
+@pytest.fixture(scope="session")
+def contracting_lib(tmp_path_factory):
+    """lanp.cu built for the host with FMA contraction everywhere the compiler may (as on the
+    device, where nvcc and NVRTC contract by default)."""
+    if "fma" not in open("/proc/cpuinfo").read():
+        pytest.skip("this CPU has no FMA instructions")
+    return build_host_library(cuda_build_file("lanp"), tmp_path_factory.mktemp("cuda_fma"),
+                              extra=CONTRACTING, name="lanp_fma")
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_symmetry_and_exact_zeros_survive_fma_contraction(contracting_lib, distance, normalize, dtype):
+    """The distance differences use products rounded on their own (lanp_mul_rn: __dmul_rn on
+    the device), so even where t_i x_i - t_j x_j could become one FMA, S is symmetric bit for bit
+    and a repeated snippet is at distance exactly 0. rms with a small sigma shows any residue:
+    sqrt(d2 / D) / (2 sigma^2) turns a d2 of 1e-16 into a relative change of S of about 1e-6."""
+    seed = 11 + DISTANCES.index(distance) + 3 * int(normalize) + 6 * (dtype == np.float32)
+    rng = np.random.default_rng(seed)
+    base = (3.0 + rng.normal(size=(6, 40))).astype(dtype)
+    rows = [0, 1, 1, 2, 3, 3, 3, 4, 5, 0]
+    x = np.ascontiguousarray(base[rows])
+    offsets = np.array([0, x.shape[0]])
+    g = GraphParams(distance=distance, normalize=normalize, sigma=0.05 if normalize else 2.0)
+    values, goff, bad = host_similarity(contracting_lib, x, offsets, g)
+    L = x.shape[0]
+    S = values[:L * L].reshape(L, L)
+    assert np.all(bad == NO_BAD_ROW)
+    assert np.array_equal(S, S.T), f"seed {seed}: max |S - S^T| = {np.abs(S - S.T).max():.3g}"
+    ref = normalized_similarity(x.astype(np.float64), **graph_kwargs(g))
+    same = [(i, j) for i in range(L) for j in range(L) if i != j and rows[i] == rows[j]]
+    for i, j in same:                       # d2 = 0 exactly: S_ij to the float64 reference
+        assert abs(S[i, j] - ref[i, j]) <= 1e-9 * ref[i, j], (seed, i, j, S[i, j], ref[i, j])
 
 
 def banded_cg_pair(lib, tol, maxiter):

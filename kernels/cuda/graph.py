@@ -11,6 +11,11 @@ x (N, D) float32/float64 device array; ``values`` flat float64 in the CPU layout
 at graph_offsets[v], banded row-major (N, 2k+1)); norms, lse (N,) float64 scratch; bad (V,) int32
 lowered by an atomic min to codes.STATUS_KEY_STRIDE * snippet + status. Only barriers, shared
 arrays and atomics are used, so the kernel also runs under the CUDA simulator.
+
+The products t_i x_i are rounded on their own (libdevice's dmul_rn on the device), so FMA
+contraction cannot make d2_ij and d2_ji differ or leave a rounding residue for a repeated
+snippet: S is symmetric bit for bit and such a distance exactly 0, on the device as on the host
+(tests/test_gpu.py checks it where a GPU exists; the simulator computes in Python floats).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from functools import lru_cache
 from numba import cuda, float64
 
 from ..codes import COSINE, RMS, STATUS_KEY_STRIDE, STATUS_NONFINITE, STATUS_ZERO
+from .devices import simulator
 
 
 @lru_cache(maxsize=None)
@@ -29,6 +35,17 @@ def similarity_kernel(block: int):
     temporal_scale, is_f32, values, norms, lse, bad)."""
     if block & (block - 1):
         raise ValueError(f"block={block!r} is invalid: it must be a power of two")
+
+    if simulator():                         # Python floats: nothing to contract
+        @cuda.jit(device=True)
+        def mul_rn(u, w):
+            return u * w
+    else:                                   # never fused into an FMA with the difference
+        from numba.cuda import libdevice
+
+        @cuda.jit(device=True)
+        def mul_rn(u, w):
+            return libdevice.dmul_rn(u, w)
 
     @cuda.jit(device=True)
     def log_affinity(d2, dt, D, distance, inv_two_sigma2, inv_scale):
@@ -85,7 +102,7 @@ def similarity_kernel(block: int):
                 tj = 1.0 / math.sqrt(norms[a + j]) if unit else 1.0
                 d2 = 0.0
                 for d in range(D):
-                    r = float64(x[a + i, d]) * ti - float64(x[a + j, d]) * tj
+                    r = mul_rn(float64(x[a + i, d]), ti) - mul_rn(float64(x[a + j, d]), tj)
                     d2 += r * r
                 values[base + e] = log_affinity(d2, abs(j - i), D, distance, inv_two_sigma2,
                                                 inv_scale)

@@ -41,6 +41,20 @@ __host__ __device__ inline double lanp_neg_inf()
 
 __host__ __device__ inline bool lanp_finite(double v) { return v - v == 0.0; }
 
+// a * b rounded on its own, never contracted with a following add into one FMA (nvcc and NVRTC
+// contract by default: t_i x_i - t_j x_j would round differently for (i, j) and (j, i), and
+// be a rounding residue instead of 0 for a repeated snippet). The host twin stores through a
+// volatile, which no compiler may fuse.
+__host__ __device__ inline double lanp_mul_rn(double a, double b)
+{
+#ifdef __CUDA_ARCH__
+    return __dmul_rn(a, b);
+#else
+    volatile double p = a * b;
+    return p;
+#endif
+}
+
 __host__ __device__ inline lanp_i64 lanp_min(lanp_i64 a, lanp_i64 b) { return a < b ? a : b; }
 __host__ __device__ inline lanp_i64 lanp_max(lanp_i64 a, lanp_i64 b) { return a > b ? a : b; }
 
@@ -133,7 +147,8 @@ __host__ __device__ inline int lanp_norm_status(double n, int needs_nonzero)
 }
 
 // out[m] = ||ti xi - t_m x_{j0+m}||^2 for m < count (count in 1..4) by direct differences
-// (exact zero for repeated snippets; symmetric bit for bit); rows of x are D apart
+// (exact zero for repeated snippets; symmetric bit for bit, on the device too: the products are
+// rounded on their own by lanp_mul_rn, the squares may contract); rows of x are D apart
 template <typename T>
 __host__ __device__ inline void lanp_sqdist4(const T* xi, double ti, const T* xj0,
                                              const double tj[4], lanp_i64 D, int count,
@@ -147,11 +162,11 @@ __host__ __device__ inline void lanp_sqdist4(const T* xi, double ti, const T* xj
                  t3 = tj[count > 3 ? 3 : 0];
     double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
     for (lanp_i64 d = 0; d < D; ++d) {
-        const double u = (double)xi[d] * ti;
-        const double e0 = u - (double)r0[d] * t0;
-        const double e1 = u - (double)r1[d] * t1;
-        const double e2 = u - (double)r2[d] * t2;
-        const double e3 = u - (double)r3[d] * t3;
+        const double u = lanp_mul_rn((double)xi[d], ti);
+        const double e0 = u - lanp_mul_rn((double)r0[d], t0);
+        const double e1 = u - lanp_mul_rn((double)r1[d], t1);
+        const double e2 = u - lanp_mul_rn((double)r2[d], t2);
+        const double e3 = u - lanp_mul_rn((double)r3[d], t3);
         a0 += e0 * e0; a1 += e1 * e1; a2 += e2 * e2; a3 += e3 * e3;
     }
     out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
