@@ -87,6 +87,28 @@ SCRIPT = textwrap.dedent(r'''
         out["errors"].append(str(exc))
     r = propagate(rng.normal(size=(9, 3)), np.array([0, 9]), backend="numba-cuda", maxiter=1, tol=1e-12, warn=False)
     out["maxiter"] = [r.iterations.tolist(), r.converged.tolist(), float(r.residual[0])]
+    # device arrays in: z comes back on the device, in the dtype asked for (not float64)
+    from numba import cuda
+    from lanp.kernels.cuda.numba_backend import BLOCK
+    lengths = (4, 9, 1)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    x = np.cumsum(rng.normal(scale=0.4, size=(offsets[-1], 3)), axis=0)
+    out["device"] = []
+    for dtype, window in itertools.product(("float32", "float64"), (None, 2)):
+        kw = dict(sigma=0.4, window=window, tol=1e-7, maxiter=500)
+        host = propagate(x.astype(dtype), offsets, backend="numba-cuda", **kw)
+        dev = propagate(cuda.to_device(x), offsets, dtype=dtype, backend="numba-cuda", **kw)
+        out["device"].append([dtype, window, type(dev.z).__module__, str(dev.z.dtype),
+                              float(np.abs(dev.z.copy_to_host().astype(np.float64) - host.z).max())])
+    # the production block size (BLOCK threads; the cases above use 8)
+    backends.register(NumbaCudaBackend())
+    kw = dict(sigma=0.4, tol=1e-11, maxiter=500)
+    out["production_block"] = [BLOCK]
+    for window in (None, 2):
+        ref = np.concatenate([propagate_reference(x[a:b], window=window, sigma=0.4)
+                              for a, b in zip(offsets[:-1], offsets[1:])])
+        r = propagate(x, offsets, backend="numba-cuda", window=window, **kw)
+        out["production_block"].append([window, relative_error(r.z, ref), bool(r.converged.all())])
     out["seconds"] = time.time() - t0
     print("RESULT" + json.dumps(out))
 ''')
@@ -144,3 +166,17 @@ def test_errors_and_maxiter(sim):
 
 def test_simulator_is_quick(sim):
     assert sim["seconds"] < 90
+
+
+def test_device_arrays_keep_the_asked_dtype_on_the_device(sim):
+    assert len(sim["device"]) == 4
+    for dtype, window, module, zdtype, diff in sim["device"]:
+        assert module.startswith("numba.cuda") and zdtype == dtype, (dtype, window, module, zdtype)
+        assert diff == 0.0, (dtype, window, diff)        # the same bits as the numpy path
+
+
+def test_production_block_size(sim):
+    block, *cases = sim["production_block"]
+    assert block >= 128 and len(cases) == 2
+    for window, err, conv in cases:
+        assert conv and err <= 1e-9, (window, err)

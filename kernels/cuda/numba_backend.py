@@ -8,7 +8,8 @@ first imported). Importing this module imports numba.cuda (which needs no GPU);
 """
 from __future__ import annotations
 
-import os
+import contextlib
+from functools import lru_cache
 
 import numpy as np
 from numba import cuda
@@ -16,16 +17,41 @@ from numba import cuda
 from ..arrays import to_numpy
 from ..codes import NO_BAD_ROW
 from ..contract import raise_bad_rows
+from ..memory import check_graph_memory, check_total_memory, host_budget
 from ..results import Graph, Propagation
 from . import plan as cuda_plan
 from .cg import cg_kernel
+from .devices import budget_bytes, device_index, simulator
 from .graph import similarity_kernel
 
 BLOCK = 128
 
 
-def simulator() -> bool:
-    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+@lru_cache(maxsize=None)
+def cast_kernel():
+    """dst[i] = src[i] (converting the dtype) for 1-D device arrays: cast[blocks, 128](src, dst)."""
+    @cuda.jit
+    def cast(src, dst):
+        i = cuda.grid(1)
+        if i < src.shape[0]:
+            dst[i] = src[i]
+    return cast
+
+
+def _on_device_of(a):
+    """A context making the input's device current (torch cuda:N, cupy on device N)."""
+    index = device_index(a)
+    if index is None or simulator():
+        return contextlib.nullcontext()
+    return cuda.gpus[index]
+
+
+def _budget() -> int:
+    """Device bytes a launch may allocate (the simulator: the host's budget)."""
+    if simulator():
+        return host_budget()
+    free, _ = cuda.current_context().get_memory_info()
+    return budget_bytes(free, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,8 +63,8 @@ def _device_kind(a) -> str:
         return "cupy"
     if module.startswith("torch") and getattr(a, "is_cuda", False):
         return "torch"
-    if hasattr(a, "__cuda_array_interface__"):
-        return "numba"
+    if module.startswith("numba") or hasattr(a, "__cuda_array_interface__"):
+        return "numba"                      # numba device arrays (the simulator's fakes too)
     return "numpy"
 
 
@@ -53,13 +79,13 @@ def _to_device(cuda, a, dtype=None):
     return dev
 
 
-def _out(dev, kind):
+def _out(dev, kind, index=None):
     if kind == "cupy":
         import cupy
         return cupy.asarray(dev)
     if kind == "torch":
         import torch
-        return torch.as_tensor(dev, device="cuda")
+        return torch.as_tensor(dev, device="cuda" if index is None else f"cuda:{index}")
     if kind == "numba":
         return dev
     return dev.copy_to_host()
@@ -98,13 +124,26 @@ class NumbaCudaBackend:
                            dt == np.float32, values, norms, lse, bad)
         return values, plan, bad.copy_to_host()
 
+    @staticmethod
+    def _check(offsets, graph, video_ids, where):
+        """One block per video for the graph too (banded ones are not split): refuse what one
+        block should not build alone, and graphs over the device memory budget."""
+        lengths = np.diff(offsets)
+        cuda_plan.check_block_work(lengths, graph.band, video_ids, where, splits_bands=False)
+        budget = _budget()
+        check_graph_memory(lengths, graph.window, video_ids, where, budget=budget)
+        check_total_memory(int(cuda_plan.two_step_bytes(lengths, graph.band, 0, 0).sum()), budget, where,
+                           "pass fewer videos per call, use a (smaller) window, or backend='cupy'")
+
     def similarity(self, features, offsets, graph, dt, video_ids, where):
         kind = _device_kind(features)
-        x = _to_device(cuda, features, dt)
-        values, plan, bad = self._similarity_device(cuda, x, offsets, graph, dt)
-        raise_bad_rows(bad, offsets, video_ids, graph, where)
-        out = values if graph.window is None else values.reshape(plan.values_shape)
-        return Graph(_out(out, kind), offsets, plan.graph_offsets, graph.window)
+        with _on_device_of(features):
+            self._check(offsets, graph, video_ids, where)
+            x = _to_device(cuda, features, dt)
+            values, plan, bad = self._similarity_device(cuda, x, offsets, graph, dt)
+            raise_bad_rows(bad, offsets, video_ids, graph, where)
+            out = values if graph.window is None else values.reshape(plan.values_shape)
+            return Graph(_out(out, kind, device_index(features)), offsets, plan.graph_offsets, graph.window)
 
     # -- CG ------------------------------------------------------------------------------------
     def _solve_device(self, cuda, values, offsets, graph_offsets, band, solver, seeds):
@@ -124,19 +163,28 @@ class NumbaCudaBackend:
     def solve(self, g, solver, seeds):
         kind = _device_kind(g.values)
         offsets = np.asarray(to_numpy(g.offsets), dtype=np.int64)
-        values = _to_device(cuda, g.values, np.float64)
-        if len(values.shape) != 1:
-            values = values.reshape(values.size)
-        band = 0 if g.window is None else g.window
-        z, it, res, conv = self._solve_device(cuda, values, offsets, g.graph_offsets, band, solver, seeds)
-        return Propagation(_out(z, kind), it, res, conv, self.name)
+        with _on_device_of(g.values):
+            values = _to_device(cuda, g.values, np.float64)
+            if len(values.shape) != 1:
+                values = values.reshape(values.size)
+            band = 0 if g.window is None else g.window
+            z, it, res, conv = self._solve_device(cuda, values, offsets, g.graph_offsets, band, solver, seeds)
+            return Propagation(_out(z, kind, device_index(g.values)), it, res, conv, self.name)
 
     def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where):
         kind = _device_kind(features)
-        x = _to_device(cuda, features, dt)
-        values, plan, bad = self._similarity_device(cuda, x, offsets, graph, dt)
-        raise_bad_rows(bad, offsets, video_ids, graph, where)
-        z, it, res, conv = self._solve_device(cuda, values, offsets, plan.graph_offsets, graph.band,
-                                              solver, seeds)
-        zc = z.copy_to_host().astype(dt) if kind == "numpy" else z
-        return Propagation(zc if kind == "numpy" else _out(z, kind), it, res, conv, self.name)
+        with _on_device_of(features):
+            self._check(offsets, graph, video_ids, where)
+            x = _to_device(cuda, features, dt)
+            values, plan, bad = self._similarity_device(cuda, x, offsets, graph, dt)
+            raise_bad_rows(bad, offsets, video_ids, graph, where)
+            z, it, res, conv = self._solve_device(cuda, values, offsets, plan.graph_offsets, graph.band,
+                                                  solver, seeds)
+            del values
+            if kind == "numpy":
+                return Propagation(z.copy_to_host().astype(dt), it, res, conv, self.name)
+            if np.dtype(dt) != np.float64:                  # z in the compute dtype, on the device
+                zt = cuda.device_array(z.shape[0], dtype=dt)
+                cast_kernel()[max(1, -(-z.shape[0] // BLOCK)), BLOCK](z, zt)
+                z = zt
+            return Propagation(_out(z, kind, device_index(features)), it, res, conv, self.name)
