@@ -84,8 +84,7 @@ def test_host_library_builds_for_every_cu(tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lengths", LENGTH_SETS)
-def test_similarity_matches_reference(lib, dtype, lengths):
-    rng = np.random.default_rng(hash((lengths, np.dtype(dtype).name)) % 2**32)
+def test_similarity_matches_reference(rng, lib, dtype, lengths):
     for distance, normalize, window, ts in itertools.product(DISTANCES, (True, False), (None, 1, 3),
                                                              (None, 2.5)):
         D = int(rng.integers(3, 20))
@@ -253,10 +252,9 @@ def test_symmetry_and_exact_zeros_survive_fma_contraction(contracting_lib, dista
         assert abs(S[i, j] - ref[i, j]) <= 1e-9 * ref[i, j], (seed, i, j, S[i, j], ref[i, j])
 
 
-def banded_cg_pair(lib, tol, maxiter):
+def banded_cg_pair(rng, lib, tol, maxiter):
     """The CUDA host CG and the CPU CG on one fresh random ragged band problem (300 and 17 rows)."""
     from lanp.kernels import solve as cpu_solve
-    rng = np.random.default_rng()
     x, offsets = ragged(rng, (300, 17), 6, np.float64)
     g = GraphParams(window=3, sigma=0.3)
     values, goff, _ = host_similarity(lib, x, offsets, g, rows_per_item=64)
@@ -267,12 +265,12 @@ def banded_cg_pair(lib, tol, maxiter):
 
 
 @pytest.mark.parametrize("maxiter", [4, 12])
-def test_cg_follows_the_cpu_iterates_and_keeps_zeros_beyond_reach(lib, maxiter):
+def test_cg_follows_the_cpu_iterates_and_keeps_zeros_beyond_reach(rng, lib, maxiter):
     """The CUDA CG works only within (j + 1) k rows of a seed in iteration j, like the CPU kernel.
     With a tolerance no run reaches, both stop after exactly ``maxiter`` iterations, so the
     iterates themselves are compared: z to float64 rounding, and exact zeros beyond the Krylov
     reach after 4 iterations. (The 17-row video would reach 1e-30 near 30 iterations.)"""
-    (z, it, res, conv), cpu = banded_cg_pair(lib, tol=1e-30, maxiter=maxiter)
+    (z, it, res, conv), cpu = banded_cg_pair(rng, lib, tol=1e-30, maxiter=maxiter)
     assert np.all(it == maxiter) and np.all(cpu.iterations == maxiter) and not conv.any()
     assert relative_error(z, cpu.z) <= 1e-10
     # true residuals agree to rounding: ||y - A z|| / ||y|| with ||z|| ~ 30 carries ~1e-13
@@ -282,11 +280,11 @@ def test_cg_follows_the_cpu_iterates_and_keeps_zeros_beyond_reach(lib, maxiter):
         assert np.all(z[reach + 1:300 - 1 - reach] == 0.0) and np.any(z[:reach + 1] != 0.0)
 
 
-def test_cg_converges_where_the_cpu_converges(lib):
+def test_cg_converges_where_the_cpu_converges(rng, lib):
     """To tol = 1e-10 both CGs converge on every video. Their stopping tests compare recursive
     residuals summed in different orders, so a video may stop one iteration apart; the solutions
     then differ by at most cond(A) tol per side (cond <= (1 + alpha) / (1 - alpha) = 199)."""
-    (z, it, res, conv), cpu = banded_cg_pair(lib, tol=1e-10, maxiter=2000)
+    (z, it, res, conv), cpu = banded_cg_pair(rng, lib, tol=1e-10, maxiter=2000)
     assert conv.all() and cpu.converged.all()
     assert np.all(np.abs(it - cpu.iterations) <= 1), (it, cpu.iterations)
     assert relative_error(z, cpu.z) <= 2 * 199 * 1e-10
@@ -294,12 +292,11 @@ def test_cg_converges_where_the_cpu_converges(lib):
 
 
 @pytest.mark.parametrize("window", [None, 2])
-def test_per_video_seeds_match_reference(lib, window):
+def test_per_video_seeds_match_reference(rng, lib, window):
     """One seed list per video (fresh random positions, some from the end) through the fused
     kernel and through similarity + solve, against the float64 dense reference. With a band, CG
     works only within reach of the video's own seeds, so a seed in the middle checks the reach
     rule on per-video positions."""
-    rng = np.random.default_rng()
     lengths = (1, 3, 25, 60, 8)
     x, offsets = ragged(rng, lengths, 7, np.float64)
     seeds = [[0], [-1, 1], [12], [int(rng.integers(0, 60)), -int(rng.integers(1, 61))], [4, 5, -1]]
@@ -316,10 +313,9 @@ def test_per_video_seeds_match_reference(lib, window):
 
 @pytest.mark.parametrize("terms", ["feature", "temporal"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_term_graphs_match_reference(lib, terms, dtype):
+def test_one_term_graphs_match_reference(rng, lib, terms, dtype):
     """W = Wf alone (s = infinity) or Wt alone (1 / (2 sigma^2) = 0) through the same kernels:
     similarity (banded row chunks) and fused propagation, every distance, fresh random input."""
-    rng = np.random.default_rng()
     x, offsets = ragged(rng, (1, 4, 30, 9), 6, dtype)
     solver = SolverParams(tol=1e-12, maxiter=3000)
     for distance, normalize, window in itertools.product(DISTANCES, (True, False), (None, 2)):

@@ -310,10 +310,10 @@ def test_auto_skips_the_gpu_probe_without_a_cuda_driver(monkeypatch):
 
 @pytest.mark.parametrize("window", [None, 1])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bad_inputs_on_the_vector_and_band_paths(window, dtype):
+def test_bad_inputs_on_the_vector_and_band_paths(rng, window, dtype):
     """The same reports when the bad value sits in the explicit-vector part of the Gram tiles
     (D = 40: vector body plus masked tail) and on the banded unit-row path."""
-    x = np.random.default_rng().normal(size=(12, 40)).astype(dtype)
+    x = rng.normal(size=(12, 40)).astype(dtype)
     ids = ["a", "b", "c"]
     off = np.array([0, 2, 6, 12])
     bad = x.copy(); bad[8, 33] = np.nan
@@ -359,9 +359,8 @@ def full_length_cg(A, y, tol, maxiter):
     return z, it
 
 
-def band_problem(seeds, L=400, k=6):
+def band_problem(rng, seeds, L=400, k=6):
     """A fresh random smooth band graph (float64) as the CPU CG's band rows, its dense S and y."""
-    rng = np.random.default_rng()
     x, _ = smooth_features(rng, [L], 12, np.float64)
     dense = normalized_similarity(x, window=k)
     band = np.zeros((L, 2 * k + 1))
@@ -379,14 +378,14 @@ SPAN_SEEDS = [(0, -1), (0, 150, -1), (40,)]
 
 @pytest.mark.parametrize("seeds", SPAN_SEEDS)
 @pytest.mark.parametrize("maxiter", [3, 60])
-def test_cg_on_krylov_spans_equals_full_length_cg(seeds, maxiter):
+def test_cg_on_krylov_spans_equals_full_length_cg(rng, seeds, maxiter):
     """CG restricted to the rows its Krylov vectors can reach gives the full-length CG's
     iterates. With a tolerance no run reaches, both take exactly ``maxiter`` iterations, so the
     iterates are compared: z to float64 rounding, and exactly 0 beyond iterations x k rows of
     every seed (where a full-length CG has exact zeros too)."""
     from lanp.kernels.cpu import cg
     L, k, alpha = 400, 6, 0.99
-    band, dense, y = band_problem(seeds, L, k)
+    band, dense, y = band_problem(rng, seeds, L, k)
     z = np.full(L, np.nan)                              # poisoned: every entry must be written
     it, residual, converged = cg.conjugate_gradient(band, k, y, alpha, 1e-30, maxiter, z)
     A = np.eye(L) - alpha * dense
@@ -405,13 +404,13 @@ def test_cg_on_krylov_spans_equals_full_length_cg(seeds, maxiter):
 
 
 @pytest.mark.parametrize("seeds", SPAN_SEEDS)
-def test_cg_on_krylov_spans_converges_like_full_length_cg(seeds):
+def test_cg_on_krylov_spans_converges_like_full_length_cg(rng, seeds):
     """To tol = 1e-8 the span-restricted CG converges with the full-length CG. The stopping
     tests compare recursive residuals summed in different orders, so they may stop one iteration
     apart; both solutions are then within cond(A) tol <= 199e-8 of the exact one."""
     from lanp.kernels.cpu import cg
     L, k, alpha = 400, 6, 0.99
-    band, dense, y = band_problem(seeds, L, k)
+    band, dense, y = band_problem(rng, seeds, L, k)
     z = np.full(L, np.nan)
     it, residual, converged = cg.conjugate_gradient(band, k, y, alpha, 1e-8, 1000, z)
     A = np.eye(L) - alpha * dense

@@ -25,8 +25,7 @@ def reference(x, means, kind):
 @pytest.mark.parametrize("kind", ["cosine", "rms"])
 @pytest.mark.parametrize("n, D, M", [(1, 1, 1), (3, 5, 2), (9, 16, 4), (13, 67, 5), (6, 2048, 9)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matches_float64_reference(kind, n, D, M, dtype):
-    rng = np.random.default_rng()
+def test_matches_float64_reference(rng, kind, n, D, M, dtype):
     x = (rng.normal(size=(n, D)) + 0.5).astype(dtype)
     means = rng.normal(size=(M, D)) + 0.5
     got = weight_distance(x, means, kind)
@@ -50,10 +49,9 @@ def test_hand_checked_values():
 
 
 @pytest.mark.parametrize("kind", ["cosine", "rms"])
-def test_a_row_does_not_depend_on_its_neighbours_or_alignment(kind):
+def test_a_row_does_not_depend_on_its_neighbours_or_alignment(rng, kind):
     """What makes chunked and sharded preset runs bit-identical: any slice of the rows, copied to
     any byte offset, gives exactly the full run's values."""
-    rng = np.random.default_rng()
     x = rng.normal(size=(23, 64))
     means = rng.normal(size=(6, 64))
     full = weight_distance(x, means, kind)

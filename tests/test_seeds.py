@@ -55,8 +55,7 @@ def test_uniform_or_per_video(seeds, uniform):
     ([[0], [[0, 1]], [1]], r"video #1 has seeds=\[\[0, 1\]\]; give at least one snippet position \(a 1-D"),
 ])
 @pytest.mark.parametrize("entry", ["propagate", "solve"])
-def test_bad_per_video_seeds_are_named(seeds, message, entry):
-    rng = np.random.default_rng()
+def test_bad_per_video_seeds_are_named(rng, seeds, message, entry):
     x, offsets = ragged(rng, [3, 4, 2], 5, "float64")
     with pytest.raises(InputError, match=message):
         if entry == "propagate":
@@ -65,8 +64,7 @@ def test_bad_per_video_seeds_are_named(seeds, message, entry):
             solve(similarity(x, offsets, backend="cpu"), seeds=seeds, backend="cpu")
 
 
-def test_bad_seed_names_the_video_id():
-    rng = np.random.default_rng()
+def test_bad_seed_names_the_video_id(rng):
     x, offsets = ragged(rng, [3, 4], 5, "float64")
     with pytest.raises(InputError, match=r"features: video b \(#1\) has seed position 9"):
         propagate(x, offsets, seeds=[[0], [9]], video_ids=["a", "b"], backend="cpu")
@@ -75,10 +73,9 @@ def test_bad_seed_names_the_video_id():
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("window", [None, 3])
-def test_per_video_seeds_match_reference(backend, dtype, window):
+def test_per_video_seeds_match_reference(rng, backend, dtype, window):
     """Fresh random features and seed lists; short and long videos (the GPU fused and unfused
     paths), fused propagate and similarity + solve."""
-    rng = np.random.default_rng()
     lengths = [1, 2, 9, 40, 150, 5]
     x, offsets = ragged(rng, lengths, 16, dtype)
     seeds = random_seed_lists(rng, lengths)
@@ -93,11 +90,10 @@ def test_per_video_seeds_match_reference(backend, dtype, window):
 
 
 @pytest.mark.parametrize("window", [None, 4])
-def test_one_seed_at_the_middle_is_symmetric(window):
+def test_one_seed_at_the_middle_is_symmetric(rng, window):
     """A hand-checkable case: features mirrored about the middle snippet and one seed there give
     z mirrored too; and z = sum_k alpha^k S^k y >= y with every snippet reached (S >= 0, the
     graph connected), so z > 0 everywhere and z > 1 at the seed."""
-    rng = np.random.default_rng()
     half = np.cumsum(rng.normal(scale=0.3, size=(6, 4)), axis=0)
     x = np.concatenate([half[::-1], rng.normal(size=(1, 4)), half])       # L = 13, middle 6
     r = propagate(x, np.array([0, 13]), seeds=[[6]], sigma=0.5, window=window, tol=1e-12, backend="cpu")
@@ -105,8 +101,7 @@ def test_one_seed_at_the_middle_is_symmetric(window):
     assert np.all(r.z > 0) and r.z[6] > 1.0
 
 
-def test_seeds_from_an_iterator_are_read_once():
-    rng = np.random.default_rng()
+def test_seeds_from_an_iterator_are_read_once(rng):
     x, offsets = ragged(rng, [4, 6], 3, "float64")
     want = propagate(x, offsets, seeds=[[1], [2, -1]], backend="cpu").z
     got = propagate(x, offsets, seeds=(s for s in ([1], [2, -1])), backend="cpu").z

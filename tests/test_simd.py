@@ -18,8 +18,7 @@ def exp_all(a, out):
         out[i] = simd.exp_flush(a[i])
 
 
-def test_exp_flush_is_accurate_on_fresh_random_inputs():
-    rng = np.random.default_rng()
+def test_exp_flush_is_accurate_on_fresh_random_inputs(rng):
     a = np.concatenate([rng.uniform(-708.0, 709.0, 200_000), rng.uniform(-2.0, 2.0, 200_000),
                         -rng.exponential(30.0, 200_000)])
     a = a[a >= -708.0]
@@ -83,10 +82,9 @@ def aligned_at(rng, shape, dtype, offset_bytes):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("dim", [1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 2048])
 @pytest.mark.parametrize("offset", [0, 8, 16, 24, 40, 56])
-def test_dot_tile_matches_float64_reference(dtype, dim, offset):
+def test_dot_tile_matches_float64_reference(rng, dtype, dim, offset):
     """Every column count around the vector steps (masked head and tail), every start alignment
     (aligned body where rows share it), repeated rows, two arrays; then the diagonal triangles."""
-    rng = np.random.default_rng()
     X = aligned_at(rng, (9, dim), dtype, offset)
     Y = aligned_at(rng, (6, dim), dtype, 64 - 8 - offset % 32)
     rx = rng.integers(0, 9, 4)
@@ -131,10 +129,9 @@ TRIANGLE_CALLS = {width: _via_width(f) for width, f in TRIANGLES_AT_WIDTH.items(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("dim", [1, 3, 4, 9, 16, 17, 40, 257])
 @pytest.mark.parametrize("offset", [0, 8, 48])
-def test_every_vector_width_matches_float64_reference(width, dtype, dim, offset):
+def test_every_vector_width_matches_float64_reference(rng, width, dtype, dim, offset):
     """The lane reductions (shuffle trees of 2 to 16 lanes) and the masked head and tail at each
     SIMD width the host may get (16, 32, 64 bytes), not only the one this machine uses."""
-    rng = np.random.default_rng()
     X = aligned_at(rng, (8, dim), dtype, offset)
     rx = np.array([0, 1, 2, 3])
     ry = np.array([4, 5, 6, 7])
@@ -168,8 +165,7 @@ def test_reduction_network_finishes_every_sum_once(lanes, count):
         assert sorted(label for label in final if label >= 0) == list(range(count))
 
 
-def test_dot_tile_strided_rows_take_the_scalar_path():
-    rng = np.random.default_rng()
+def test_dot_tile_strided_rows_take_the_scalar_path(rng):
     base = rng.normal(size=(8, 80)).astype(np.float32)
     X = base[:, ::2]                                     # column stride 8 bytes: not contiguous
     rows = np.array([0, 2, 4, 7])
@@ -179,10 +175,9 @@ def test_dot_tile_strided_rows_take_the_scalar_path():
 
 
 @pytest.mark.parametrize("band", [0, 3, 9])
-def test_gram_prefetch_never_changes_the_values(band):
+def test_gram_prefetch_never_changes_the_values(rng, band):
     """gram_tiles writes exactly the upper band (poison elsewhere survives), and what it
     prefetches meanwhile (a next video, or nothing) leaves every value bit-identical."""
-    rng = np.random.default_rng()
     L, dim = 23, 300
     x = rng.normal(size=(L, dim)).astype(np.float32)
     ahead = rng.normal(size=(40, dim)).astype(np.float32)
@@ -217,8 +212,7 @@ def exp_finite_all(a, coarse, out):
 
 
 @pytest.mark.parametrize("coarse, bound", [(False, 3 * EPS), (True, 1e-8)])
-def test_exp_finite_accuracy_in_its_range(coarse, bound):
-    rng = np.random.default_rng()
+def test_exp_finite_accuracy_in_its_range(rng, coarse, bound):
     a = np.concatenate([rng.uniform(-708.0, 709.0, 100_000), rng.uniform(-201.0, 0.0, 100_000),
                         [0.0, -708.0, 709.0, -0.5 * math.log(2.0)]])
     out = np.full_like(a, np.nan)

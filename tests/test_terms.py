@@ -18,9 +18,8 @@ TOL = {"float32": 1e-4, "float64": 1e-9}
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("terms", ["feature", "temporal"])
-def test_one_term_graphs_match_reference(backend, dtype, terms):
+def test_one_term_graphs_match_reference(rng, backend, dtype, terms):
     """Fresh random features, every distance, normalised or raw, dense and banded; S and z."""
-    rng = np.random.default_rng()
     x, offsets = ragged(rng, [1, 2, 7, 40, 150], 12, dtype)
     for distance, normalize, window in itertools.product(("sqeuclidean", "rms", "cosine"), (True, False),
                                                          (None, 3)):
@@ -62,8 +61,7 @@ def test_feature_only_by_hand():
     np.testing.assert_allclose(got, W / np.sqrt(np.outer(d, d)), rtol=1e-14, atol=0)
 
 
-def test_both_is_the_default_graph():
-    rng = np.random.default_rng()
+def test_both_is_the_default_graph(rng):
     x, offsets = ragged(rng, [5, 30], 6, "float64")
     r0 = propagate(x, offsets, backend="cpu")
     r1 = propagate(x, offsets, terms="both", backend="cpu")
