@@ -11,7 +11,7 @@ import peers
 import workloads
 from conftest import record_floor_fraction, record_lanp, slow, time_peer_c
 from lanp.kernels import propagate
-from lanp.kernels.params import pack_seeds
+from lanp.kernels import pack_seeds
 
 ALPHA = 0.99
 CHECK_TOL = 1e-3          # CG to 1e-6 on cond(A) <= 199 -> solution error well below this
