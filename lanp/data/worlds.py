@@ -18,12 +18,13 @@ hard the ways real data is:
 How a world is made (all in a latent space of ``latent_dim`` dimensions, then mapped to features):
 latent dimension k varies with scale lambda_k ∝ (k+1)^-spectrum_decay (sum of lambda_k^2 = 1); a
 snippet's latent state is its segment's camera mean (scene mean + camera offset) + the video's
-offset + a per-video "activity" times (an AR(1) process + white noise) + a slow random walk, plus
-rare-event and anomaly displacements along fixed unit directions, measured in units of the normal
-within-video spread s = sqrt(temporal_std^2 + white_std^2). A fixed random map A (D x K) gives the
-features x_d = m_d * max(f(g_d (A h)_d - c) - zero_floor, 0) with f(t) = e^t below 0 and 1 + t above:
-non-negative and skewed, with heavy-tailed per-dimension levels m_d, and gains g_d that are larger
-for low-level dimensions, like post-ReLU I3D features.
+offset + a per-video "activity" times (a moving average of white noise + white noise) + a slow
+random walk, plus rare-event and anomaly displacements along fixed unit directions, measured in
+units of the normal within-video spread s = sqrt(temporal_std^2 + white_std^2). A fixed random map
+A (K x D) gives the features x_d = m_d * max(f(g_d (A h)_d - c + e) - zero_floor, 0), with
+f(t) = e^t below 0 and 1 + t above and e ~ N(0, dim_noise^2): non-negative and skewed, with
+heavy-tailed per-dimension levels m_d and gains g_d that are larger for low-level dimensions, like
+post-ReLU I3D features.
 
 Randomness: the world (scenes, cameras, anomaly classes, rare events, the map) comes from
 ``world_seed``; the training videos from (world_seed, seed, 0), the test videos from (world_seed,
@@ -78,8 +79,9 @@ class EasySpec:
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """A realistic world (see the module docstring for the generative model). Every field has its
-    meaning in ``field.metadata['doc']``; :func:`describe` lists them."""
+    """A realistic world (see the module docstring for the generative model); the defaults are the
+    ``scenes`` world. Every field has its meaning in ``field.metadata['doc']``; :func:`describe`
+    lists them."""
     description: str = _doc("", "what the world is for")
     dim: int = _doc(256, "feature size D when generate() gets none")
     train_videos: int = _doc(160, "training videos when generate() gets none")
@@ -102,15 +104,17 @@ class WorldSpec:
     scene_separation: float = _doc(0.8, "spread of the scene means")
     camera_separation: float = _doc(0.6, "spread of a scene's camera views around its mean")
     video_separation: float = _doc(0.35, "spread of a video's offset (light, crowd) around its camera")
-    temporal_std: float = _doc(0.5, "stationary size of the smooth (AR(1)) within-video variation")
-    temporal_corr: float = _doc(0.86, "lag-1 correlation of the AR(1) process")
-    white_std: float = _doc(0.18, "size of the per-snippet white variation")
+    temporal_std: float = _doc(0.5, "size of the smooth within-video variation")
+    temporal_window: int = _doc(6, "the smooth variation is a moving average of white noise over this many "
+                                   "snippets: its autocorrelation falls linearly to 0 at this lag (real I3D: "
+                                   "0.65, 0.46, 0.34, 0.23, 0.12, 0.04 at lags 1-6)")
+    white_std: float = _doc(0.1, "size of the per-snippet white variation")
     drift: float = _doc(0.2, "random walk over a whole video (total size)")
     activity_spread: float = _doc(0.3, "log-normal sigma of a per-video activity multiplier on the "
                                        "within-video variation")
-    cut_rate: float = _doc(0.0, "scene cuts / camera changes per 100 snippets (Poisson)")
+    cut_rate: float = _doc(1.2, "scene cuts / camera changes per 100 snippets (Poisson)")
     cut_other_scene: float = _doc(0.3, "probability that a cut goes to another scene, not another camera")
-    rare_event_rate: float = _doc(0.0, "rare normal events per 100 snippets (Poisson)")
+    rare_event_rate: float = _doc(0.8, "rare normal events per 100 snippets (Poisson)")
     rare_event_pool: int = _doc(24, "distinct rare normal events of the world (each a fixed direction)")
     rare_event_strength: Tuple[float, float] = _doc((0.8, 2.5), "rare-event displacement, log-uniform, in "
                                                                "units of the normal spread")
@@ -119,12 +123,12 @@ class WorldSpec:
                                           "dimensions that ordinary normal snippets never use")
     # anomalies
     num_anomaly_classes: int = _doc(6, "anomaly classes of the world, shared by train and test")
-    anomaly_strength: Tuple[float, float] = _doc((1.0, 3.0), "anomaly displacement, log-uniform, in units "
+    anomaly_strength: Tuple[float, float] = _doc((0.8, 4.0), "anomaly displacement, log-uniform, in units "
                                                              "of the normal spread")
-    anomaly_duration: Tuple[float, float] = _doc((0.05, 0.6), "anomaly duration as a share of the video, "
+    anomaly_duration: Tuple[float, float] = _doc((0.02, 0.7), "anomaly duration as a share of the video, "
                                                               "log-uniform, at least one snippet")
     second_anomaly: float = _doc(0.25, "probability of a second anomaly (same class) in an abnormal video")
-    prior_violation: float = _doc(0.0, "share of abnormal videos whose (first) anomaly touches the first or "
+    prior_violation: float = _doc(0.25, "share of abnormal videos whose (first) anomaly touches the first or "
                                        "last snippet")
     anomaly_novelty: float = _doc(0.5, "share of an anomaly's displacement (energy) along latent dimensions "
                                        "that normal snippets never use (what a supervised detector can learn "
@@ -161,8 +165,8 @@ class WorldSpec:
                      "dim", "train_videos", "test_videos"):
             if int(getattr(self, name)) < 1:
                 bad(name, "an integer >= 1")
-        if not 0.0 <= self.temporal_corr < 1.0:
-            bad("temporal_corr", "in [0, 1)")
+        if int(self.temporal_window) < 1:
+            bad("temporal_window", "an integer >= 1")
         for name in ("cut_other_scene", "second_anomaly", "prior_violation", "anomaly_novelty",
                      "rare_event_novelty"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -191,26 +195,21 @@ class WorldSpec:
 
 Spec = Union[EasySpec, WorldSpec]
 
-_REALISTIC = dict(
-    cut_rate=1.2, rare_event_rate=0.8, prior_violation=0.25,
-    anomaly_strength=(0.8, 4.0), anomaly_duration=(0.02, 0.7),
-)
-
 WORLDS: Dict[str, Spec] = {
     "easy": EasySpec(),
     "scenes": WorldSpec(
-        description="shared scenes, cuts and camera changes, rare normal events, anomalies of moderate "
-                    "strength; labels independent of length",
-        **_REALISTIC),
+        description="shared scenes, cuts and camera changes, rare normal events, anomaly classes from barely "
+                    "visible to obvious, a quarter touching the ends; labels independent of length"),
     "subtle": WorldSpec(
-        description="as scenes, but many anomalies lie inside the normal spread and more touch the ends",
-        **{**_REALISTIC, "anomaly_strength": (0.4, 2.0), "prior_violation": 0.3, "anomaly_novelty": 0.9}),
+        description="as scenes, but anomalies mostly inside the normal spread (found only along their own "
+                    "directions) and more touch the ends",
+        anomaly_strength=(0.45, 2.2), anomaly_novelty=0.9, prior_violation=0.3),
     "length-biased-long": WorldSpec(
         description="as scenes, with abnormal videos longer than normal ones (std(z) calls long videos normal)",
-        **{**_REALISTIC, "label_length": "abnormal-longer"}),
+        label_length="abnormal-longer"),
     "length-biased-short": WorldSpec(
         description="as scenes, with abnormal videos shorter than normal ones (rewards a length-biased split)",
-        **{**_REALISTIC, "label_length": "abnormal-shorter"}),
+        label_length="abnormal-shorter"),
 }
 
 
@@ -450,12 +449,11 @@ class _World:
         abnormal[np.argsort(-score, kind="stable")[:n_abnormal]] = True
         return abnormal
 
-    def _ar(self, L: int, rng) -> np.ndarray:
-        from scipy.signal import lfilter
-        phi = self.spec.temporal_corr
-        e = rng.normal(size=(L, self.lam.shape[0]))
-        e[0] /= math.sqrt(1.0 - phi * phi)            # start in the stationary distribution
-        return lfilter([math.sqrt(1.0 - phi * phi)], [1.0, -phi], e, axis=0)
+    def _smooth(self, L: int, rng) -> np.ndarray:
+        """(L, K) moving average of unit white noise over temporal_window snippets (unit variance)."""
+        w = int(self.spec.temporal_window)
+        e = np.cumsum(rng.normal(size=(L + w, self.lam.shape[0])), axis=0)
+        return (e[w:] - e[:-w]) / math.sqrt(w)
 
     def split(self, num_videos: int, rng: np.random.Generator, prefix: str) -> Split:
         spec, K = self.spec, self.lam.shape[0]
@@ -491,7 +489,7 @@ class _World:
                 base[bounds[i]:bounds[i + 1], :K] = self.cameras[s, c]
                 scenes[bounds[i]:bounds[i + 1]] = s
             h = base
-            h[:, :K] += offset + activity * self.lam * (spec.temporal_std * self._ar(L, rng)
+            h[:, :K] += offset + activity * self.lam * (spec.temporal_std * self._smooth(L, rng)
                                                         + spec.white_std * rng.normal(size=(L, K)))
             h[:, :K] += np.cumsum(rng.normal(size=(L, K)), axis=0) * self.lam * (spec.drift / math.sqrt(L))
             # rare normal events
