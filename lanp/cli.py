@@ -6,11 +6,15 @@ modules are imported only when their command runs, so ``lanp propagate`` never i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
+import tempfile
+import time
+import traceback
 
-from lanp import __version__, config_file
-from lanp.kernels import InputError
+from lanp import __version__, outputs          # light: the signal handlers go in before numba loads
 
 # command -> (module, one-line help)
 COMMANDS = {
@@ -27,6 +31,8 @@ COMMANDS = {
 
 
 def _parser_for(name: str, prog: str = None) -> argparse.ArgumentParser:
+    from lanp import config_file
+
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=prog, description=module.__doc__ or help_text,
@@ -37,16 +43,82 @@ def _parser_for(name: str, prog: str = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _execute(parser: argparse.ArgumentParser, argv) -> int:
+def _quiet_stdout() -> None:
+    """The reader of stdout went away (``lanp ... | head -1``): send the rest nowhere."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _os_message(exc: OSError) -> str:
+    if isinstance(exc, outputs.WriteError):
+        return str(exc.strerror)
+    what = exc.strerror or str(exc)
+    if exc.filename is not None:
+        other = f" -> {exc.filename2!r}" if exc.filename2 is not None else ""
+        return f"{what.lower() if what[:1].isupper() else what}: {str(exc.filename)!r}{other}"
+    return str(exc)
+
+
+def _save_traceback(exc: BaseException) -> str:
+    """Write the traceback of an unexpected error to a file; returns its path."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        args = config_file.parse_args(parser, argv, tuple(COMMANDS))
-        return int(args._run(args) or 0)
-    except (InputError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: no output was written", file=sys.stderr)
-        return 130
+        fd, path = tempfile.mkstemp(prefix=f"lanp-traceback-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"lanp {__version__}, {' '.join(sys.argv)}\n{text}")
+        return path
+    except OSError:
+        return "(could not be saved)"
+
+
+def _interrupted(exc) -> int:
+    signum = getattr(exc, "signum", 2)
+    name = {2: "interrupted", 15: "terminated"}.get(signum, "interrupted")
+    done = [str(p) for p in outputs.committed]
+    if done:
+        print(f"{name}: stopped after writing {', '.join(done)}; nothing else was changed", file=sys.stderr)
+    else:
+        print(f"{name}: no output was written, existing outputs are unchanged", file=sys.stderr)
+    return 128 + signum
+
+
+def _execute(name: str, prog: str, argv) -> int:
+    """Run a command; every anticipated failure is one ``error:`` line and exit code 2, an interrupt
+    exit code 130 (SIGINT) or 143 (SIGTERM), an unexpected error one line naming a saved traceback
+    (exit code 1). The signal handlers are installed before the command's modules are imported."""
+    outputs.install_signal_handlers()
+    try:
+        from lanp import config_file
+        from lanp.kernels import InputError
+
+        try:
+            parser = _parser_for(name, prog=prog)
+            args = config_file.parse_args(parser, argv, tuple(COMMANDS))
+            code = int(args._run(args) or 0)
+            outputs.checkpoint()                 # a signal swallowed by a C callback still counts
+            sys.stdout.flush()
+            return code
+        except KeyboardInterrupt as exc:
+            return _interrupted(exc)
+        except BrokenPipeError:
+            _quiet_stdout()
+            return 141
+        except (InputError, FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+            message = _os_message(exc) if isinstance(exc, OSError) else str(exc)
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+        except SystemExit:
+            raise
+        except Exception as exc:                # a bug: one line, the traceback in a file
+            path = _save_traceback(exc)
+            print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                  f"(a bug in lanp; the traceback is in {path})", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt as exc:            # a signal while reporting
+        return _interrupted(exc)
+    finally:
+        outputs.restore_signal_handlers()
 
 
 def main(argv=None) -> int:
@@ -63,12 +135,12 @@ def main(argv=None) -> int:
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}: choose one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    return _execute(_parser_for(argv[0], prog=f"lanp {argv[0]}"), argv[1:])
+    return _execute(argv[0], f"lanp {argv[0]}", argv[1:])
 
 
 def propagate_main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    return _execute(_parser_for("propagate", prog="lanp-propagate"), argv)
+    return _execute("propagate", "lanp-propagate", argv)
 
 
 if __name__ == "__main__":
