@@ -116,3 +116,30 @@ def test_spearman_matches_scipy_with_ties():
         if np.ptp(lengths) > 0:
             assert length_score_spearman(lengths, scores) == pytest.approx(
                 spearmanr(lengths, scores).statistic, abs=1e-12)
+
+
+def test_seed_calibrated_scores_hand_case():
+    from lanp.method.video_scores import seed_normalised, video_scores
+    z = np.array([2.0, 1.0, 0.5, 2.0,      # seeds 2, 2: zn = 1, .5, .25, 1
+                  4.0, 4.0, 4.0, 4.0])     # flat: zn = 1
+    offsets = np.array([0, 4, 8])
+    np.testing.assert_allclose(seed_normalised(z, offsets), [1, 0.5, 0.25, 1, 1, 1, 1, 1])
+    s, attrs = video_scores(z, offsets, "seed-low-tail")
+    # q10 of (.25, .5, 1, 1) with linear interpolation: .25 + 0.3 * .25 = .325
+    np.testing.assert_allclose(s, [1 - 0.325, 0.0])
+    assert attrs["video_score"] == "seed-low-tail"
+    share, attrs = video_scores(z, offsets, "share-below")
+    # the dataset's 10 % quantile of zn is in the bin of 0.25: video 0 has 1 of 4 snippets there
+    np.testing.assert_allclose(share, [0.25, 0.0])
+    assert 0.25 < attrs["video_score_threshold"] <= 0.255
+
+
+def test_seed_calibrated_scores_ignore_length():
+    """A long and a short video with the same shape of z get the same seed-low-tail score."""
+    from lanp.method.video_scores import video_scores
+    shape = lambda n: 0.5 + 0.5 * np.cos(np.linspace(0, 2 * np.pi, n))       # 1 at both ends
+    z = np.concatenate([shape(20) * 3.0, shape(400) * 0.01])                  # very different scales
+    s, _ = video_scores(z, np.array([0, 20, 420]), "seed-low-tail")
+    assert abs(s[0] - s[1]) < 0.05                                             # sampling of the shape only
+    std, _ = video_scores(z, np.array([0, 20, 420]), "std")
+    assert std[0] > 100 * std[1]                                               # std sees the scale

@@ -9,6 +9,12 @@ in the global step on those small arrays of the whole dataset.
 - ``std-length-adjusted``: log std(z) minus a robust (Huber) straight-line fit against log L over
   the dataset: how much more spread a video's z has than a video of its length typically has
   (std(z) alone is largely a length detector on real data).
+- ``seed-low-tail``: z calibrated against the video's own seeds, zn = z / mean(z at the first and
+  last snippet); score = 1 - q10(zn), the low tail of the calibrated normality (a robust tail
+  statistic: one odd snippet does not move it, a tenth of the video does).
+- ``share-below``: the share of a video's snippets whose zn falls below a dataset-level threshold,
+  the 10 % quantile of zn over all snippets of the dataset (from per-video histograms of zn on
+  [0, 2] in 400 bins, so it is computed per video in the first pass and combined globally).
 
 Add a score with :func:`register`; ``lanp propagate --video-score`` lists every registered name.
 """
@@ -112,9 +118,54 @@ def _std_length_adjusted(stats: Stats, lengths) -> Tuple[np.ndarray, dict]:
                       "video_score_fit_slope": b}
 
 
+def seed_normalised(z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """zn = z / mean(z at the video's first and last snippet), per video (float64; a zero seed
+    mean gives zn = 0 there)."""
+    z = np.asarray(z, dtype=np.float64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    seeds = 0.5 * (z[offsets[:-1]] + z[offsets[1:] - 1])
+    scale = np.repeat(seeds, np.diff(offsets))
+    return np.divide(z, scale, out=np.zeros_like(z), where=scale > 0)
+
+
+TAIL_QUANTILE = 0.1
+HIST_EDGES = np.linspace(0.0, 2.0, 401)
+
+
+def _low_tail_stats(z, offsets) -> Stats:
+    zn = seed_normalised(z, offsets)
+    q = [np.quantile(zn[a:b], TAIL_QUANTILE) for a, b in zip(offsets[:-1], offsets[1:])]
+    return {"zn_q10": np.asarray(q, dtype=np.float64)}
+
+
+def _low_tail(stats: Stats, lengths) -> Tuple[np.ndarray, dict]:
+    return 1.0 - stats["zn_q10"], {"video_score": "seed-low-tail", "video_score_quantile": TAIL_QUANTILE}
+
+
+def _hist_stats(z, offsets) -> Stats:
+    zn = np.clip(seed_normalised(z, offsets), HIST_EDGES[0], HIST_EDGES[-1])
+    bins = np.minimum(np.searchsorted(HIST_EDGES, zn, side="right") - 1, HIST_EDGES.size - 2)
+    video = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    hist = np.zeros((len(offsets) - 1, HIST_EDGES.size - 1), dtype=np.int64)
+    np.add.at(hist, (video, bins), 1)
+    return {"zn_hist": hist}
+
+
+def _share_below(stats: Stats, lengths) -> Tuple[np.ndarray, dict]:
+    hist = stats["zn_hist"]
+    total = np.cumsum(hist.sum(axis=0))
+    cut = int(np.searchsorted(total, TAIL_QUANTILE * total[-1], side="left"))   # bins [0, cut] are "below"
+    share = hist[:, :cut + 1].sum(axis=1) / np.maximum(hist.sum(axis=1), 1)
+    return share.astype(np.float64), {"video_score": "share-below", "video_score_quantile": TAIL_QUANTILE,
+                                      "video_score_threshold": float(HIST_EDGES[cut + 1])}
+
+
 register(VideoScore("std", "std(z) of the video (the paper)", _std_stats, _std))
 register(VideoScore("std-length-adjusted", "log std(z) minus its robust fit on log length",
                     _std_stats, _std_length_adjusted))
+register(VideoScore("seed-low-tail", "1 - the 10 % quantile of z / z at the video's seeds", _low_tail_stats, _low_tail))
+register(VideoScore("share-below", "share of snippets whose seed-calibrated z is below the dataset's 10 % quantile",
+                    _hist_stats, _share_below))
 
 
 def video_scores(z: np.ndarray, offsets: np.ndarray, method: str = "std"):
