@@ -428,8 +428,10 @@ class _World:
         u = (h @ self.A) * self.gain - self.spec.feature_offset
         u += self.spec.dim_noise * rng.normal(size=u.shape)
         f = np.where(u > 0, 1.0 + u, np.exp(np.minimum(u, 0.0)))      # exp below 0, linear above: no blow-up
-        x = self.level * (f - self.spec.zero_floor)
-        return np.maximum(x, 0.0).astype(np.float32)
+        x = np.maximum(self.level * (f - self.spec.zero_floor), 0.0)
+        empty = ~x.any(axis=1)              # never an all-zero snippet (lanp refuses those); only at tiny D
+        x[empty] = 1e-3 * self.level
+        return x.astype(np.float32)
 
     def _labels(self, lengths: np.ndarray, rng) -> np.ndarray:
         spec, V = self.spec, lengths.shape[0]
