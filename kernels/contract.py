@@ -70,3 +70,69 @@ def check_written(result: Propagation, video_ids, where: str) -> None:
     missing = np.flatnonzero(to_numpy(result.iterations) < 0)
     if missing.size:
         raise bug(where, video_ids, int(missing[0]), missing.size)
+
+
+# -- the cross-video kernels (anchor_neighbours, solve_csr) -------------------------------------
+
+NEIGHBOUR_POISON = -2           # an index no kernel writes (a missing anchor is -1)
+
+
+def poisoned_neighbours(N: int, k: int, xp=np):
+    """(index (N, k) int64 NEIGHBOUR_POISON, similarity (N, k) NaN) in the array module ``xp``."""
+    return xp.full((N, k), NEIGHBOUR_POISON, dtype=np.int64), xp.full((N, k), np.nan)
+
+
+def check_neighbours_written(index, where: str) -> None:
+    """Raise if any entry of a Neighbours index is still poisoned (a backend bug)."""
+    missing = np.flatnonzero((to_numpy(index) == NEIGHBOUR_POISON).any(axis=1))
+    if missing.size:
+        raise RuntimeError(f"{where}: the kernel wrote no neighbours for row {int(missing[0])} "
+                           f"({missing.size} row(s)): this is a bug in lanp, please report it")
+
+
+def raise_for_row(row: int, status: int, offsets, video_ids, where: str) -> None:
+    """InputError for a bad snippet row (codes.STATUS_*) of a packed batch: names its video and
+    snippet, in the style of :func:`raise_for_status`."""
+    v = int(np.searchsorted(offsets, row, side="right")) - 1
+    what = {STATUS_NONFINITE: "a NaN or Inf value (or a value too large to square in this dtype)",
+            STATUS_ZERO: "an all-zero feature vector, which cosine similarity cannot use"}[int(status)]
+    raise InputError(f"{where}: {video_name(video_ids, v)}, snippet {row - int(offsets[v])} "
+                     f"(row {row}) has {what}")
+
+
+def raise_for_anchor(a: int, status: int, anchor_video, where: str) -> None:
+    """InputError for a bad anchor row (codes.STATUS_*), naming the anchor and its video."""
+    what = {STATUS_NONFINITE: "a NaN or Inf value (or a value too large to square in this dtype)",
+            STATUS_ZERO: "an all-zero feature vector, which cosine similarity cannot use"}[int(status)]
+    raise InputError(f"{where}: anchor {a} (of global video {int(anchor_video[a])}) has {what}")
+
+
+def raise_for_csr_key(key: int, indptr, indices, data, where: str) -> None:
+    """InputError for the first bad entry of a CSR matrix W (key = CSR_KEY_STRIDE * entry + code,
+    codes.CSR_*), naming its row, column and weight; nothing for NO_BAD_ENTRY."""
+    from .codes import (CSR_ASYMMETRIC, CSR_BAD_WEIGHT, CSR_COLUMN_RANGE, CSR_DIAGONAL, CSR_KEY_STRIDE,
+                        CSR_UNSORTED, NO_BAD_ENTRY)
+    key = int(key)
+    if key == NO_BAD_ENTRY:
+        return
+    e, code = divmod(key, CSR_KEY_STRIDE)
+    indptr = to_numpy(indptr)
+    i = int(np.searchsorted(indptr, e, side="right")) - 1
+    j = int(to_numpy(indices[e:e + 1])[0])
+    w = float(to_numpy(data[e:e + 1])[0])
+    N = indptr.shape[0] - 1
+    mirror, present = 0.0, False
+    if code == CSR_ASYMMETRIC:
+        lo, hi = int(indptr[j]), int(indptr[j + 1])
+        columns = to_numpy(indices[lo:hi])
+        found = np.flatnonzero(columns == i)
+        present = bool(found.size)
+        mirror = float(to_numpy(data[lo + int(found[0]):lo + int(found[0]) + 1])[0]) if present else 0.0
+    what = {CSR_COLUMN_RANGE: f"its column is outside [0, {N})",
+            CSR_UNSORTED: f"its column is not above the previous one of row {i}: each row's columns must be "
+                          "strictly increasing (canonical CSR; scipy: W.sum_duplicates())",
+            CSR_BAD_WEIGHT: "W must be finite and >= 0",
+            CSR_DIAGONAL: "W must have a zero diagonal",
+            CSR_ASYMMETRIC: f"but W[{j}, {i}] = {mirror!r}{'' if present else ' (absent)'}: W must be symmetric "
+                            "bit for bit (e.g. W = (W + W.T) / 2)"}[code]
+    raise InputError(f"{where}: W[{i}, {j}] = {w!r} (entry {e}): {what}")

@@ -56,3 +56,37 @@ class Graph:
                 if 0 <= j < L:
                     out[i, j] = band[i, c]
         return out
+
+
+@dataclass
+class Neighbours:
+    """Result of :func:`lanp.kernels.anchor_neighbours`: for every snippet row i, its k most
+    cosine-similar anchors from other videos, most similar first (ties: lower anchor index).
+
+    index:      (N, k) int64 rows of ``anchors``; -1 where fewer than k anchors are eligible.
+    similarity: (N, k) float64 cosine of the L2-normalised row and anchor; -inf where index = -1.
+    backend:    name of the backend that ran.
+    """
+
+    index: np.ndarray
+    similarity: np.ndarray
+    backend: str
+
+
+@dataclass
+class CsrSolution:
+    """Result of :func:`lanp.kernels.solve_csr`: CG for (I - alpha S) z = y on one sparse graph.
+
+    z:          (N,) float64.
+    iterations: CG iterations run.
+    residual:   true relative residual ||y - (I - alpha S) z|| / ||y||, recomputed after the loop
+                (0 for y = 0).
+    converged:  the stopping test ||r_k|| <= tol ||y|| was met.
+    backend:    name of the backend that ran.
+    """
+
+    z: np.ndarray
+    iterations: int
+    residual: float
+    converged: bool
+    backend: str

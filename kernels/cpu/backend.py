@@ -4,10 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..arrays import to_numpy
-from ..contract import poisoned_solver_outputs, poisoned_status, raise_for_status
+from ..codes import NO_BAD_ENTRY
+from ..contract import (poisoned_neighbours, poisoned_solver_outputs, poisoned_status, raise_for_anchor,
+                        raise_for_csr_key, raise_for_row, raise_for_status)
 from ..memory import check_graph_memory
-from ..results import Graph, Propagation
-from . import packed
+from ..results import CsrSolution, Graph, Neighbours, Propagation
+from . import csr, neighbours, packed
 from .schedule import schedule
 
 
@@ -70,3 +72,28 @@ class CpuBackend:
                             band, *seeds, solver.alpha, solver.tol, solver.maxiter,
                             z, iterations, residual, converged)
         return Propagation(z, iterations, residual, converged, self.name)
+
+    def anchor_neighbours(self, features, offsets, anchors, anchor_video, k, first_video, dt, video_ids, where):
+        x = to_numpy(features)
+        index, similarity = poisoned_neighbours(x.shape[0], k)
+        neighbours.anchor_neighbours(
+            x, offsets, np.ascontiguousarray(to_numpy(anchors)), anchor_video, k, first_video, dt,
+            lambda row, status: raise_for_row(row, status, offsets, video_ids, where),
+            lambda a, status: raise_for_anchor(a, status, anchor_video, where), index, similarity)
+        return Neighbours(index, similarity, self.name)
+
+    def solve_csr(self, indptr, indices, data, y, solver, where):
+        indptr = np.ascontiguousarray(to_numpy(indptr), dtype=np.int64)
+        indices = np.ascontiguousarray(to_numpy(indices), dtype=np.int64)
+        data = np.ascontiguousarray(to_numpy(data), dtype=np.float64)
+        y = np.ascontiguousarray(to_numpy(y), dtype=np.float64)
+        for symmetry in (False, True):          # structure first: the symmetry test needs sorted rows
+            key = csr.first_bad_entry(indptr, indices, data, symmetry)
+            if key != NO_BAD_ENTRY:
+                raise_for_csr_key(key, indptr, indices, data, where)
+        dinv = np.empty(y.shape[0])
+        csr.inverse_sqrt_degrees(indptr, data, dinv)
+        z = np.full(y.shape[0], np.nan)
+        it, residual, converged = csr.conjugate_gradient(indptr, indices, data, dinv, y, solver.alpha,
+                                                         solver.tol, solver.maxiter, z)
+        return CsrSolution(z, int(it), float(residual), bool(converged), self.name)
