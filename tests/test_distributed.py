@@ -183,7 +183,7 @@ def test_every_option_is_keyed_by_the_pass_it_changes():
     resumed run could reuse z computed with other options."""
     from dataclasses import fields
     pass1 = set(preset_recipe(PropagateConfig()).pass1_key()) - {"recipe"}
-    pass2 = {"n_normal", "normal_fraction", "confident_fraction", "preset"}
+    pass2 = {"n_normal", "normal_fraction", "confident_fraction", "preset", "normal_split"}
     assert {f.name for f in fields(PropagateConfig)} == pass1 | pass2
     assert not pass2 & pass1
 

@@ -38,6 +38,8 @@ def test_outputs_equal_the_golden_files(name, tmp_path):
         assert sorted(data) == sorted(gold_data), f"{name}: datasets differ"
         for key in gold_data:
             assert_same(data[key], gold_data[key], f"{name}: dataset {key}")
+        for key, default in cases.NEW_OPTION_DEFAULTS.items():
+            assert key not in gold_attrs and attrs.pop(key) == default, f"{name}: new option {key}"
         assert sorted(attrs) == sorted(gold_attrs), (
             f"{name}: attributes differ: +{sorted(set(attrs) - set(gold_attrs))} -{sorted(set(gold_attrs) - set(attrs))}")
         for key in gold_attrs:

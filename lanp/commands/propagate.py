@@ -7,6 +7,7 @@ L2-normalised features; --normalize none keeps raw features.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from lanp.kernels import DISTANCES, ConvergenceWarning, backend_names
 from lanp.method import video_scores
 from lanp.method.options import PRESETS
+from lanp.method.splits import SPLITS
 
 
 def _seeds(text: str):
@@ -48,6 +50,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     split.add_argument("--n-normal", type=int, default=None, help="number of normal videos N_nor")
     split.add_argument("--normal-fraction", type=float, default=None,
                        help="N_nor as a fraction of the videos (default 0.5)")
+    lab.add_argument("--normal-split", choices=SPLITS, default="count",
+                     help="how many videos are normal: count (--n-normal / --normal-fraction, the paper), or "
+                          "from the video scores by an Otsu cut (otsu) or a two-Gaussian mixture (gmm)")
     lab.add_argument("--abnormal-ratio", type=float, default=0.4, help="r: share of snippets labelled 1 (0.4)")
     lab.add_argument("--confident-fraction", type=float, default=0.1, help="h: normal list size / N_nor (0.1)")
     s = p.add_argument_group("solver")
@@ -57,8 +62,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     d = p.add_argument_group("preset and video score")
     d.add_argument("--preset", choices=PRESETS, default="paper",
-                   help="paper (default: the options above) or the public code's rules for UCF-Crime / "
-                        "ShanghaiTech (fixes graph, solver, split and weights; see README)")
+                   help="paper (default: the options above), the public code's rules for UCF-Crime / "
+                        "ShanghaiTech (fix graph, solver, split and weights; docs/presets.md), or cross-video "
+                        "(normality from the seed snippets of the other videos; docs/compare.md)")
     d.add_argument("--video-score", choices=video_scores.names(), default="std",
                    help="how videos are ranked for the split: " + "; ".join(
                        f"{s}: {video_scores.get(s).description}" for s in video_scores.names()))
@@ -79,7 +85,7 @@ def config_from_args(args):
                            normal_fraction=args.normal_fraction, abnormal_ratio=args.abnormal_ratio,
                            confident_fraction=args.confident_fraction, tol=args.tol, maxiter=args.maxiter,
                            backend=args.backend, dtype=args.dtype, preset=args.preset,
-                           video_score=args.video_score)
+                           video_score=args.video_score, normal_split=args.normal_split)
 
 
 def summary_lines(out, path) -> list:
@@ -99,9 +105,17 @@ def run(args) -> int:
     from lanp.runners.sharded import expand_inputs, output_paths
     from lanp.method.registry import preset_recipe
     from lanp.runners.file import label_file, write_labels
+    from lanp.outputs import check_output
     config = config_from_args(args)
     inputs = expand_inputs(args.features)
     outputs = output_paths(inputs, args.out)
+    named_inputs = [("--features", p) for p in inputs]
+    as_folder = args.out is not None and (len(inputs) > 1 or Path(args.out).is_dir()
+                                          or str(args.out).endswith(("/", os.sep)))
+    if as_folder:
+        check_output(args.out, "--out", named_inputs, folder=True)
+    for out in outputs:
+        check_output(out, "output" if as_folder else "--out", named_inputs)
     if len(inputs) > 1 or args.scheduler or args.resume:
         return _run_sharded(args, config, inputs, outputs)
     features = args.features[0] if Path(args.features[0]) == inputs[0] else str(inputs[0])   # as typed, or the glob's match

@@ -33,7 +33,7 @@ import numpy as np
 from lanp.config_file import current_config
 from lanp.method import labels as L
 from lanp.method.ablations import ABLATIONS
-from lanp.method.registry import method_recipe
+from lanp.method.registry import METHOD_DESCRIPTIONS, METHOD_RECIPES, method_recipe
 from lanp.runners.memory import label_arrays
 from lanp.data.io import FeatureFile, write_h5
 from lanp.kernels import InputError
@@ -41,7 +41,9 @@ from lanp.method.options import PropagateConfig
 
 BASELINES = ("c2fpl", "lbr-spr", "trivial-ends", "iforest")
 CEILINGS = ("oracle",)
-METHODS = tuple(ABLATIONS) + BASELINES + CEILINGS
+VARIANTS = tuple(m for m in METHOD_RECIPES if m not in ABLATIONS)     # beyond the paper (issue 15)
+RECIPE_METHODS = tuple(ABLATIONS) + VARIANTS
+METHODS = RECIPE_METHODS + BASELINES + CEILINGS
 DESCRIPTIONS = {
     "lanp": "LANP: normality prior, W = Wf*Wt, propagation, loss re-weighting",
     "lanp-random-seeds": "ablation: random seed snippets (same count, seeded)",
@@ -55,6 +57,7 @@ DESCRIPTIONS = {
     "trivial-ends": "trivial: distance to the mean of the first and last snippets",
     "iforest": "trivial: isolation forest over all training snippets",
     "oracle": "ceiling: the same detector trained on the true training snippet labels (weights 1)",
+    **METHOD_DESCRIPTIONS,
 }
 
 
@@ -80,6 +83,15 @@ class CompareConfig:
             raise InputError(f"seeds={self.seeds!r} is invalid: it must be >= 1")
         if int(self.epochs) < 1:
             raise InputError(f"epochs={self.epochs!r} is invalid: it must be >= 1")
+        if int(self.seeds) > 10_000:
+            raise InputError(f"seeds={self.seeds!r} is invalid: at most 10000 seeds per method")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"lr={self.lr!r} is invalid: it must be a finite number > 0")
+        if int(self.frames_per_snippet) != self.frames_per_snippet or not 1 <= self.frames_per_snippet <= 1_000_000:
+            raise InputError(f"frames_per_snippet={self.frames_per_snippet!r} is invalid: it must be an integer "
+                             f"in [1, 1000000]")
+        from lanp.model.train import resolve_device
+        resolve_device(self.device)
 
 
 def _by_video(values, offsets, ids) -> Dict[str, np.ndarray]:
@@ -147,8 +159,8 @@ def run_method(name: str, seed: int, data: dict, config: CompareConfig, work: Pa
     xtr, otr, idtr = data["train"]
     xte, ote, _ = data["test"]
     none = {"video_score": None, "video_abnormal": None}
-    if name in ABLATIONS:
-        key = (name, seed if ABLATIONS[name].seeds == "random" else None)
+    if name in RECIPE_METHODS:
+        key = (name, seed if name in ABLATIONS and ABLATIONS[name].seeds == "random" else None)
         if key not in cache:
             cache[key] = label_arrays(method_recipe(name, pc, seed), xtr, otr, idtr, data["train_path"])
         labels = cache[key]
@@ -251,6 +263,13 @@ def evaluate_methods(data: dict, gt_test, gt_train, config: CompareConfig, work:
 def read_split(path):
     with FeatureFile(path) as ff:
         x = np.concatenate([ff.read(v0, v1)[0] for v0, v1 in ff.chunks()], axis=0)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            v = int(np.searchsorted(ff.offsets, row, side="right")) - 1
+            raise InputError(f"features file {ff.path!r}: video {ff.video_ids[v]!r}, snippet "
+                             f"{row - int(ff.offsets[v])} holds {float(x[row, col])} (feature {col}): every "
+                             f"feature must be finite")
         return x, ff.offsets.copy(), list(ff.video_ids)
 
 
@@ -267,14 +286,21 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
     ``out_dir`` (models and labels under ``out_dir/runs``). Returns the JSON payload."""
     from lanp.data.groundtruth import read_groundtruth
 
+    from lanp.outputs import check_output
+
     config = config or CompareConfig()
     config.check()
     log = log or (lambda message: print(message, flush=True))
-    out = Path(out_dir)
+    out = check_output(out_dir, "--out", folder=True)
     t_all = time.perf_counter()
     data = {"train": read_split(train_path), "test": read_split(test_path),
             "train_path": str(train_path), "test_path": str(test_path)}
     fps = config.frames_per_snippet
+    if data["train"][0].shape[1] != data["test"][0].shape[1]:
+        raise InputError(f"training features {str(train_path)!r} have D = {data['train'][0].shape[1]} but test "
+                         f"features {str(test_path)!r} have D = {data['test'][0].shape[1]}: one detector cannot "
+                         f"score both")
+    L.resolve_n_normal(len(data["train"][2]), config.propagate.n_normal, config.propagate.normal_fraction)
 
     def gt_of(path, split, list_path):
         x, o, ids = data[split]
@@ -282,6 +308,12 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
         return read_groundtruth(path, lengths=lengths, list_path=list_path, fps=fps)
 
     gt_test = gt_of(test_gt, "test", test_gt_list)
+    frames = np.concatenate([np.asarray(g).ravel() for g in gt_test.values()]) if gt_test else np.zeros(0)
+    if frames.size == 0 or frames.min() == frames.max():
+        raise InputError(f"test ground truth {str(test_gt)!r} has only one class "
+                         f"({'no frames' if frames.size == 0 else ('all abnormal' if frames.min() > 0 else 'all normal')}): "
+                         f"frame AUC and AP are undefined; give the test set's ground truth with normal and "
+                         f"abnormal frames")
     gt_train = gt_of(train_gt, "train", train_gt_list) if train_gt is not None else None
     if gt_train is not None:
         _, otr, idtr = data["train"]
@@ -312,12 +344,12 @@ def settings(config: CompareConfig) -> dict:
 
 def write_outputs(payload: dict, out: Path, markdown: str, chart) -> None:
     """compare.json, compare.md and compare.png, each written atomically."""
-    from lanp.data.io import atomic_path
+    from lanp.outputs import atomic_file
 
-    with atomic_path(out / "compare.json") as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2))
-    with atomic_path(out / "compare.md") as tmp:
-        Path(tmp).write_text(markdown)
+    with atomic_file(out / "compare.json") as f:
+        f.write(json.dumps(payload, indent=2).encode("utf-8"))
+    with atomic_file(out / "compare.md") as f:
+        f.write(markdown.encode("utf-8"))
     chart(payload, out / "compare.png")
 
 

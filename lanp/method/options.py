@@ -8,8 +8,9 @@ import numpy as np
 
 from lanp.kernels import GraphParams, SolverParams, check_dtype
 from lanp.method import video_scores
+from lanp.method.splits import SPLITS
 
-PRESETS = ("paper", "official-ucf", "official-sht")
+PRESETS = ("paper", "official-ucf", "official-sht", "cross-video")
 NORMALIZE = ("l2", "none")
 
 
@@ -22,6 +23,8 @@ class PropagateConfig:
     normal_fraction (default half the videos), abnormal_ratio r, confident_fraction h. Solver: tol,
     maxiter, backend, dtype. preset: 'paper' (these options) or an official preset (which fixes the
     graph, solver, split and weights). video_score: a name of :mod:`lanp.method.video_scores`.
+    normal_split: 'count' (N_nor from n_normal / normal_fraction, the paper) | 'otsu' | 'gmm'
+    (N_nor from the video scores, :mod:`lanp.method.splits`).
     """
 
     alpha: float = 0.99
@@ -42,12 +45,14 @@ class PropagateConfig:
     dtype: str = "float32"
     preset: str = "paper"
     video_score: str = "std"
+    normal_split: str = "count"
 
     def __post_init__(self):
         if self.normalize not in NORMALIZE:
             raise ValueError(f"normalize={self.normalize!r} is invalid: choose l2 or none")
         self.seeds = tuple(self.seeds)
         check_dtype(self.dtype)
+        self._check_ranges()
         self.graph_params()
         self.solver_params()
         if not 0.0 <= self.abnormal_ratio <= 1.0:
@@ -57,6 +62,34 @@ class PropagateConfig:
         if self.preset not in PRESETS:
             raise ValueError(f"preset={self.preset!r} is invalid: choose one of {', '.join(PRESETS)}")
         video_scores.get(self.video_score)
+        if self.normal_split not in SPLITS:
+            raise ValueError(f"normal_split={self.normal_split!r} is invalid: choose one of {', '.join(SPLITS)}")
+
+    def _check_ranges(self) -> None:
+        """Values the kernels' parameter checks let through but the arithmetic cannot hold (issue 18):
+        1 / (2 sigma^2) must be a finite non-zero float64, window and seeds must fit an int32 index,
+        tol must be a relative residual below 1."""
+        import math
+
+        s = self.sigma
+        if isinstance(s, (int, float)) and math.isfinite(s) and s > 0 and not 1e-100 <= s <= 1e100:
+            raise ValueError(f"sigma={s!r} is invalid: it must be in [1e-100, 1e100] (1 / (2 sigma^2) must be a "
+                             f"finite, non-zero float64; sigma = 0.1 on L2-normalised features)")
+        limit = 2 ** 31 - 1
+        if self.window is not None and not isinstance(self.window, bool) and isinstance(self.window, int) \
+                and self.window > limit:
+            raise ValueError(f"window={self.window!r} is invalid: at most {limit} snippets (a window wider than "
+                             f"every video is the dense graph: leave --window out)")
+        for seed in self.seeds:
+            if isinstance(seed, int) and not -limit <= seed <= limit:
+                raise ValueError(f"seeds={list(self.seeds)!r} is invalid: seed {seed} is beyond +-{limit}; seeds are "
+                                 f"snippet positions (negative: from the end), e.g. 0,-1")
+        if isinstance(self.tol, (int, float)) and math.isfinite(self.tol) and self.tol >= 1:
+            raise ValueError(f"tol={self.tol!r} is invalid: it is a relative residual and must be in (0, 1) "
+                             f"(default 1e-6); tol >= 1 stops CG before its first iteration")
+        n = self.n_normal
+        if n is not None and not isinstance(n, bool) and isinstance(n, int) and not 1 <= n <= limit:
+            raise ValueError(f"n_normal={n!r} is invalid: it must be an integer >= 1 (at most the number of videos)")
 
     def graph_params(self) -> GraphParams:
         return GraphParams(sigma=self.sigma, distance=self.distance, normalize=self.normalize == "l2",

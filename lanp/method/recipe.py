@@ -33,6 +33,7 @@ from lanp.method import labels as L
 from lanp.method import video_scores
 from lanp.method.options import PropagateConfig
 from lanp.method.results import Decision, FirstPass
+from lanp.method.splits import n_normal_from_scores
 
 PRIOR_VIOLATION = "prior_violation"
 
@@ -46,6 +47,7 @@ class Recipe:
 
     name = "paper"
     z_dtype = np.float32
+    needs_context = False          # True: the runners gather context_rows from every video first
 
     def __init__(self, config: Optional[PropagateConfig] = None):
         self.config = config or PropagateConfig()
@@ -86,6 +88,15 @@ class Recipe:
     def check_dataset(self, num_videos: int) -> None:
         """Refuse a dataset the global step cannot split (e.g. N_nor > V)."""
         self.n_normal(num_videos)
+
+    # -- context (recipes with needs_context) ----------------------------------------------
+    def context_rows(self, x: np.ndarray, offsets: np.ndarray, first_video: int):
+        """(rows (m, D), global video (m,)) this chunk contributes to the recipe's context."""
+        raise NotImplementedError(f"recipe {self.name!r} needs no context")
+
+    def with_context(self, rows: np.ndarray, videos: np.ndarray) -> "Recipe":
+        """A copy of the recipe that holds the joined context rows of every video."""
+        return self
 
     def n_normal(self, num_videos: int) -> int:
         return L.resolve_n_normal(num_videos, self.config.n_normal, self.config.normal_fraction)
@@ -131,15 +142,17 @@ class Recipe:
 
     # -- global step ---------------------------------------------------------------------
     def split(self, scores: np.ndarray) -> np.ndarray:
-        """video_abnormal (V,): all but the N_nor lowest-score videos."""
-        return L.split_videos(scores, self.n_normal(scores.shape[0]))
+        """video_abnormal (V,): all but the N_nor lowest-score videos (N_nor by ``normal_split``)."""
+        if self.config.normal_split == "count":
+            return L.split_videos(scores, self.n_normal(scores.shape[0]))
+        return L.split_videos(scores, n_normal_from_scores(scores, self.config.normal_split))
 
     def normal_list(self, scores: np.ndarray, abnormal: np.ndarray) -> np.ndarray:
         """Indices of the videos of M: the max(1, floor(h N_nor)) lowest-score normal videos."""
         return L.confident_normal_videos(scores, abnormal, self.config.confident_fraction)
 
     def split_attrs(self, abnormal: np.ndarray, listed: np.ndarray) -> dict:
-        return {"n_normal": self.n_normal(abnormal.shape[0]), "confident_videos": len(listed)}
+        return {"n_normal": int((~abnormal).sum()), "confident_videos": len(listed)}
 
     def decide(self, first: FirstPass, video_ids, where: str) -> Decision:
         """The global step on the per-video arrays of the whole dataset."""

@@ -5,6 +5,7 @@ from dataclasses import replace
 from typing import Callable, Dict, Optional
 
 from lanp.method.ablations import ABLATIONS, AblationRecipe
+from lanp.method.crossvideo import CrossVideoRecipe
 from lanp.method.official import PRESETS as OFFICIAL_PRESETS
 from lanp.method.official import OfficialRecipe
 from lanp.method.options import PropagateConfig
@@ -15,6 +16,8 @@ def preset_recipe(config: PropagateConfig) -> Recipe:
     """The recipe of ``config.preset``: the paper's, or an official preset's."""
     if config.preset == "paper":
         return Recipe(config)
+    if config.preset == "cross-video":
+        return CrossVideoRecipe(config)
     return OfficialRecipe(config, OFFICIAL_PRESETS[config.preset])
 
 
@@ -31,6 +34,25 @@ def as_recipe(recipe_or_config) -> Recipe:
 METHOD_RECIPES: Dict[str, Callable[[PropagateConfig, int], Recipe]] = {
     name: (lambda config, seed, _a=ablation: AblationRecipe(config, replace(_a, rng_seed=seed)))
     for name, ablation in ABLATIONS.items()
+}
+
+
+METHOD_RECIPES.update({
+    "lanp-length-adjusted": lambda config, seed: Recipe(replace(config, video_score="std-length-adjusted")),
+    "lanp-seed-low-tail": lambda config, seed: Recipe(replace(config, video_score="seed-low-tail")),
+    "lanp-share-below": lambda config, seed: Recipe(replace(config, video_score="share-below")),
+    "lanp-otsu": lambda config, seed: Recipe(replace(config, video_score="seed-low-tail", normal_split="otsu")),
+    "cross-video": lambda config, seed: CrossVideoRecipe(config),
+    "cross-video-otsu": lambda config, seed: CrossVideoRecipe(replace(config, normal_split="otsu")),
+})
+
+METHOD_DESCRIPTIONS = {
+    "lanp-length-adjusted": "video score: log std(z) minus its robust fit on log length",
+    "lanp-seed-low-tail": "video score: 1 - q10 of z calibrated by the video's seeds",
+    "lanp-share-below": "video score: share of snippets under the dataset's 10 % quantile of seed-calibrated z",
+    "lanp-otsu": "seed-low-tail score, N_nor by an Otsu cut of the video scores",
+    "cross-video": "normality = similarity to the nearest seed snippet of another video; low-tail score, r = 0.2",
+    "cross-video-otsu": "cross-video, N_nor by an Otsu cut of the video scores",
 }
 
 

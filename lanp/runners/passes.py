@@ -18,14 +18,32 @@ from lanp.method.recipe import Recipe
 from lanp.method.results import Decision, FirstPass, Labels
 
 
-def first_pass(recipe: Recipe, source, progress: bool = False, chunk_bytes: int = CHUNK_BYTES) -> FirstPass:
-    """:meth:`Recipe.first_pass` over every video of ``source``, chunk by chunk (bounded memory)."""
+def gather_context(recipe: Recipe, source, chunk_bytes: int = CHUNK_BYTES) -> Recipe:
+    """The recipe with its context (e.g. the cross-video anchors) from every video of ``source``;
+    recipes that need none come back as they are."""
+    if not recipe.needs_context:
+        return recipe
+    dtype = recipe.read_dtype()
+    rows, videos = [], []
+    for v0, v1 in source.chunks(chunk_bytes, dtype.itemsize):
+        x, local = source.read(v0, v1, dtype=dtype, reuse=True)
+        r, v = recipe.context_rows(x, local, v0)
+        rows.append(r)
+        videos.append(v)
+    return recipe.with_context(np.concatenate(rows), np.concatenate(videos))
+
+
+def first_pass(recipe: Recipe, source, progress: bool = False, chunk_bytes: int = CHUNK_BYTES,
+               first_video: int = 0) -> FirstPass:
+    """:meth:`Recipe.first_pass` over every video of ``source``, chunk by chunk (bounded memory);
+    ``first_video`` is the global index of the source's first video (a shard's place in its run)."""
     dtype = recipe.read_dtype()
     parts = []
     with tqdm(total=source.num_videos, unit="video", desc=f"propagate ({recipe.name})", disable=not progress) as bar:
         for v0, v1 in source.chunks(chunk_bytes, dtype.itemsize):
             x, local = source.read(v0, v1, dtype=dtype, reuse=True)
-            parts.append(recipe.first_pass(x, local, source.video_ids[v0:v1], source.path, first_video=v0))
+            parts.append(recipe.first_pass(x, local, source.video_ids[v0:v1], source.path,
+                                           first_video=first_video + v0))
             bar.update(v1 - v0)
     return FirstPass.concat(parts)
 
@@ -64,6 +82,7 @@ def run(recipe: Recipe, source, progress: bool = False, chunk_bytes: int = CHUNK
     ids, where = source.video_ids, source.path
     recipe.check(source.lengths, ids, where)
     recipe.check_dataset(source.num_videos)
+    recipe = gather_context(recipe, source, chunk_bytes)
     first = first_pass(recipe, source, progress, chunk_bytes)
     decision = recipe.decide(first, ids, where)
     pseudo, weight = second_pass(recipe, source, first.z, decision, progress, chunk_bytes)

@@ -116,11 +116,12 @@ def _digest(payload) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def shard_key(path, recipe: Recipe) -> str:
-    """Hash of the input file's identity (resolved path, size, mtime) and the recipe's pass-1 options."""
+def shard_key(path, recipe: Recipe, first_video: int = 0) -> str:
+    """Hash of the input file's identity (resolved path, size, mtime), its place in the run (the
+    global index of its first video) and the recipe's pass-1 options."""
     st = os.stat(path)
     return _digest({"format": WORK_FORMAT, "lanp": lanp.__version__,
-                    "file": [str(Path(path).resolve()), st.st_size, st.st_mtime_ns],
+                    "file": [str(Path(path).resolve()), st.st_size, st.st_mtime_ns, int(first_video)],
                     "recipe": recipe.pass1_key()})
 
 
@@ -158,9 +159,11 @@ def _read_work(wpath, key, with_z: bool):
         return None
 
 
-def propagate_shard(path, wpath, recipe: Recipe, resume: bool = False, chunk_bytes: int = CHUNK_BYTES) -> ShardPass:
-    """Pass 1 of one shard; saves it (z included) to ``wpath`` atomically."""
-    key = shard_key(path, recipe)
+def propagate_shard(path, wpath, recipe: Recipe, resume: bool = False, chunk_bytes: int = CHUNK_BYTES,
+                    first_video: int = 0) -> ShardPass:
+    """Pass 1 of one shard (its first video is video ``first_video`` of the run); saves it (z
+    included) to ``wpath`` atomically."""
+    key = shard_key(path, recipe, first_video)
     if resume:
         cached = _read_work(wpath, key, with_z=False)
         if cached is not None:
@@ -170,12 +173,24 @@ def propagate_shard(path, wpath, recipe: Recipe, resume: bool = False, chunk_byt
     with FeatureFile(path) as ff:
         recipe.check(ff.lengths, ff.video_ids, ff.path)
         with _KERNEL_LOCK:
-            first = passes.first_pass(recipe, ff, progress=False, chunk_bytes=chunk_bytes)
+            first = passes.first_pass(recipe, ff, progress=False, chunk_bytes=chunk_bytes, first_video=first_video)
         ids = list(ff.video_ids)
     write_h5(wpath, {**first.arrays(), "video_ids": ids},
              {"key": key, "backend": first.backend, "kernel_seconds": first.kernel_seconds,
               "features": str(path), "lanp_version": lanp.__version__})
     return ShardPass(str(path), key, ids, first.summary(), computed=True)
+
+
+def context_shard(path, recipe: Recipe, chunk_bytes: int = CHUNK_BYTES):
+    """Pass 0 of one shard for recipes with a context: (rows, local video of each row, videos)."""
+    with FeatureFile(path) as ff:
+        rows, videos = [], []
+        for v0, v1 in ff.chunks(chunk_bytes, recipe.read_dtype().itemsize):
+            x, local = ff.read(v0, v1, dtype=recipe.read_dtype(), reuse=True)
+            r, v = recipe.context_rows(x, local, v0)
+            rows.append(r)
+            videos.append(v)
+        return np.concatenate(rows), np.concatenate(videos), ff.num_videos
 
 
 def _output_done(out_path, key) -> Optional[int]:
@@ -190,7 +205,7 @@ def _output_done(out_path, key) -> Optional[int]:
 
 
 def label_shard(path, wpath, out_path, decision: Decision, recipe: Recipe, attrs: dict,
-                resume: bool = False, chunk_bytes: int = CHUNK_BYTES):
+                resume: bool = False, chunk_bytes: int = CHUNK_BYTES, first_video: int = 0):
     """Pass 2 of one shard from the global decision (``decision`` holds the shard's slice of the
     scores and the split, and the whole normal list), written to ``out_path`` in the single-file
     layout. Returns (pseudo-abnormal snippets, computed)."""
@@ -200,7 +215,7 @@ def label_shard(path, wpath, out_path, decision: Decision, recipe: Recipe, attrs
             return done, False
     if _shard_hook is not None:
         _shard_hook("labels", str(path))
-    ids, first = _read_work(wpath, shard_key(path, recipe), with_z=True) or (None, None)
+    ids, first = _read_work(wpath, shard_key(path, recipe, first_video), with_z=True) or (None, None)
     if first is None:
         raise RuntimeError(f"{wpath}: the work file of pass 1 is missing or stale; rerun without --resume")
     with FeatureFile(path) as ff:
@@ -242,8 +257,12 @@ def connect(scheduler: Optional[str] = None, n_workers: Optional[int] = None):
         return
     cpus = os.cpu_count() or 1
     n = max(1, min(n_workers or cpus, cpus))
+    import logging
+
+    # silence_logs: a failing shard is reported once, as the client's error line, not also as the
+    # workers' logged traceback
     with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, env={"NUMBA_NUM_THREADS": str(max(1, cpus // n))}) as cluster:
+                                  dashboard_address=None, silence_logs=logging.CRITICAL, env={"NUMBA_NUM_THREADS": str(max(1, cpus // n))}) as cluster:
         with distributed.Client(cluster) as client:
             yield client
 
@@ -279,6 +298,15 @@ def run_sharded(inputs: Sequence, outputs: Sequence, recipe, *, scheduler: Optio
     for p in inputs:
         if not p.is_file():
             raise InputError(f"features file {str(p)!r} does not exist")
+    first_dim, counts = None, []
+    for p in inputs:                  # headers only: one feature size for the dataset, each shard's place in it
+        with FeatureFile(p) as ff:
+            counts.append(ff.num_videos)
+            if first_dim is None:
+                first_dim = (ff.dim, str(p))
+            elif ff.dim != first_dim[0]:
+                raise InputError(f"features file {str(p)!r} has feature size D = {ff.dim} but {first_dim[1]!r} "
+                                 f"has D = {first_dim[0]}: the shards of one dataset must share D")
     work_dir = Path(work_dir) if work_dir is not None else outputs[0].parent / WORK_DIR
     works = [work_path(work_dir, p) for p in inputs]
     if len(set(works)) != len(works):
@@ -291,9 +319,18 @@ def run_sharded(inputs: Sequence, outputs: Sequence, recipe, *, scheduler: Optio
     start = time.perf_counter()
     token = uuid.uuid4().hex[:8]
     where = f"{len(inputs)} shards"
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    # pass 0 (recipes with a context): every shard's rows, with global video indices
+    if recipe.needs_context:
+        futures = [client.submit(context_shard, str(p), recipe, chunk_bytes, pure=False,
+                                 key=f"lanp-context-{i}-{p.stem}-{token}") for i, p in enumerate(inputs)]
+        parts = _gather(distributed, futures, "context", progress)
+        recipe = recipe.with_context(np.concatenate([r for r, _, _ in parts]),
+                                     np.concatenate([v + starts[i] for i, (_, v, _) in enumerate(parts)]))
 
     # pass 1
-    futures = [client.submit(propagate_shard, str(p), str(w), recipe, resume, chunk_bytes, pure=False,
+    futures = [client.submit(propagate_shard, str(p), str(w), recipe, resume, chunk_bytes, int(starts[i]), pure=False,
                              key=f"lanp-propagate-{i}-{p.stem}-{token}")
                for i, (p, w) in enumerate(zip(inputs, works))]
     shards: List[ShardPass] = _gather(distributed, futures, "propagate", progress)
@@ -304,7 +341,7 @@ def run_sharded(inputs: Sequence, outputs: Sequence, recipe, *, scheduler: Optio
     recipe.check_dataset(len(video_ids))
     decision = recipe.decide(first, video_ids, where)
     recipe.warn(first, video_ids, where)
-    first_video = np.concatenate([[0], np.cumsum([len(s.video_ids) for s in shards])])
+    first_video = starts
     snippet_first = np.concatenate([[0], np.cumsum([int(s.first.lengths.sum()) for s in shards])])
     means_future = client.scatter(decision.means, broadcast=True)
 
@@ -318,7 +355,8 @@ def run_sharded(inputs: Sequence, outputs: Sequence, recipe, *, scheduler: Optio
                        "dist_video_offset": a, "dist_snippet_offset": int(snippet_first[i])}
         futures.append(client.submit(_label_shard_task, str(p), str(w), str(o), decision.video_score[a:b],
                                      decision.video_abnormal[a:b], decision.normal_list, means_future,
-                                     decision.attrs, recipe, shard_attrs, resume, chunk_bytes, pure=False,
+                                     decision.attrs, recipe, shard_attrs, resume, chunk_bytes, int(starts[i]),
+                                     pure=False,
                                      key=f"lanp-labels-{i}-{p.stem}-{token}"))
     written = _gather(distributed, futures, "labels", progress)
 
@@ -333,11 +371,11 @@ def run_sharded(inputs: Sequence, outputs: Sequence, recipe, *, scheduler: Optio
 
 
 def _label_shard_task(path, wpath, out_path, scores, abnormal, listed, means, decision_attrs, recipe, attrs,
-                      resume, chunk_bytes):
+                      resume, chunk_bytes, first_video):
     """:func:`label_shard` with the shard's decision rebuilt on the worker (the normal list M is
     scattered once to every worker, not sent with every task)."""
     decision = Decision(np.asarray(scores), np.asarray(abnormal, dtype=bool), listed, means, decision_attrs)
-    return label_shard(path, wpath, out_path, decision, recipe, attrs, resume, chunk_bytes)
+    return label_shard(path, wpath, out_path, decision, recipe, attrs, resume, chunk_bytes, first_video)
 
 
 def summary_lines(run: ShardedRun) -> list:

@@ -19,6 +19,10 @@ SPLIT = 7                                  # videos in shard_a; the rest go to s
 # attributes that name the machine or the run, not the result
 VOLATILE_ATTRS = ("features", "lanp_version", "dist_run_key", "lanp_config")
 
+# options added after the golden files were written: each must appear with this value (its default,
+# which keeps the golden behaviour) in every new output, and nowhere in the golden files
+NEW_OPTION_DEFAULTS = {"normal_split": "count"}
+
 # name -> extra lanp-propagate options (the input is INPUT; 'sharded' cases take SHARDS)
 CASES = {
     "paper": [],
