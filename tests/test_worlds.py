@@ -185,7 +185,11 @@ def test_realistic_worlds_are_hard_the_ways_real_data_is(worlds):
         # anomaly classes recur across videos; some anomalies touch the first or last snippet
         classes, counts = np.unique(split.video_classes[~normal], return_counts=True)
         assert counts.max() >= 3, name
-        assert 0 < split.prior_violation.sum() < (~normal).sum(), name
+        assert 0 < split.prior_violation.sum() < (~normal).sum() or spec.prior_violation == 0, name
+        test_violation = spec.prior_violation if spec.test_prior_violation is None else spec.test_prior_violation
+        assert (data.test.prior_violation.sum() > 0) == (test_violation > 0), name
+        if spec.prior_violation == 0:
+            assert not split.prior_violation.any() and np.all(split.snippet_labels[starts] == 0), name
         # durations from one snippet to most of a video
         runs = _runs(split.snippet_labels, split.offsets)
         assert min(r for r, _ in runs) <= 2 and max(r / L for r, L in runs) >= 0.4, name
@@ -326,6 +330,8 @@ def test_abnormal_longer_hurts_the_std_z_video_split():
     (dict(name="scenes", dim=1), ["dim=1", ">= 2"]),
     (dict(name="scenes", train_videos=0), ["train_videos=0", ">= 1"]),
     (dict(name="scenes", seed=-1), ["seed=-1", ">= 0"]),
+    (dict(name="scenes", test_prior_violation=2.0), ["test_prior_violation=2.0", "None or in [0, 1]"]),
+    (dict(name="scenes", test_prior_violation="x"), ["test_prior_violation='x'", "None or a number"]),
 ])
 def test_bad_options_are_refused_by_name(kwargs, words):
     kwargs = dict(kwargs)

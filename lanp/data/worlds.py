@@ -133,6 +133,8 @@ class WorldSpec:
     anomaly_novelty: float = _doc(0.5, "share of an anomaly's displacement (energy) along latent dimensions "
                                        "that normal snippets never use (what a supervised detector can learn "
                                        "even where the anomaly is inside the normal spread)")
+    test_prior_violation: Optional[float] = _doc(None, "prior_violation of the test split; None: the same as "
+                                                       "the training split's")
     class_jitter: float = _doc(0.3, "how far one anomaly's direction strays from its class direction")
     # features
     feature_gain: float = _doc(1.05, "gain g_d of a dimension of median level")
@@ -171,6 +173,8 @@ class WorldSpec:
                      "rare_event_novelty"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 bad(name, "in [0, 1]")
+        if self.test_prior_violation is not None and not 0.0 <= self.test_prior_violation <= 1.0:
+            bad("test_prior_violation", "None or in [0, 1]")
         for name in ("spectrum_decay", "scene_popularity", "gain_level_slope", "scene_separation", "camera_separation",
                      "video_separation", "temporal_std", "white_std", "drift", "activity_spread", "cut_rate",
                      "rare_event_rate", "class_jitter", "gain_spread", "level_spread", "zero_floor", "feature_offset", "dim_noise"):
@@ -204,6 +208,10 @@ WORLDS: Dict[str, Spec] = {
         description="as scenes, but anomalies mostly inside the normal spread (found only along their own "
                     "directions) and more touch the ends",
         anomaly_strength=(0.45, 2.2), anomaly_novelty=0.9, prior_violation=0.3),
+    "clean-train": WorldSpec(
+        description="the held-back real benchmark's profile: training videos obey the prior (start and end "
+                    "normal), half the test videos do not; anomalies a little stronger",
+        prior_violation=0.0, test_prior_violation=0.5, anomaly_strength=(1.2, 4.0)),
     "length-biased-long": WorldSpec(
         description="as scenes, with abnormal videos longer than normal ones (std(z) calls long videos normal)",
         label_length="abnormal-longer"),
@@ -240,7 +248,12 @@ def _typed(world: str, spec: Spec, name: str, value):
     """``value`` converted to the type of the field's default; InputError when it does not fit."""
     default = getattr(spec, name)
     number = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-    if isinstance(default, str):
+    optional = {f.name for f in fields(spec) if f.default is None}
+    if name in optional:
+        if value is None or number(value):
+            return None if value is None else float(value)
+        kind = "None or a number"
+    elif isinstance(default, str):
         if isinstance(value, str):
             return value
         kind = "a string"
@@ -354,8 +367,11 @@ def generate(name: str, *, seed: int = 0, train_videos: Optional[int] = None, te
             _easy_split(spec, test_videos, dim, seed + 1, world_seed, "test")
     else:
         model = _World(spec, int(dim), np.random.default_rng([int(world_seed), 7]))
-        train = model.split(int(train_videos), np.random.default_rng([int(world_seed), int(seed), 0]), "train")
-        test = model.split(int(test_videos), np.random.default_rng([int(world_seed), int(seed), 1]), "test")
+        test_violation = spec.prior_violation if spec.test_prior_violation is None else spec.test_prior_violation
+        train = model.split(int(train_videos), np.random.default_rng([int(world_seed), int(seed), 0]), "train",
+                            spec.prior_violation)
+        test = model.split(int(test_videos), np.random.default_rng([int(world_seed), int(seed), 1]), "test",
+                           test_violation)
     return WorldData(name=name, spec=spec, seed=int(seed), world_seed=int(world_seed), dim=int(dim),
                      train=train, test=test)
 
@@ -457,7 +473,7 @@ class _World:
         e = np.cumsum(rng.normal(size=(L + w, self.lam.shape[0])), axis=0)
         return (e[w:] - e[:-w]) / math.sqrt(w)
 
-    def split(self, num_videos: int, rng: np.random.Generator, prefix: str) -> Split:
+    def split(self, num_videos: int, rng: np.random.Generator, prefix: str, prior_violation: float) -> Split:
         spec, K = self.spec, self.lam.shape[0]
         lengths = scaled_lengths(rng.choice(self.pool, size=num_videos), spec)
         abnormal = self._labels(lengths, rng)
@@ -507,7 +523,7 @@ class _World:
             if abnormal[v]:
                 k = int(rng.integers(spec.num_anomaly_classes))
                 v_class[v] = k
-                touch = rng.random() < spec.prior_violation
+                touch = rng.random() < prior_violation
                 for i in range(1 + int(rng.random() < spec.second_anomaly)):
                     n = max(1, int(round(_loguniform(rng, spec.anomaly_duration) * L)))
                     if i == 0 and touch:
