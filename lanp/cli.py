@@ -101,20 +101,20 @@ def _execute(name: str, prog: str, argv) -> int:
             return code
         except KeyboardInterrupt as exc:
             return _interrupted(exc)
-        except BrokenPipeError:
-            _quiet_stdout()
-            return 141
-        except (InputError, FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+        except Exception as exc:
+            if outputs.received() is not None:   # what a library made of the signal (a closed pipe, ...)
+                return _interrupted(outputs.Interrupted(outputs.received()))
+            if isinstance(exc, BrokenPipeError):
+                _quiet_stdout()
+                return 141
+            if not isinstance(exc, (InputError, FileNotFoundError, ValueError, RuntimeError, OSError)):
+                path = _save_traceback(exc)      # a bug: one line, the traceback in a file
+                print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                      f"(a bug in lanp; the traceback is in {path})", file=sys.stderr)
+                return 1
             message = _os_message(exc) if isinstance(exc, OSError) else str(exc)
             print(f"error: {message}", file=sys.stderr)
             return 2
-        except SystemExit:
-            raise
-        except Exception as exc:                # a bug: one line, the traceback in a file
-            path = _save_traceback(exc)
-            print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                  f"(a bug in lanp; the traceback is in {path})", file=sys.stderr)
-            return 1
     except KeyboardInterrupt as exc:            # a signal while reporting
         return _interrupted(exc)
     finally:

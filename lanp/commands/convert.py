@@ -52,7 +52,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from lanp import config_file
     from lanp.data.convert import convert, detect_format, sources_for
+    from lanp.outputs import check_output
     t0 = time.perf_counter()
+    inputs = [("SOURCE", args.source), ("--ranges", args.ranges), ("--names", args.names),
+              ("--audio", args.audio)]
+    check_output(args.out, "--out", inputs)                # before the sources are read
     fmt = detect_format(args.source, ranges=args.ranges, root=args.root) if args.format == "auto" else args.format
     sources = sources_for(fmt, args.source, root=args.root, ranges=args.ranges, names=args.names,
                           suffix=args.suffix, audio=args.audio, audio_root=args.audio_root)
@@ -61,7 +65,8 @@ def run(args) -> int:
         attrs["audio_source"] = str(args.audio)
     summary = convert(sources, args.out, crops=args.crops, dtype=args.dtype, chunk_rows=args.chunk_rows,
                       compression=args.compression, compression_level=args.compression_level,
-                      attrs=attrs, quiet=args.quiet)
+                      attrs=attrs, quiet=args.quiet,
+                      inputs=inputs)
     print(f"{fmt}: {summary.videos} videos, {summary.snippets} snippets, features {summary.shape} "
           f"{summary.dtype}, {time.perf_counter() - t0:.2f} s")
     print(f"wrote {summary.out}")

@@ -101,8 +101,14 @@ def run(args) -> int:
     from lanp.kernels import InputError
     from lanp.model.score import read_scores
 
+    from lanp.outputs import check_outputs
     if args.export_list and not args.export_gt:
         raise InputError("--export-list needs --export-gt FORMAT PATH")
+    if args.export_gt:
+        inputs = [("--scores", args.scores), ("--gt", args.gt), ("--gt-list", args.gt_list),
+                  ("--frame-counts", args.frame_counts)]
+        check_outputs([("--export-gt", args.export_gt[1])] +
+                      ([("--export-list", args.export_list)] if args.export_list else []), inputs)
     scores = read_scores(args.scores)
     gt = load_gt(args, scores)
     max_mismatch = None if args.max_mismatch < 0 else args.max_mismatch

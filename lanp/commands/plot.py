@@ -23,6 +23,9 @@ def configure(parser):
     what.add_argument("--roc", action="store_true", help="plot the pooled frame-level ROC curve instead")
     what.add_argument("--pr", action="store_true", help="plot the pooled frame-level precision-recall curve")
     parser.add_argument("--out", required=True, help="figure file (.png, .pdf, .svg); with --all a folder")
+    parser.add_argument("--max-mismatch", type=int, default=2,
+                        help="largest score/GT length difference in snippets before it is an error "
+                             "(default 2, as lanp evaluate; -1: no limit)")
 
 
 def run(args) -> int:
@@ -35,10 +38,18 @@ def run(args) -> int:
     from lanp.evaluation.plots import plot_all, plot_pr, plot_roc, plot_video
     from lanp.model.score import read_scores
 
+    from lanp.outputs import check_output
+    inputs = [("--scores", args.scores), ("--gt", args.gt), ("--gt-list", args.gt_list),
+              ("--frame-counts", args.frame_counts)]
+    check_output(args.out, "--out", inputs, folder=bool(args.all))
+    if not args.all:
+        from lanp.evaluation.plots import figure_format
+        figure_format(args.out)
     scores = read_scores(args.scores)
     gt = load_gt(args, scores)
+    max_mismatch = None if args.max_mismatch < 0 else args.max_mismatch
     if args.roc or args.pr:
-        rows, _ = pooled(scores, gt, args.frames_per_snippet, max_mismatch=None)
+        rows, _ = pooled(scores, gt, args.frames_per_snippet, max_mismatch=max_mismatch)
         y = np.concatenate([r[2] for r in rows])
         if y.min() == y.max():
             curve = "ROC" if args.roc else "precision-recall"
@@ -46,7 +57,7 @@ def run(args) -> int:
         plot = plot_roc if args.roc else plot_pr
         out = plot(y, np.concatenate([r[1] for r in rows]), args.out)
     elif args.all:
-        rows, _ = pooled(scores, gt, args.frames_per_snippet, max_mismatch=None)
+        rows, _ = pooled(scores, gt, args.frames_per_snippet, max_mismatch=max_mismatch)
         r = plot_all(rows, args.out, config=config_file.current_config(), title=f"lanp scores: {args.scores}")
         print(f"wrote {r['videos']} figures and {r['index']}")
         return 0
@@ -54,7 +65,7 @@ def run(args) -> int:
         if args.video not in scores:
             raise InputError(f"scores file {args.scores!r} has no video {args.video!r} "
                              f"(it has {len(scores)}, e.g. {', '.join(list(scores)[:3])})")
-        (vid, s, y), = pooled({args.video: scores[args.video]}, gt, args.frames_per_snippet, max_mismatch=None)[0]
+        (vid, s, y), = pooled({args.video: scores[args.video]}, gt, args.frames_per_snippet, max_mismatch=max_mismatch)[0]
         out = plot_video(s, y, args.out, title=vid)
     print(f"wrote {out}")
     return 0

@@ -37,7 +37,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from lanp.data.io import atomic_path
+from lanp.outputs import atomic_file, check_output, checkpoint, h5_file
 from lanp.kernels import InputError
 
 FORMATS = ("rtfm", "c2fpl", "split", "folder", "xd")
@@ -105,11 +105,8 @@ def base_name(path_text: str) -> str:
 
 
 def _text_lines(path, what: str) -> List[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{what} {str(path)!r} does not exist")
-    with open(path, "r", encoding="utf-8-sig", newline=None) as f:   # universal newlines: CRLF ok
-        return [line.strip() for line in f if line.strip()]
+    from lanp.data.io import read_text_lines
+    return read_text_lines(path, what)                 # UTF-8, CRLF ok; a binary file is an InputError
 
 
 class _Resolver:
@@ -217,7 +214,28 @@ def c2fpl_sources(array_path, ranges_path, names_path=None) -> List[VideoSource]
                              f"[{a}, {b}) {why}")
         sources.append(VideoSource(ids[v], f"{array_path}[{a}:{b}]",
                                    lambda a=int(a), b=int(b): data[a:b]))
+    _check_tiling(ranges, N, ids, str(ranges_path), str(array_path))
     return sources
+
+
+def _check_tiling(ranges: np.ndarray, N: int, ids, ranges_path: str, array_path: str) -> None:
+    """The [from, to) rows, in any order, must cover the array's N rows once: no overlap, no gap."""
+    order = np.argsort(ranges[:, 0], kind="stable")
+    end, prev = 0, None
+    for v in order:
+        a, b = int(ranges[v, 0]), int(ranges[v, 1])
+        if a < end:
+            raise InputError(f"ranges file {ranges_path!r}, row {v} (video {ids[v]!r}): [{a}, {b}) overlaps row "
+                             f"{prev} (video {ids[prev]!r}) [{int(ranges[prev, 0])}, {end}): two videos would "
+                             f"share snippets")
+        if a > end:
+            raise InputError(f"ranges file {ranges_path!r}: rows [{end}, {a}) of the feature array {array_path!r} "
+                             f"are in no video (the next range is row {v}, video {ids[v]!r}); the ranges must "
+                             f"cover the array without gaps")
+        end, prev = b, int(v)
+    if end != N:
+        raise InputError(f"ranges file {ranges_path!r}: rows [{end}, {N}) of the feature array {array_path!r} "
+                         f"are in no video (wrong ranges, or the array of another split?)")
 
 
 # -- XD-Violence: a file per crop, VGGish audio -----------------------------------------------------
@@ -391,13 +409,14 @@ def _check_shapes(sources: Sequence[VideoSource]):
 def convert(sources: Sequence[VideoSource], out, *, crops: str = "mean", dtype: str = "float32",
             chunk_rows: Optional[int] = None, compression: str = "none",
             compression_level: Optional[int] = None, attrs: Optional[dict] = None,
-            quiet: bool = False, block_bytes: int = BLOCK_BYTES) -> ConvertSummary:
+            quiet: bool = False, block_bytes: int = BLOCK_BYTES, inputs=()) -> ConvertSummary:
     """Write ``sources`` to ``out`` in the packed layout, streaming (see the module docstring).
 
     crops: 'mean' (average C crops, stored (N, D)) or 'keep' (stored (N, C, D)); (T, D) inputs
     are stored as they are. dtype: storage dtype (float16 allowed: values beyond +-65504 are an
     error). chunk_rows: HDF5 chunk height in snippets (default: about 1 MiB per chunk).
-    compression: none | gzip (level 0-9) | lzf.
+    compression: none | gzip (level 0-9) | lzf. inputs: (label, path) pairs ``out`` must not be
+    (the source list, ranges, ...); every per-video source file is checked too.
     """
     if crops not in ("mean", "keep"):
         raise ValueError(f"crops={crops!r} is invalid: choose mean or keep")
@@ -409,6 +428,8 @@ def convert(sources: Sequence[VideoSource], out, *, crops: str = "mean", dtype: 
         raise ValueError(f"chunk_rows={chunk_rows!r} is invalid: it must be an integer >= 1")
     if not sources:
         raise InputError("no videos to convert")
+    inputs = list(inputs) + [("source file", s.origin) for s in sources if os.path.isfile(s.origin)]
+    check_output(out, "--out", inputs)
     lengths, C, D = _check_shapes(sources)
     keep = crops == "keep" and C is not None
     row_shape = (C, D) if keep else (D,)
@@ -426,8 +447,8 @@ def convert(sources: Sequence[VideoSource], out, *, crops: str = "mean", dtype: 
         kwargs["compression"] = compression
         if compression == "gzip" and compression_level is not None:
             kwargs["compression_opts"] = int(compression_level)
-    with atomic_path(out) as tmp:
-        with h5py.File(tmp, "w") as f:
+    with atomic_file(out, "--out", inputs) as tmp:
+        with h5_file(tmp) as f:
             feats = f.create_dataset("features", shape=(N, *row_shape), dtype=store,
                                      chunks=(chunk_rows, *row_shape), **kwargs)
             bar = tqdm(total=len(sources), unit="video", desc="convert", disable=quiet)
@@ -451,8 +472,10 @@ def convert(sources: Sequence[VideoSource], out, *, crops: str = "mean", dtype: 
                                else f"has a value too large for {dtype} (max {np.finfo(store).max:g})")
                         raise InputError(f"video {src.video_id!r} ({src.origin}), snippet {row} {why}")
                     feats[offsets[v] + r0:offsets[v] + r1] = cast
+                    tmp.check()                       # a full disk stops the conversion here
                 del arr
                 bar.update(1)
+                checkpoint()
             bar.close()
             f.create_dataset("offsets", data=offsets)
             f.create_dataset("video_ids", data=np.array([s.video_id for s in sources], dtype=object),

@@ -72,6 +72,33 @@ def load_npy(path) -> np.ndarray:
         raise InputError(f"ground-truth file {str(path)!r} cannot be read as .npy: {exc}") from None
 
 
+MAX_FRAMES = 10 ** 9            # frames of one video (a day at 30 fps is 2.6e6)
+MAX_FPS = 10_000                # frames per snippet
+
+
+def check_fps(fps) -> int:
+    """Frames per snippet: an integer in [1, MAX_FPS]."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or not 1 <= fps <= MAX_FPS:
+        raise InputError(f"frames per snippet = {fps!r} is invalid: it must be an integer in [1, {MAX_FPS}] "
+                         f"(16 for I3D / C3D features)")
+    return int(fps)
+
+
+def _frame_count(value, where: str) -> int:
+    if not 0 <= int(value) <= MAX_FRAMES:
+        raise InputError(f"{where}: frame count {value} is invalid: it must be in [0, {MAX_FRAMES:.0e}]")
+    return int(value)
+
+
+def _unique(ids, where: str) -> None:
+    first: Dict[str, int] = {}
+    for v, vid in enumerate(ids):
+        if vid in first:
+            raise InputError(f"{where}: video id {vid!r} appears twice (videos {first[vid]} and {v}); every "
+                             f"video must be listed once, or one of them would be dropped")
+        first[vid] = v
+
+
 def _as_labels(array: np.ndarray, where: str) -> np.ndarray:
     a = np.asarray(array)
     if a.ndim != 1:
@@ -98,7 +125,11 @@ def read_lanp_gt(path, fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
     else:
         raise InputError(f"ground-truth file {str(path)!r} has neither frame_labels + frame_offsets + video_ids "
                          f"nor snippet_labels + offsets + video_ids (found: {', '.join(sorted(data))})")
+    if not isinstance(data["video_ids"], list):
+        raise InputError(f"ground-truth file {str(path)!r}: 'video_ids' must be a 1-D dataset of strings, got "
+                         f"{np.asarray(data['video_ids']).dtype} {np.shape(data['video_ids'])}")
     ids = list(data["video_ids"])
+    _unique(ids, f"ground-truth file {str(path)!r}")
     labels = _as_labels(labels, f"ground-truth file {str(path)!r}")
     if (offsets.shape != (len(ids) + 1,) or offsets[0] != 0 or offsets[-1] != labels.shape[0]
             or np.any(np.diff(offsets) < 0)):
@@ -110,10 +141,8 @@ def read_lanp_gt(path, fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
 
 def read_list(list_path) -> list:
     """Video names of an RTFM-style .list (one path per line, LF or CRLF, / or \\ folders)."""
-    path = Path(list_path)
-    if not path.is_file():
-        raise InputError(f"list file {str(path)!r} does not exist")
-    return [canonical_name(line) for line in path.read_text().splitlines() if line.strip()]
+    from lanp.data.io import read_text_lines
+    return [canonical_name(line) for line in read_text_lines(list_path, "list file")]
 
 
 def _lookup(lengths: Mapping[str, int]) -> Dict[str, int]:
@@ -156,29 +185,34 @@ def read_npy_folder(folder) -> Dict[str, np.ndarray]:
     files = sorted(folder.glob("*.npy"))
     if not files:
         raise InputError(f"ground-truth folder {str(folder)!r} holds no .npy files")
-    out = {}
+    out, source = {}, {}
     for f in files:
         name = f.name[: -len(".npy")]
         name = name[: -len("_gt")] if name.endswith("_gt") else name
-        out[name] = _as_labels(load_npy(f), f"ground-truth file {str(f)!r}")
+        if name in out:
+            raise InputError(f"ground-truth folder {str(folder)!r}: {source[name].name!r} and {f.name!r} are both "
+                             f"video {name!r}; keep one")
+        out[name], source[name] = _as_labels(load_npy(f), f"ground-truth file {str(f)!r}"), f
     return out
 
 
 def read_frame_counts(path) -> Dict[str, int]:
     """Frame counts from a CSV ``video,label,frames`` (LANP split files) or from the 7th column of
     ``Temporal_Anomaly_Annotation_New.txt``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"frame-count file {str(path)!r} does not exist")
+    from lanp.data.io import read_text_lines
+
     out = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text_lines(path, "frame-count file"), 1):
         fields = [f for f in re.split(r"[,\s]+", line.strip()) if f]
         if not fields:
             continue
         if len(fields) not in (3, 7) or not fields[-1].isdigit():
             raise InputError(f"frame-count file {str(path)!r} line {n}: expected 'video,label,frames' or an "
                              f"annotation row with a frame count, got {line.strip()!r}")
-        out[canonical_name(fields[0])] = int(fields[-1])
+        name = canonical_name(fields[0])
+        if name in out:
+            raise InputError(f"frame-count file {str(path)!r} line {n}: video {name!r} appears a second time")
+        out[name] = _frame_count(fields[-1], f"frame-count file {str(path)!r} line {n} (video {name!r})")
     return out
 
 
@@ -189,8 +223,10 @@ def read_ucf_annotations(path, frame_counts: Optional[Mapping[str, int]] = None,
         raise InputError(f"ground-truth file {str(path)!r} does not exist")
     counts = {canonical_name(k): int(v) for k, v in (frame_counts or {}).items()}
     from_scores = {k: fps * v for k, v in _lookup(lengths or {}).items()}
+    from lanp.data.io import read_text_lines
+
     out = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text_lines(path, "annotation file"), 1):
         fields = line.split()
         if not fields:
             continue
@@ -208,10 +244,20 @@ def read_ucf_annotations(path, frame_counts: Optional[Mapping[str, int]] = None,
         if frames is None:
             raise InputError(f"annotation file {str(path)!r} has no frame count for video {name!r} (line {n}): "
                              f"give --frame-counts (e.g. a LANP split file video,label,frames)")
+        where = f"annotation file {str(path)!r} line {n} (video {name!r})"
+        frames = _frame_count(frames, where)
         labels = np.zeros(frames, np.uint8)
         for s, e in (values[0:2], values[2:4]):
-            if s >= 0 and e >= 0:
-                labels[s:e] = 1
+            if s == -1 and e == -1:
+                continue                                 # UCF-Crime's "no (second) anomaly"
+            if s < 0 or e < 0 or s > e:
+                raise InputError(f"{where}: interval [{s}, {e}) is invalid: expected 0 <= start <= end, or -1 -1 "
+                                 f"for no anomaly")
+            if s >= frames or e > frames + fps:
+                raise InputError(f"{where}: interval [{s}, {e}) lies past the video's {frames} frames (more than "
+                                 f"one snippet of {fps} frames): the annotation belongs to other features, or "
+                                 f"the frame count is wrong")
+            labels[s:min(e, frames)] = 1
         out[name] = labels
     return out
 
@@ -225,8 +271,10 @@ def read_xd_annotations(path, frame_counts: Optional[Mapping[str, int]] = None,
         raise InputError(f"ground-truth file {str(path)!r} does not exist")
     counts = {canonical_name(k): int(v) for k, v in (frame_counts or {}).items()}
     from_scores = {k: fps * v for k, v in _lookup(lengths or {}).items()}
+    from lanp.data.io import read_text_lines
+
     out: Dict[str, np.ndarray] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text_lines(path, "annotation file"), 1):
         fields = line.split()
         if not fields:
             continue
@@ -246,7 +294,7 @@ def read_xd_annotations(path, frame_counts: Optional[Mapping[str, int]] = None,
                 raise InputError(f"{where}: interval [{s}, {e}) is invalid: frames must satisfy 0 <= start <= end")
         if name in out:
             raise InputError(f"{where}: the video appears a second time")
-        frames = counts.get(name, from_scores.get(name, max(e for _, e in pairs)))
+        frames = _frame_count(counts.get(name, from_scores.get(name, max(e for _, e in pairs))), where)
         labels = np.zeros(frames, np.uint8)
         for s, e in pairs:
             if s >= frames and frames > 0:
@@ -278,6 +326,7 @@ def read_groundtruth(path, *, lengths: Optional[Mapping[str, int]] = None, list_
     """Read any supported GT (see the module docstring). ``lengths``: snippet counts by video name
     (from the scores file); ``frame_counts``: a mapping or a path for ``read_frame_counts``."""
     path = Path(path)
+    fps = check_fps(fps)
     if not path.exists():
         raise InputError(f"ground-truth {str(path)!r} does not exist")
     if path.is_dir():
@@ -344,16 +393,15 @@ def export_groundtruth(fmt: str, path, labels, list_path=None) -> dict:
     """Write aligned labels (from :func:`aligned_labels`) in ``fmt``: 'rtfm' = one concatenated
     float64 .npy of frame labels in video order (RTFM's gt-*.npy); ``list_path``: also a .list of
     the video ids, one per line, in that order. Written atomically."""
-    from lanp.data.io import atomic_path
+    from lanp.outputs import atomic_file
 
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export format {fmt!r} is invalid: choose one of {', '.join(EXPORT_FORMATS)}")
     gt = np.concatenate([g for _, g in labels]).astype(np.float64) if labels else np.zeros(0)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, gt, allow_pickle=False)
+    with atomic_file(path, "--export-gt") as f:
+        np.save(f, gt, allow_pickle=False)
     if list_path is not None:
-        with atomic_path(list_path) as tmp:
-            Path(tmp).write_text("".join(f"{vid}\n" for vid, _ in labels))
+        with atomic_file(list_path, "--export-list") as f:
+            f.write("".join(f"{vid}\n" for vid, _ in labels).encode("utf-8"))
     return {"out": str(path), "list": None if list_path is None else str(list_path), "videos": len(labels),
             "frames": int(gt.shape[0]), "abnormal_frames": int(gt.sum())}

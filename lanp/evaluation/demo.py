@@ -11,7 +11,6 @@ under two minutes on 2 CPU cores the demo trains 50 epochs at lr 1e-3 instead of
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 
 def run_demo(workdir="lanp_demo", train_videos: int = 120, test_videos: int = 60, epochs: int = 50,
@@ -27,7 +26,19 @@ def run_demo(workdir="lanp_demo", train_videos: int = 120, test_videos: int = 60
     from lanp.data.synth import make_synthetic, write_synthetic
     from lanp.model.train import TrainConfig, train
 
-    work = Path(workdir)
+    from lanp.model.train import resolve_device
+    from lanp.outputs import check_output
+
+    # every option before the first file is written
+    config = TrainConfig(epochs=epochs, lr=lr, seed=seed)
+    config.check()
+    resolve_device(device)
+    for name, value in (("train_videos", train_videos), ("test_videos", test_videos)):
+        if isinstance(value, bool) or int(value) != value or not 2 <= value <= 100_000:
+            raise ValueError(f"{name}={value!r} is invalid: it must be an integer in [2, 100000]")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ValueError(f"seed={seed!r} is invalid: it must be an integer >= 0")
+    work = check_output(workdir, "--workdir", folder=True)
     work.mkdir(parents=True, exist_ok=True)
     p = {k: work / f for k, f in dict(train="train.h5", train_gt="train.gt.h5", test="test.h5", test_gt="test.gt.h5",
                                       labels="train.labels.h5", model="model.pt", scores="test.scores.h5",
@@ -48,8 +59,7 @@ def run_demo(workdir="lanp_demo", train_videos: int = 120, test_videos: int = 60
     write_labels(p["labels"], out, p["train"])
 
     step(f"lanp train --features {p['train']} --labels {p['labels']} --out {p['model']} --epochs {epochs} --lr {lr:g}")
-    summary = train(p["train"], p["labels"], p["model"], TrainConfig(epochs=epochs, lr=lr, seed=seed),
-                    device=device, quiet=quiet)
+    summary = train(p["train"], p["labels"], p["model"], config, device=device, quiet=quiet)
 
     step(f"lanp score --model {p['model']} --features {p['test']} --out {p['scores']}")
     score_file(p["model"], p["test"], p["scores"], device=device, quiet=quiet)

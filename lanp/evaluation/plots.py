@@ -15,12 +15,26 @@ def _figure(size=(8, 3)):
     return fig
 
 
+def figure_format(out) -> str:
+    """The file format of a figure path (its extension; none: png), or an InputError listing
+    what matplotlib can write."""
+    from lanp.kernels import InputError
+
+    fmt = Path(out).suffix.lstrip(".").lower() or "png"
+    supported = _figure().canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise InputError(f"figure {str(out)!r}: format {fmt!r} is not supported: use one of "
+                         f"{', '.join(sorted(supported))}")
+    return fmt
+
+
 def _save(fig, out) -> Path:
-    from lanp.data.io import atomic_path
+    from lanp.outputs import atomic_file
 
     out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".").lower() or "png", bbox_inches="tight")
+    fmt = figure_format(out)
+    with atomic_file(out, "figure") as f:
+        fig.savefig(f, format=fmt, bbox_inches="tight")
     return out
 
 
@@ -109,8 +123,8 @@ def plot_all(rows, out_dir, config: dict = None, title: str = "lanp scores") -> 
     its frame AUC, abnormal videos first, and the resolved configuration."""
     import html
 
-    from lanp.data.io import atomic_path
     from lanp.evaluation.metrics import roc_auc
+    from lanp.outputs import atomic_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +152,6 @@ def plot_all(rows, out_dir, config: dict = None, title: str = "lanp scores") -> 
             f"is the ground truth, the blue line the score per frame.</p>\n" + "\n".join(cells) +
             ("\n<h2>configuration</h2><pre>" + html.escape(json.dumps(config, indent=2)) + "</pre>" if config else "") +
             "\n</body></html>\n")
-    with atomic_path(out / "index.html") as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
+    with atomic_file(out / "index.html", "index page") as f:
+        f.write(page.encode("utf-8"))
     return {"out": str(out), "index": str(out / "index.html"), "videos": len(entries)}

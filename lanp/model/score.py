@@ -20,6 +20,7 @@ from lanp import __version__
 from lanp.data.io import FeatureFile, read_h5, write_h5
 from lanp.kernels import InputError
 from lanp.model.train import load_checkpoint, resolve_device
+from lanp.outputs import check_output, checkpoint
 
 
 @torch.no_grad()
@@ -35,13 +36,25 @@ def score_features(model, ff: FeatureFile, device="cpu", quiet: bool = True) -> 
     for v0, v1 in ff.chunks():
         x, local = ff.read(v0, v1, crops="keep", reuse=True)
         for v in range(v1 - v0):
-            seq = torch.from_numpy(x[local[v]:local[v + 1]]).to(device)
+            rows = x[local[v]:local[v + 1]]
+            bad = ~np.isfinite(rows)
+            if bad.any():
+                at = np.argwhere(bad)[0]
+                raise InputError(f"features file {ff.path!r}: video {ff.video_ids[v0 + v]!r}, snippet {int(at[0])} "
+                                 f"holds {float(rows[tuple(at)])}: every feature must be finite")
+            seq = torch.from_numpy(rows).to(device)
             if seq.dim() == 3:                           # (L, C, D): score each crop, average
                 s = model(seq.transpose(0, 1)).mean(dim=0)
             else:
                 s = model(seq)
-            out[ff.offsets[v0] + local[v]:ff.offsets[v0] + local[v + 1]] = s.float().cpu().numpy()
+            s = s.float().cpu().numpy()
+            if not np.all(np.isfinite(s)):
+                raise InputError(f"the model gives non-finite scores on video {ff.video_ids[v0 + v]!r} "
+                                 f"(snippet {int(np.argmin(np.isfinite(s)))}) of {ff.path!r}, whose features are "
+                                 f"finite: the checkpoint is broken")
+            out[ff.offsets[v0] + local[v]:ff.offsets[v0] + local[v + 1]] = s
         bar.update(v1 - v0)
+        checkpoint()
     bar.close()
     return out
 
@@ -78,19 +91,21 @@ def smooth_scores(scores: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarray
 def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: bool = False,
                smooth: int = 0, attrs: dict = None) -> dict:
     smooth = check_smooth(smooth)
+    inputs = [("--model", model_path), ("--features", features_path)]
+    check_output(out_path, "--out", inputs)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(model_path, dev)
     with FeatureFile(features_path) as ff:
-        try:
-            scores = score_features(model, ff, dev, quiet)
-        except InputError as exc:
-            raise InputError(f"model {str(model_path)!r}: {exc}") from None
+        if ff.dim != model.feature_size:
+            raise InputError(f"model {str(model_path)!r}: features file {ff.path!r} has feature size D = {ff.dim} "
+                             f"but the model was trained on D = {model.feature_size}")
+        scores = score_features(model, ff, dev, quiet)
         ids, offsets, crops = list(ff.video_ids), ff.offsets.copy(), ff.crops
     if smooth:
         scores = smooth_scores(scores, offsets, smooth)
     write_h5(out_path, {"score": scores, "offsets": offsets, "video_ids": ids},
              {"model": str(model_path), "features": str(features_path), "crops": crops or 0,
-              "smooth": smooth, "lanp_version": __version__, **(attrs or {})})
+              "smooth": smooth, "lanp_version": __version__, **(attrs or {})}, what="--out", inputs=inputs)
     return {"out": str(out_path), "videos": len(ids), "snippets": int(offsets[-1]), "crops": crops,
             "smooth": smooth}
 
@@ -102,6 +117,14 @@ def read_scores(path) -> Dict[str, np.ndarray]:
     if o.shape != (len(ids) + 1,) or o[0] != 0 or o[-1] != s.shape[0] or np.any(np.diff(o) < 0):
         raise InputError(f"scores file {str(path)!r}: offsets {o.shape} do not describe {len(ids)} videos "
                          f"over {s.shape[0]} scores")
+    bad = ~np.isfinite(s) if s.dtype.kind in "fc" else np.zeros(s.shape, bool)
+    if s.dtype.kind not in "fiu" or s.ndim != 1:
+        raise InputError(f"scores file {str(path)!r}: 'score' must be a 1-D array of numbers, got {s.dtype} {s.shape}")
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        v = int(np.searchsorted(o, row, side="right")) - 1
+        raise InputError(f"scores file {str(path)!r}: video {ids[v]!r}, snippet {row - int(o[v])} has score "
+                         f"{float(s[row])}: every score must be finite (a broken model or features?)")
     first: Dict[str, int] = {}
     for v, vid in enumerate(ids):
         if vid in first:

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from lanp import __version__
 from lanp.model.detector import DROPOUT, HIDDEN, Detector
-from lanp.data.io import FeatureFile, atomic_path, read_h5
+from lanp.data.io import FeatureFile, read_h5
+from lanp.outputs import atomic_file, check_output, checkpoint, deferred
 from lanp.kernels import InputError
 
 LABEL_DATASETS = ("pseudo_label", "weight", "offsets", "video_ids")
@@ -49,12 +50,24 @@ class TrainConfig:
         for name in ("epochs", "batch_videos", "snippets", "hidden"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name}={getattr(self, name)!r} is invalid: it must be >= 1")
-        if not self.lr > 0:
-            raise InputError(f"lr={self.lr!r} is invalid: it must be > 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InputError(f"lr={self.lr!r} is invalid: it must be a finite number > 0")
         if not 0 <= self.momentum < 1:
             raise InputError(f"momentum={self.momentum!r} is invalid: it must be in [0, 1)")
         if not 0 <= self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction!r} is invalid: it must be in [0, 1)")
+
+
+def check_max_memory(max_memory_gb) -> int:
+    """--max-memory-gb as bytes: a finite number >= 0 (0: always stream from the file)."""
+    try:
+        gb = float(max_memory_gb)
+    except (TypeError, ValueError):
+        raise InputError(f"max_memory_gb={max_memory_gb!r} is invalid: expected a number of GB") from None
+    if not math.isfinite(gb) or gb < 0 or gb > 1 << 40:
+        raise InputError(f"max_memory_gb={max_memory_gb!r} is invalid: it must be a finite number of GB "
+                         f"in [0, 2**40]")
+    return int(gb * 1024 ** 3)
 
 
 def sample_indices(lengths, snippets: int = 32, rng: Optional[np.random.Generator] = None) -> np.ndarray:
@@ -107,6 +120,13 @@ def load_labels(labels_path, features: FeatureFile):
         y_out[s], w_out[s] = y[offsets[k]:offsets[k + 1]], w[offsets[k]:offsets[k + 1]]
     if not np.all(np.isfinite(w_out)):
         raise InputError(f"labels file {str(labels_path)!r}: 'weight' holds NaN or Inf")
+    for name, values, ok, rule in (("weight", w_out, (w_out >= 0) & (w_out <= 1e6), "in [0, 1e6]"),
+                                   ("pseudo_label", y_out, (y_out == 0) | (y_out == 1), "0 or 1")):
+        if not np.all(ok):
+            row = int(np.flatnonzero(~ok)[0])
+            v = int(np.searchsorted(features.offsets, row, side="right")) - 1
+            raise InputError(f"labels file {str(labels_path)!r}: {name!r} of video {features.video_ids[v]!r}, "
+                             f"snippet {row - int(features.offsets[v])} is {float(values[row])}: it must be {rule}")
     return y_out, w_out
 
 
@@ -136,7 +156,8 @@ class _Rows:
         return out.reshape(rows.shape + (self.ff.dim,))
 
 
-def save_checkpoint(path, model: Detector, config: TrainConfig, extra: dict) -> None:
+def save_checkpoint(path, model: Detector, config: TrainConfig, extra: dict, what: str = "checkpoint",
+                    inputs=()) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     from lanp.config_file import current_config
     payload = {"state_dict": state, "hparams": asdict(config), "feature_size": model.feature_size,
@@ -144,7 +165,7 @@ def save_checkpoint(path, model: Detector, config: TrainConfig, extra: dict) -> 
     resolved = current_config()                       # the command line's resolved configuration
     if resolved is not None:
         payload["lanp_config"] = resolved
-    with atomic_path(path) as tmp:
+    with atomic_file(path, what, inputs) as tmp, deferred():     # torch calls tmp.write from C++
         torch.save(payload, tmp)
 
 
@@ -161,11 +182,30 @@ def load_checkpoint(path, device="cpu"):
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "feature_size" not in ckpt:
         raise InputError(f"model checkpoint {str(path)!r} is not a lanp checkpoint (no state_dict / feature_size)")
     hp = ckpt.get("hparams", {})
-    model = Detector(int(ckpt["feature_size"]), hidden=int(hp.get("hidden", HIDDEN)),
-                     dropout=float(hp.get("dropout", DROPOUT)))
+    if not isinstance(hp, dict):
+        raise InputError(f"model checkpoint {str(path)!r}: 'hparams' is a {type(hp).__name__}, not a dict of "
+                         f"hyper-parameters")
+    if not isinstance(ckpt["state_dict"], dict):
+        raise InputError(f"model checkpoint {str(path)!r}: 'state_dict' is a {type(ckpt['state_dict']).__name__}")
+
+    def number(key, value, kind, lo, hi):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or kind(value) != value or not lo <= value <= hi:
+            raise InputError(f"model checkpoint {str(path)!r}: {key} = {value!r} is invalid: expected "
+                             f"{'an integer' if kind is int else 'a number'} in [{lo}, {hi}]")
+        return kind(value)
+
+    feature_size = number("feature_size", ckpt["feature_size"], int, 1, 1 << 20)
+    hidden = number("hparams.hidden", hp.get("hidden", HIDDEN), int, 1, 1 << 16)
+    dropout = number("hparams.dropout", hp.get("dropout", DROPOUT), float, 0.0, 1.0)
+    for name, value in ckpt["state_dict"].items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.all(torch.isfinite(value)):
+            raise InputError(f"model checkpoint {str(path)!r}: weights {name!r} hold NaN or Inf "
+                             f"(a diverged training run?)")
+    model = Detector(feature_size, hidden=hidden, dropout=dropout)
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, KeyError) as exc:
         raise InputError(f"model checkpoint {str(path)!r}: state dict does not fit the detector: {exc}") from None
     return model.to(device).eval(), ckpt
 
@@ -177,6 +217,9 @@ def train(features_path, labels_path, out_path, config: Optional[TrainConfig] = 
 
     config = config or TrainConfig()
     config.check()
+    check_max_memory(max_memory_gb)
+    inputs = [("--features", features_path), ("--labels", labels_path)]
+    check_output(out_path, "--out", inputs)
     dev = resolve_device(device)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
@@ -190,13 +233,20 @@ def train(features_path, labels_path, out_path, config: Optional[TrainConfig] = 
             raise InputError(f"val_fraction={config.val_fraction} leaves {n_val} validation and {V - n_val} "
                              f"training videos out of {V}: both need at least one")
         val_videos, train_videos = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        rows = _Rows(ff, int(max_memory_gb * 1024 ** 3))
+        rows = _Rows(ff, check_max_memory(max_memory_gb))
         offsets, lengths = ff.offsets, ff.lengths
 
         def batch_of(videos, local):
             g = offsets[videos][:, None] + local
+            x = rows.gather(g)
+            bad = ~np.isfinite(x)
+            if bad.any():
+                row = int(g.reshape(-1)[np.flatnonzero(bad.any(axis=-1).reshape(-1))[0]])
+                v = int(np.searchsorted(offsets, row, side="right")) - 1
+                raise InputError(f"features file {ff.path!r}: video {ff.video_ids[v]!r}, snippet "
+                                 f"{row - int(offsets[v])} holds NaN or Inf: every feature must be finite")
             to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)
-            return to(rows.gather(g)), to(y[g]), to(w[g])
+            return to(x), to(y[g]), to(w[g])
 
         fixed = batch_of(train_videos, sample_indices(lengths[train_videos], config.snippets))
         val = batch_of(val_videos, sample_indices(lengths[val_videos], config.snippets)) if n_val else None
@@ -216,13 +266,21 @@ def train(features_path, labels_path, out_path, config: Optional[TrainConfig] = 
             total, count = 0.0, 0
             for b in range(0, len(order), config.batch_videos):
                 idx = order[b:b + config.batch_videos]
-                loss = weighted_bce(model(xt[idx]), yt[idx], wt[idx])
+                out = model(xt[idx])
+                finite = bool(torch.all(torch.isfinite(out)))
+                loss = weighted_bce(out, yt[idx], wt[idx]) if finite else torch.tensor(math.nan)
+                if not torch.isfinite(loss):
+                    raise InputError(f"training diverged: the loss is {float(loss)} in epoch {epoch + 1} "
+                                     f"(batch {b // config.batch_videos + 1}); nothing was written. Lower "
+                                     f"--lr (now {config.lr:g}) or check the features and labels for "
+                                     f"extreme values")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
             history.append(total / count)
+            checkpoint()
             postfix = {"loss": f"{history[-1]:.4f}"}
             if val is not None:
                 model.eval()
@@ -243,5 +301,9 @@ def train(features_path, labels_path, out_path, config: Optional[TrainConfig] = 
              "loss_history": history, "val_loss_history": val_history,
              "train_videos": len(train_videos), "val_videos": int(n_val),
              "features": str(features_path), "labels": str(labels_path)}
-    save_checkpoint(out_path, model, config, extra)
+    for name, value in model.state_dict().items():
+        if not torch.all(torch.isfinite(value)):
+            raise InputError(f"training produced non-finite weights in {name!r} (lr {config.lr:g}); "
+                             f"nothing was written")
+    save_checkpoint(out_path, model, config, extra, "--out", inputs)
     return {"out": str(out_path), "final_loss": history[-1], "first_loss": history[0], **extra}

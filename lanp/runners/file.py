@@ -45,4 +45,4 @@ def write_labels(path, labels: Labels, features_path, extra_attrs=None) -> None:
         "offsets": labels.offsets, "video_ids": labels.video_ids, "video_score": labels.video_score,
         "video_abnormal": labels.video_abnormal, "cg_iterations": labels.cg_iterations,
         "cg_residual": labels.cg_residual,
-    }, attrs)
+    }, attrs, what="labels file", inputs=[("--features", features_path)])
