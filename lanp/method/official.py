@@ -136,16 +136,40 @@ class OfficialRecipe(Recipe):
         pass
 
     def check_dataset(self, num_videos: int) -> None:
-        pass
+        """The preset fixes the split; an explicit N_nor must still describe this dataset."""
+        if self.config.n_normal is not None or self.config.normal_fraction is not None:
+            self.n_normal(num_videos)
 
     def normality(self, x, offsets, video_ids, where, first_video):
+        self.check_rows(x, offsets, video_ids, where)    # the official kernel does not check its input
         p = self.preset
         r = propagate_official(x, offsets, variant=p.graph, sigma=p.sigma, alpha=p.alpha, rtol=p.rtol,
                                maxiter=p.maxiter, max_k=p.max_k, video_ids=video_ids, where=where)
         return replace(r, backend=f"cpu-{p.name}")
 
     def check_rows(self, x, offsets, video_ids, where) -> None:
-        pass
+        """Refuse NaN / Inf values and all-zero feature vectors (the public code gives NaN for them:
+        cosines and RMS distances of a zero row are undefined), naming the video, snippet and value."""
+        from lanp.kernels import video_name
+
+        x = np.asarray(x)
+        rows = x.reshape(x.shape[0], -1)
+        finite = np.isfinite(rows)
+        bad = np.flatnonzero(~finite.all(axis=1))
+        zero = np.flatnonzero(~np.any(rows != 0, axis=1))
+        for kind, found in (("finite", bad), ("zero", zero)):
+            if not found.size:
+                continue
+            row = int(found[0])
+            v = int(np.searchsorted(offsets, row, side="right")) - 1
+            snippet = f"{where}: {video_name(video_ids, v)}, snippet {row - int(offsets[v])}"
+            if kind == "finite":
+                col = int(np.flatnonzero(~finite[row])[0])
+                raise InputError(f"{snippet} holds {float(rows[row, col])} (feature {col}): preset "
+                                 f"{self.preset.name} needs finite features")
+            raise InputError(f"{snippet} is an all-zero feature vector: preset {self.preset.name}'s "
+                             f"{'cosine similarity' if self.preset.graph == 'cosine' else 'weight distance'} "
+                             f"is undefined for it")
 
     def candidate_rows(self, x, offsets) -> np.ndarray:
         """(v, D) float64: the mean of each video's ``samples`` uniformly sampled snippets."""
