@@ -102,11 +102,10 @@ def test_cli_writes_diagnostics(tmp_path, capsys, preset, score):
             assert z.min() >= 0
 
 
-def test_spearman_matches_scipy_with_ties():
+def test_spearman_matches_scipy_with_ties(rng):
     """The numpy Spearman (average ranks, then Pearson) against scipy.stats on fresh data."""
     from scipy.stats import rankdata, spearmanr
     from lanp.method.diagnostics import average_ranks
-    rng = np.random.default_rng()
     for _ in range(20):
         n = int(rng.integers(3, 300))
         lengths = rng.integers(1, 12, n)                       # many ties

@@ -9,8 +9,7 @@ from lanp.data.io import FeatureFile, write_h5
 @pytest.mark.parametrize("crops", [None, 3])
 @pytest.mark.parametrize("file_dtype, dtype", [(np.float32, np.float32), (np.float32, np.float64),
                                                (np.float16, np.float32)])
-def test_reuse_reads_equal_fresh_reads(tmp_path, crops, file_dtype, dtype):
-    rng = np.random.default_rng()
+def test_reuse_reads_equal_fresh_reads(tmp_path, crops, file_dtype, dtype, rng):
     lengths = rng.integers(1, 40, size=12)
     shape = (int(lengths.sum()),) + ((crops,) if crops else ()) + (8,)
     x = rng.normal(size=shape).astype(file_dtype)

@@ -37,8 +37,7 @@ def on_one_and_all_threads(fn):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("window", [None, 5])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_propagation_is_the_same_on_one_thread(dtype, window, normalize):
-    rng = np.random.default_rng()
+def test_propagation_is_the_same_on_one_thread(dtype, window, normalize, rng):
     x, offsets = smooth_features(rng, rng.integers(1, 90, size=23), 40, dtype)
     kw = dict(window=window, normalize=normalize, sigma=0.1 if normalize else 3.0, backend="cpu")
     one, every = on_one_and_all_threads(lambda: propagate(x, offsets, **kw))
@@ -50,8 +49,7 @@ def test_propagation_is_the_same_on_one_thread(dtype, window, normalize):
     assert np.array_equal(s1.z, s2.z)
 
 
-def test_weights_and_presets_are_the_same_on_one_thread():
-    rng = np.random.default_rng()
+def test_weights_and_presets_are_the_same_on_one_thread(rng):
     x, offsets = smooth_features(rng, rng.integers(1, 120, size=17), 24, np.float32)
     x = np.abs(x) + 0.1
     means = np.abs(rng.normal(size=(7, 24))) + 0.1
