@@ -30,6 +30,11 @@ COMMANDS = {
 }
 
 
+# commands whose several outputs are renamed into place together, only when the command succeeded
+# (the others read their own outputs back: demo, compare's runs/, sharded work files)
+TRANSACTIONAL = {"synth", "evaluate", "plot", "score", "train", "convert"}
+
+
 def _parser_for(name: str, prog: str = None) -> argparse.ArgumentParser:
     from lanp import config_file
 
@@ -95,7 +100,8 @@ def _execute(name: str, prog: str, argv) -> int:
         try:
             parser = _parser_for(name, prog=prog)
             args = config_file.parse_args(parser, argv, tuple(COMMANDS))
-            code = int(args._run(args) or 0)
+            with outputs.transaction() if name in TRANSACTIONAL else contextlib.nullcontext():
+                code = int(args._run(args) or 0)
             outputs.checkpoint()                 # a signal swallowed by a C callback still counts
             sys.stdout.flush()
             return code

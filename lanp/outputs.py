@@ -327,15 +327,52 @@ def _discard(tmp: Path) -> None:
         tmp.unlink()
 
 
+_transactions: List[List[Tuple[Path, Path]]] = []
+
+
 def _commit(tmp: Path, path: Path) -> None:
-    """Rename ``tmp`` onto ``path`` unless a signal was recorded."""
+    """Rename ``tmp`` onto ``path`` unless a signal was recorded (inside :func:`transaction`: at
+    its end, with the block's other outputs)."""
+    if _transactions:
+        _transactions[-1].append((tmp, path))
+        return
+    _rename_all([(tmp, path)])
+
+
+def _rename_all(pending: Sequence[Tuple[Path, Path]]) -> None:
     with deferred():
         checkpoint()
-        os.chmod(tmp, 0o666 & ~_umask())
+        for tmp, _ in pending:
+            os.chmod(tmp, 0o666 & ~_umask())
         checkpoint()
-        os.replace(tmp, path)
-        committed.append(path)
+        for tmp, path in pending:
+            os.replace(tmp, path)
+            committed.append(path)
     checkpoint()
+
+
+@contextlib.contextmanager
+def transaction():
+    """Outputs written by :func:`atomic_file` / :func:`atomic_path` inside this block are renamed
+    into place together when the block succeeds, and none of them when it fails (a command that
+    writes several files: synth's features and ground truth, evaluate's exports, plot --all).
+    Outputs written in the block cannot be read back in it."""
+    pending: List[Tuple[Path, Path]] = []
+    _transactions.append(pending)
+    try:
+        yield
+    except BaseException:
+        _transactions.pop()
+        for tmp, _ in pending:
+            _discard(tmp)
+        raise
+    _transactions.pop()
+    try:
+        _rename_all(pending)
+    except BaseException:
+        for tmp, _ in pending:
+            _discard(tmp)
+        raise
 
 
 def write_error(exc: OSError, path: PathLike, existed: bool) -> WriteError:

@@ -355,3 +355,27 @@ def test_an_unexpected_error_is_one_line_and_a_saved_traceback(data, tmp_path, m
     assert code == 1 and err.count("\n") == 1 and "ZeroDivisionError: a bug" in err
     saved = Path(err.rsplit("traceback is in ", 1)[1].rstrip(")\n"))
     assert saved.parent == tmp_path and "Traceback" in saved.read_text()
+
+
+def test_a_command_with_several_outputs_changes_none_of_them_when_one_fails(data, tmp_path, monkeypatch, capsys):
+    """synth writes features and ground truth, evaluate a ground truth and its list: when the second
+    file cannot be written, the first is not renamed into place either."""
+    first = []
+
+    def second_file_fails(raw, data):
+        first.append(first[0] if first else raw)
+        if raw is not first[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return raw.write(data)
+
+    monkeypatch.setattr(outputs, "_write_bytes", second_file_fails)
+    out, gt = existing(tmp_path / "x.h5"), existing(tmp_path / "x.gt.h5")
+    code, err = run_cli(["synth", "--out", str(out), "--gt", str(gt), "--videos", "4"], capsys)
+    assert code == 2 and "no space left on device writing" in err and str(gt) in err, err
+    assert out.read_bytes() == ORIGINAL and gt.read_bytes() == ORIGINAL and temporaries(tmp_path) == []
+    first.clear()
+    npy, lst = existing(tmp_path / "gt.npy"), existing(tmp_path / "gt.list")
+    code, err = run_cli(["evaluate", "--scores", str(data / "s.h5"), "--gt", str(data / "f.gt.h5"),
+                         "--export-gt", "rtfm", str(npy), "--export-list", str(lst)], capsys)
+    assert code == 2 and "gt.list" in err, err
+    assert npy.read_bytes() == ORIGINAL and lst.read_bytes() == ORIGINAL and temporaries(tmp_path) == []
