@@ -113,6 +113,10 @@ def _execute(name: str, prog: str, argv) -> int:
             if isinstance(exc, BrokenPipeError):
                 _quiet_stdout()
                 return 141
+            if isinstance(exc, MemoryError):
+                print(f"error: out of memory: {exc or 'an allocation failed'} (a smaller input, chunk or "
+                      f"option value would fit)", file=sys.stderr)
+                return 2
             if not isinstance(exc, (InputError, FileNotFoundError, ValueError, RuntimeError, OSError)):
                 path = _save_traceback(exc)      # a bug: one line, the traceback in a file
                 print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "

@@ -318,3 +318,23 @@ def test_shards_with_different_feature_sizes_are_refused_before_any_work(d, tmp_
     write_synthetic(synth, tmp_path / "d4.h5", tmp_path / "d4.gt.h5")
     fails(["propagate", "--features", str(d / "f.h5"), str(tmp_path / "d4.h5"), "--out", str(tmp_path / "out"),
            "--quiet"], capsys, "d4.h5", "D = 4", "D = 8", out=tmp_path / "out")
+
+
+def test_a_failing_shard_is_one_error_line_without_a_dask_traceback(d, tmp_path):
+    """The workers' own log of the failed task (a traceback) is silenced; the client's error line is
+    the only output on stderr."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("distributed")
+    x, o, ids = features_of(d)
+    x = x.copy()
+    x[int(o[1]) + 2] = 0.0
+    packed(tmp_path / "b.h5", x, o, [f"b_{i}" for i in ids])
+    p = subprocess.run([sys.executable, "-m", "lanp.cli", "propagate", "--features", str(d / "f.h5"),
+                        str(tmp_path / "b.h5"), "--out", str(tmp_path / "out"), "--quiet"],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert p.returncode == 2, p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "b.h5" in lines[0] and "snippet 2" in lines[0], \
+        p.stderr

@@ -379,3 +379,28 @@ def test_a_command_with_several_outputs_changes_none_of_them_when_one_fails(data
                          "--export-gt", "rtfm", str(npy), "--export-list", str(lst)], capsys)
     assert code == 2 and "gt.list" in err, err
     assert npy.read_bytes() == ORIGINAL and lst.read_bytes() == ORIGINAL and temporaries(tmp_path) == []
+
+
+def test_a_signal_during_start_up_is_an_interrupt(monkeypatch, capsys):
+    """The handlers are in place before the command's modules (numba, h5py, torch) are imported:
+    a Ctrl-C during those imports is exit 130 and one line, not a traceback."""
+    import lanp.cli as cli
+
+    def importing(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_parser_for", importing)
+    code, err = run_cli(["propagate", "--features", "x.h5"], capsys)
+    assert code == 130 and err == "interrupted: no output was written, existing outputs are unchanged\n"
+
+
+def test_out_of_memory_is_an_error_line(data, tmp_path, monkeypatch, capsys):
+    import lanp.model.score as S
+
+    def huge(*args, **kwargs):
+        raise MemoryError("Unable to allocate 745. GiB for an array")
+
+    monkeypatch.setattr(S, "score_file", huge)
+    code, err = run_cli(["score", "--model", str(data / "m.pt"), "--features", str(data / "f.h5"), "--out",
+                         str(tmp_path / "s.h5")], capsys)
+    assert code == 2 and err.startswith("error: out of memory: Unable to allocate 745. GiB")
