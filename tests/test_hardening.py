@@ -404,3 +404,23 @@ def test_out_of_memory_is_an_error_line(data, tmp_path, monkeypatch, capsys):
     code, err = run_cli(["score", "--model", str(data / "m.pt"), "--features", str(data / "f.h5"), "--out",
                          str(tmp_path / "s.h5")], capsys)
     assert code == 2 and err.startswith("error: out of memory: Unable to allocate 745. GiB")
+
+
+def test_compare_keeps_its_previous_results_when_the_chart_cannot_be_written(data, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    old = [existing(out / name) for name in ("compare.json", "compare.md", "compare.png")]
+    failing = [False]
+
+    def png_fails(raw, data):
+        failing[0] = failing[0] or bytes(memoryview(data)[:4]) == b"\x89PNG"
+        if failing[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return raw.write(data)
+
+    monkeypatch.setattr(outputs, "_write_bytes", png_fails)
+    code, err = run_cli(["compare", "--train", str(data / "f.h5"), "--test", str(data / "f.h5"), "--gt",
+                         str(data / "f.gt.h5"), "--methods", "trivial-ends", "--seeds", "1", "--out", str(out)],
+                        capsys)
+    assert code == 2 and "no space left on device writing" in err and "compare.png" in err, err
+    assert [p.read_bytes() for p in old] == [ORIGINAL] * 3 and temporaries(out) == []

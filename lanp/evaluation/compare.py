@@ -343,14 +343,16 @@ def settings(config: CompareConfig) -> dict:
 
 
 def write_outputs(payload: dict, out: Path, markdown: str, chart) -> None:
-    """compare.json, compare.md and compare.png, each written atomically."""
-    from lanp.outputs import atomic_file
+    """compare.json, compare.md and compare.png, written atomically and together: renamed into place
+    only when all three were written (a failed chart leaves the previous json and md as they were)."""
+    from lanp.outputs import atomic_file, transaction
 
-    with atomic_file(out / "compare.json") as f:
-        f.write(json.dumps(payload, indent=2).encode("utf-8"))
-    with atomic_file(out / "compare.md") as f:
-        f.write(markdown.encode("utf-8"))
-    chart(payload, out / "compare.png")
+    with transaction():
+        with atomic_file(out / "compare.json") as f:
+            f.write(json.dumps(payload, indent=2).encode("utf-8"))
+        with atomic_file(out / "compare.md") as f:
+            f.write(markdown.encode("utf-8"))
+        chart(payload, out / "compare.png")
 
 
 def _pm(s: dict, digits: int = 4, scale: float = 1.0) -> str:
