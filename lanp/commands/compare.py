@@ -43,6 +43,8 @@ def configure(parser):
     parser.add_argument("--normal-fraction", type=float, default=None,
                         help="share of training videos labelled normal (default 0.5)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads for the (small) detectors (default 1: fastest here)")
     parser.add_argument("--out", default="compare", help="output folder (default ./compare)")
 
 
@@ -57,6 +59,7 @@ def run(args) -> int:
 
     config = CompareConfig(methods=args.methods, seeds=args.seeds, epochs=args.epochs, lr=args.lr,
                            device=args.device, frames_per_snippet=args.frames_per_snippet,
+                           torch_threads=args.torch_threads,
                            propagate=PropagateConfig(normal_fraction=args.normal_fraction))
     if args.worlds is not None:
         if args.train or args.test or args.gt or args.train_gt:
