@@ -95,3 +95,31 @@ def test_oracle_needs_training_truth(tiny):
         run_compare(tiny / "train.h5", tiny / "test.h5", tiny / "test.gt.h5", tiny / "no-oracle",
                     CompareConfig(methods=["oracle"], seeds=1, epochs=1))
     assert not (tiny / "no-oracle").exists()          # refused before any work
+
+
+def test_refinement_retrains_on_its_own_scores(tiny, monkeypatch):
+    """Round 0 trains on the recipe's labels; the next rounds on labels from the detector's own
+    training scores (the recipe's abnormal videos, top floor(r L) by score), weights exp(-|s - y|)."""
+    import lanp.evaluation.compare as C
+
+    seen = []
+    real = C._train_and_score
+
+    def spy(train_path, test_path, work, name, seed, pseudo, weight, *rest, **kw):
+        seen.append((name, pseudo.copy(), weight.copy()))
+        return real(train_path, test_path, work, name, seed, pseudo, weight, *rest, **kw)
+
+    monkeypatch.setattr(C, "_train_and_score", spy)
+    data = {"train": C.read_split(tiny / "train.h5"), "test": C.read_split(tiny / "test.h5"),
+            "train_path": str(tiny / "train.h5"), "test_path": str(tiny / "test.h5")}
+    r = C.run_method("lanp-refine", 0, data, CompareConfig(epochs=2, lr=1e-3), tiny / "refine", {})
+    base = C.label_arrays(C.method_recipe("lanp"), *data["train"], data["train_path"])
+    assert np.array_equal(seen[0][1], base.pseudo_label) and np.array_equal(seen[0][2], base.weight)
+    assert 2 <= len(seen) <= C.REFINE_ROUNDS + 2
+    lengths = np.diff(base.offsets)
+    for _, pseudo, weight in seen[1:]:
+        per_video = np.add.reduceat(pseudo.astype(int), base.offsets[:-1])
+        want = np.where(base.video_abnormal, np.floor(0.4 * lengths), 0)
+        assert np.array_equal(per_video, want)                 # the recipe's split and ratio are kept
+        assert np.all((weight > 0) & (weight <= 1))
+    assert r["test_scores"].shape == (data["test"][1][-1],)
