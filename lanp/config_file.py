@@ -56,6 +56,9 @@ def load(path) -> dict:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"config file {str(path)!r} is not a UTF-8 text file (byte {exc.start} is "
+                         f"0x{exc.object[exc.start]:02x}): expected TOML, see docs/config.md") from None
 
 
 def _options(parser: argparse.ArgumentParser) -> Dict[str, argparse.Action]:

@@ -338,3 +338,14 @@ def test_a_failing_shard_is_one_error_line_without_a_dask_traceback(d, tmp_path)
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "b.h5" in lines[0] and "snippet 2" in lines[0], \
         p.stderr
+
+
+def test_training_options_beyond_any_run_and_a_binary_config(d, tmp_path, capsys):
+    base = ["train", "--features", str(d / "f.h5"), "--labels", str(d / "f.labels.h5"), "--out",
+            str(tmp_path / "m.pt")]
+    fails(base + ["--snippets", str(10 ** 11)], capsys, "snippets=100000000000", out=tmp_path / "m.pt")
+    fails(base + ["--epochs", str(10 ** 11)], capsys, "epochs=100000000000")
+    fails(base + ["--seed", "-1"], capsys, "seed=-1")
+    (tmp_path / "c.toml").write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00")
+    fails(["propagate", "--features", str(d / "f.h5"), "--config", str(tmp_path / "c.toml")], capsys,
+          "c.toml", "not a UTF-8 text file")

@@ -47,9 +47,12 @@ class TrainConfig:
     dropout: float = DROPOUT
 
     def check(self):
-        for name in ("epochs", "batch_videos", "snippets", "hidden"):
-            if int(getattr(self, name)) < 1:
-                raise InputError(f"{name}={getattr(self, name)!r} is invalid: it must be >= 1")
+        for name, most in (("epochs", 10 ** 7), ("batch_videos", 10 ** 9), ("snippets", 10 ** 5),
+                           ("hidden", 1 << 16)):
+            if not 1 <= int(getattr(self, name)) <= most:
+                raise InputError(f"{name}={getattr(self, name)!r} is invalid: it must be an integer in [1, {most}]")
+        if isinstance(self.seed, bool) or int(self.seed) != self.seed or not 0 <= self.seed < 2 ** 63:
+            raise InputError(f"seed={self.seed!r} is invalid: it must be an integer in [0, 2**63)")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"lr={self.lr!r} is invalid: it must be a finite number > 0")
         if not 0 <= self.momentum < 1:
