@@ -118,9 +118,16 @@ class LazyBackend:
     def solve(self, *args, **kwargs):
         return self._load().solve(*args, **kwargs)
 
+    def anchor_neighbours(self, *args, **kwargs):
+        return self._load().anchor_neighbours(*args, **kwargs)
+
+    def solve_csr(self, *args, **kwargs):
+        return self._load().solve_csr(*args, **kwargs)
+
 
 register(CpuBackend())
-register(LazyBackend("cupy", "lanp.kernels.cuda.cupy_backend", "CupyBackend", "cupy (cupy-cuda13x)"),
+# cuda.crossvideo_cupy.CupyBackend: cuda.cupy_backend's class plus the cross-video kernels
+register(LazyBackend("cupy", "lanp.kernels.cuda.crossvideo_cupy", "CupyBackend", "cupy (cupy-cuda13x)"),
          auto_priority=True)
 register(LazyBackend("numba-cuda", "lanp.kernels.cuda.numba_backend", "NumbaCudaBackend", "numba-cuda"),
          auto_priority=True)

@@ -36,7 +36,7 @@ STATUS_OK, STATUS_NONFINITE, STATUS_ZERO, STATUS_NEGATIVE_DEGREE = 0, 1, 2, 3
 STATUS_KEY_STRIDE = 4
 NO_BAD_ROW = 2 ** 31 - 1
 
-# solve_csr's per-row check of W (kernels/cpu/csr.py, cuda/crossvideo.cu): the first bad entry of
+# solve_csr's per-row check of W (kernels/cpu/csr.py, cuda/lanp.cu): the first bad entry of
 # a row as CSR_KEY_STRIDE * entry + code, NO_BAD_ENTRY for a good row; the smallest key is reported
 CSR_OK, CSR_COLUMN_RANGE, CSR_UNSORTED, CSR_BAD_WEIGHT, CSR_DIAGONAL, CSR_ASYMMETRIC = 0, 1, 2, 3, 4, 5
 CSR_KEY_STRIDE = 8

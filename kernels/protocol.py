@@ -32,7 +32,7 @@ from typing import Optional, Protocol, Sequence, Tuple, runtime_checkable
 import numpy as np
 
 from .params import GraphParams, SolverParams
-from .results import Graph, Propagation
+from .results import CsrSolution, Graph, Neighbours, Propagation
 
 PackedSeeds = Tuple[np.ndarray, np.ndarray]
 
@@ -66,3 +66,19 @@ class Backend(Protocol):
     def solve(self, g: Graph, solver: SolverParams, seeds: PackedSeeds) -> Propagation:
         """CG for (I - alpha S) z = y on a Graph in the layout above; z (N,) float64 (array
         kind of ``g.values``), the per-video fields as in :meth:`propagate`."""
+
+    def anchor_neighbours(self, features, offsets: np.ndarray, anchors, anchor_video: np.ndarray, k: int,
+                          first_video: int, dt: np.dtype, video_ids: Optional[Sequence],
+                          where: str) -> Neighbours:
+        """The k most cosine-similar anchors (A, D) of other videos for every row of features:
+        anchor_video (A,) int64 host numpy, row i of local video v is in global video
+        v + first_video. Returns Neighbours with index (N, k) int64 (-1: none left) and
+        similarity (N, k) float64 (-inf there), largest first, ties to the lower anchor, in the
+        array kind of ``features``. Poison the outputs first (:func:`contract.poisoned_neighbours`);
+        bad rows / anchors raise through :func:`contract.raise_for_row` / ``raise_for_anchor``."""
+
+    def solve_csr(self, indptr, indices, data, y, solver: SolverParams, where: str) -> CsrSolution:
+        """CG for (I - alpha S) z = y, S = D^-1/2 W D^-1/2, W (N x N) in CSR (shapes, indptr and y
+        already checked by the API; the entries are the backend's to check, structure first, then
+        symmetry, through :func:`contract.raise_for_csr_key`). z (N,) float64 in the array kind of
+        ``y``; iterations, the true residual and converged as Python scalars."""

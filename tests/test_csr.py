@@ -199,3 +199,31 @@ def test_bad_y(y, match):
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         solve_csr(*_path3()[:2], np.ones(4), np.ones(3), **kwargs)
+
+
+def test_joint_csr_is_band_plus_symmetrised_edges(rng):
+    """cpu.csr.joint_csr (the benchmark's and the method layer's graph builder) against a dense
+    build: B (the band, read through its upper half) + (E + E^T) / 2, exactly symmetric, canonical."""
+    from lanp.kernels import similarity
+    from lanp.kernels.cpu.csr import joint_csr
+    lengths = rng.integers(1, 15, size=int(rng.integers(1, 6)))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    N = int(offsets[-1])
+    x = rng.normal(size=(N, 5))
+    window = int(rng.integers(1, 4))
+    g = similarity(x, offsets, window=window, sigma=1.0, backend="cpu")
+    M = int(rng.integers(0, 3 * N))
+    src, dst, w = rng.integers(0, N, M), rng.integers(0, N, M), rng.random(M)
+    indptr, indices, data = joint_csr(g.values, offsets, window, src, dst, w)
+    W = sp.csr_matrix((data, indices, indptr), shape=(N, N))
+    assert W.has_canonical_format
+    B = sp.block_diag([g.dense(v) for v in range(len(lengths))]).toarray()
+    E = np.zeros((N, N))
+    np.add.at(E, (src[src != dst], dst[src != dst]), w[src != dst])
+    np.testing.assert_allclose(W.toarray(), B + (E + E.T) / 2, rtol=1e-15, atol=0)
+    assert (W != W.T).nnz == 0
+    r = solve_csr(indptr, indices, data, np.ones(N), tol=1e-12, backend="cpu")
+    ref, _ = dense_solution(W.toarray(), np.ones(N), 0.99)
+    assert relative_error(r.z, ref) < 1e-9
+    ptr, col, val = joint_csr(None, offsets, 0, src, dst, w)            # edges only
+    np.testing.assert_allclose(sp.csr_matrix((val, col, ptr), shape=(N, N)).toarray(), (E + E.T) / 2, rtol=1e-15)

@@ -1,5 +1,5 @@
 """Conjugate gradient on one sparse graph: (I - alpha S) z = y, S = D^-1/2 W D^-1/2, W in CSR.
-The CPU twin of the csr kernels in cuda/crossvideo.cu.
+The CPU twin of the csr kernels in cuda/lanp.cu.
 
 W: indptr (N+1,) int64, indices (nnz,) int64, data (nnz,) float64, symmetric, non-negative,
 zero diagonal, each row's columns strictly increasing (canonical CSR: scipy's
@@ -45,13 +45,15 @@ def check_row(indptr, indices, data, i, symmetry):
     """CSR_KEY_STRIDE * e + code of row i's first bad entry e, NO_BAD_ENTRY if none. Structure
     (symmetry False): columns in [0, N) and strictly increasing, weights finite and >= 0, the
     diagonal 0. Symmetry (True; run only on a well-formed W): W_ij == W_ji bit for bit.
-    (Twin of lanp_csr_check_row in cuda/crossvideo.cu.)"""
+    (Twin of cv_csr_check_row in cuda/lanp.cu.)"""
     N = indptr.shape[0] - 1
     prev = -1
     for e in range(indptr[i], indptr[i + 1]):
         j = indices[e]
         w = data[e]
-        if symmetry:
+        if symmetry:                        # (a column out of range never reads past row N)
+            if j < 0 or j >= N:
+                return e * CSR_KEY_STRIDE + CSR_COLUMN_RANGE
             if j != i and w != mirror_weight(indptr, indices, data, j, i):
                 return e * CSR_KEY_STRIDE + CSR_ASYMMETRIC
             continue
@@ -97,7 +99,7 @@ def inverse_sqrt_degrees(indptr, data, dinv):
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def apply(indptr, indices, data, dinv, alpha, p, u, q, partial):
     """q = (I - alpha S) p with u = dinv * p (given); partial[b] = p . q over block b.
-    (Twin of lanp_csr_apply_row in cuda/crossvideo.cu.)"""
+    (Twin of cv_csr_apply_row in cuda/lanp.cu.)"""
     N = p.shape[0]
     for b in prange(partial.shape[0]):
         acc = 0.0
@@ -194,3 +196,105 @@ def conjugate_gradient(indptr, indices, data, dinv, y, alpha, tol, maxiter, z):
         r[i] = y[i] - q[i]
     _squares(r, dinv, u, partial)
     return it, math.sqrt(_total(partial) / yy), converged
+
+
+# -- the joint graph: a per-video band plus cross-video edges, as canonical symmetric CSR ---------
+
+@njit(cache=True, inline="always")
+def _band_row(band, offsets_v0, offsets_v1, k, i, cols, vals):
+    """Row i's nonzero band entries in column order, read through the band's upper half only
+    (W_ij = band[min(i, j), |i - j| + k], exactly symmetric): returns their number."""
+    n = 0
+    for j in range(max(offsets_v0, i - k), i):
+        w = band[j, i - j + k]
+        if w != 0.0:
+            cols[n] = j
+            vals[n] = w
+            n += 1
+    for j in range(i + 1, min(offsets_v1, i + k + 1)):
+        w = band[i, j - i + k]
+        if w != 0.0:
+            cols[n] = j
+            vals[n] = w
+            n += 1
+    return n
+
+
+@njit(cache=True, parallel=True)
+def _joint_rows(band, offsets, row_video, k, extra_ptr, extra_cols, extra_vals, indptr, indices, data, count_only):
+    """Count (count_only) or write every row of band + extra edges, merged by column (a column in
+    both: band + extra)."""
+    N = row_video.shape[0]
+    for b in prange((N + BLOCK - 1) // BLOCK):
+        cols = np.empty(2 * k + 1, dtype=np.int64)
+        vals = np.empty(2 * k + 1)
+        for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
+            v = row_video[i]
+            n = _band_row(band, offsets[v], offsets[v + 1], k, i, cols, vals) if k > 0 else 0
+            p, q = 0, extra_ptr[i]
+            e = 0 if count_only else indptr[i]
+            while p < n or q < extra_ptr[i + 1]:
+                if q >= extra_ptr[i + 1] or (p < n and cols[p] < extra_cols[q]):
+                    c, w = cols[p], vals[p]
+                    p += 1
+                elif p >= n or extra_cols[q] < cols[p]:
+                    c, w = extra_cols[q], extra_vals[q]
+                    q += 1
+                else:
+                    c, w = cols[p], vals[p] + extra_vals[q]
+                    p += 1
+                    q += 1
+                if not count_only:
+                    indices[e] = c
+                    data[e] = w
+                e += 1
+            if count_only:
+                indptr[i + 1] = e
+
+
+def joint_csr(band, offsets, window, src, dst, weight):
+    """The joint graph W = B + (E + E^T) / 2 as canonical CSR (indptr, indices, data), exactly
+    symmetric when ``band`` is a symmetric band: the input :func:`lanp.kernels.solve_csr` takes.
+
+    band:    (N, 2k+1) float64 in the banded Graph layout (row i holds W_ij at column j - i + k,
+             k = ``window``), e.g. ``similarity(features, offsets, window=k).values``; read through
+             its upper half (W_ij = W_ji by construction); zeros are left out. None or window 0:
+             no band.
+    offsets: (V+1,) int64, the videos of the band.
+    src, dst, weight: (M,) directed edges E_src,dst = weight (e.g. every snippet to its
+             anchor_neighbours), each added as weight / 2 in both directions; self loops dropped.
+             Parallel edges add up, in ascending weight order on both sides, so the sum is the
+             same bit for bit for (i, j) and (j, i).
+    Memory: the output plus O(M) for the edges and O(N) rows.
+    """
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    N = int(offsets[-1])
+    k = 0 if band is None else int(window)
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.float64)
+    keep = src != dst
+    rows = np.concatenate([src[keep], dst[keep]])
+    cols = np.concatenate([dst[keep], src[keep]])
+    half = np.concatenate([weight[keep], weight[keep]]) * 0.5
+    order = np.lexsort((half, cols, rows))
+    rows, cols, half = rows[order], cols[order], half[order]
+    if rows.size:
+        start = np.concatenate([[True], (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])])
+        groups = np.flatnonzero(start)
+        vals = np.add.reduceat(half, groups) if groups.size else half
+        rows, cols = rows[groups], cols[groups]
+    else:
+        vals = half
+    extra_ptr = np.zeros(N + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=N), out=extra_ptr[1:])
+    row_video = np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
+    band = np.zeros((N, 1)) if band is None else np.ascontiguousarray(band, dtype=np.float64)
+    indptr = np.zeros(N + 1, dtype=np.int64)
+    dummy_i, dummy_d = np.zeros(0, np.int64), np.zeros(0)
+    _joint_rows(band, offsets, row_video, k, extra_ptr, cols, vals, indptr, dummy_i, dummy_d, True)
+    np.cumsum(indptr, out=indptr)
+    indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    data = np.empty(int(indptr[-1]))
+    _joint_rows(band, offsets, row_video, k, extra_ptr, cols, vals, indptr, indices, data, False)
+    return indptr, indices, data

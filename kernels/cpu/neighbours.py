@@ -1,5 +1,5 @@
-"""Nearest anchors of other videos by cosine similarity: the CPU twin of ``lanp_anchor_topk`` and
-``lanp_inverse_norms`` in cuda/crossvideo.cu.
+"""Nearest anchors of other videos by cosine similarity: the CPU twin of ``lanp_topk_*`` and
+``cv_inverse_norm_row`` in cuda/lanp.cu (its cross-video section).
 
 For every snippet row x_i (of local video v, global video v + first_video) and anchors a_0 ..
 a_{A-1} with videos anchor_video[a]:
@@ -64,16 +64,15 @@ def inverse_norms(x, dtype_max, inv, status):
 def topk_row(sims, scale, video, anchor_video, index, similarity):
     """The k = len(index) largest scale * sims[a] over anchors a with anchor_video[a] != video,
     written to index / similarity, largest first; an equal value never displaces an earlier (lower)
-    anchor. Unfilled places: -1 / -inf. (Twin of lanp_topk_row in cuda/crossvideo.cu.)"""
+    anchor. Unfilled places: -1 / -inf. (Twin of cv_topk_row in cuda/lanp.cu.)"""
     k = index.shape[0]
     for j in range(k):
         index[j] = -1
         similarity[j] = -np.inf
+    worst = -np.inf                         # similarity[k - 1], kept in a register
     for a in range(sims.shape[0]):
-        if anchor_video[a] == video:
-            continue
         s = np.float64(sims[a]) * scale
-        if not s > similarity[k - 1]:
+        if not s > worst or anchor_video[a] == video:
             continue
         j = k - 1
         while j > 0 and s > similarity[j - 1]:
@@ -82,6 +81,7 @@ def topk_row(sims, scale, video, anchor_video, index, similarity):
             j -= 1
         similarity[j] = s
         index[j] = a
+        worst = similarity[k - 1]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -97,7 +97,7 @@ def dot64(row, unit):
 def rescore_row(row, scale, unit, index, similarity):
     """The kept places' similarities again in float64 (row . unit anchor * scale), re-sorted
     (largest first, ties to the lower anchor): the values then depend on the row and the anchor
-    alone, not on the matmul's blocking, and carry float64 accuracy. (Twin of lanp_rescore_row.)"""
+    alone, not on the matmul's blocking, and carry float64 accuracy. (Twin of cv_rescore_row in cuda/lanp.cu.)"""
     k = index.shape[0]
     for j in range(k):
         if index[j] >= 0:

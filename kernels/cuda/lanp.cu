@@ -1,4 +1,5 @@
-// lanp.cu: GPU twins of lanp.kernels.cpu.packed (similarity_packed, solve_packed, propagate_packed).
+// lanp.cu: GPU twins of lanp.kernels.cpu.packed (similarity_packed, solve_packed, propagate_packed),
+// and (last section) of the cross-video kernels cpu/neighbours.py and cpu/csr.py.
 //
 // Packed ragged input: x (N, D) float32/float64 row-major, offsets (V+1,) int64; video v owns rows
 // offsets[v]:offsets[v+1]. Per video of length L (same math as kernels/cpu/graph.py and cpu/cg.py):
@@ -593,3 +594,248 @@ extern "C" lanp_i64 lanp_fused_doubles_host(lanp_i64 L, int band)
 }
 
 #endif  // __CUDACC_RTC__
+
+// =============================================================================================
+// Normality across videos: GPU twins of lanp.kernels.cpu.neighbours (anchor_neighbours) and
+// lanp.kernels.cpu.csr (solve_csr's checks and matvec). The cupy backend
+// (cuda/crossvideo_cupy.py) runs anchor_neighbours' dot products as one cuBLAS matmul per chunk of
+// rows and solve_csr's CG loop in cuda/csr_cg.py around these kernels.
+//
+// anchor_neighbours, per snippet row i of global video v(i), anchors a with videos anchor_video[a]:
+//     inv_i = 1 / ||x_i||                            (double sum of squares)
+//     keep the k largest sims[i, a] * inv_i over anchor_video[a] != v(i) (sims = x . unit anchors
+//          in the compute dtype), largest first, ties to the lower anchor; -1 / -inf unfilled;
+//     then the kept ones again in double, (x_i . unit_a) * inv_i, re-sorted the same way.
+// solve_csr, W in CSR (indptr, indices int64, data double), dinv_i = (sum_j W_ij)^-1/2 (0 for
+// degree 0): q_i = p_i - alpha dinv_i sum_e data[e] u[indices[e]], u = dinv * p; and the per-row
+// check of W (codes LANP_CSR_*): key = LANP_CSR_KEY_STRIDE * entry + code of the row's first bad
+// entry, LANP_NO_BAD_ENTRY for a good row.
+//
+// Every body is a __host__ __device__ function of one row; the kernels give each thread rows in
+// a grid-stride loop, the extern "C" *_host twins run the same loop on one CPU thread
+// (tests/test_crossvideo_cuda_host.py).
+
+#if !defined(LANP_CSR_COLUMN_RANGE) || !defined(LANP_CSR_UNSORTED) || !defined(LANP_CSR_BAD_WEIGHT) || \
+    !defined(LANP_CSR_DIAGONAL) || !defined(LANP_CSR_ASYMMETRIC) || !defined(LANP_CSR_KEY_STRIDE) ||  \
+    !defined(LANP_NO_BAD_ENTRY)
+#error "compile with the codes of lanp.kernels.codes.cuda_options(), e.g. -DLANP_CSR_KEY_STRIDE=8"
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// anchor_neighbours: one row per call
+
+template <typename T>
+__host__ __device__ void cv_inverse_norm_row(const T* x, lanp_i64 D, double dtype_max, double* inv, signed char* status)
+{
+    double acc = 0.0;
+    for (lanp_i64 d = 0; d < D; ++d) {
+        const double v = (double)x[d];
+        acc += v * v;
+    }
+    if (!lanp_finite(acc) || acc > dtype_max) { *status = LANP_NONFINITE; *inv = 0.0; }
+    else if (acc == 0.0) { *status = LANP_ZERO; *inv = 0.0; }
+    else { *status = LANP_OK; *inv = 1.0 / sqrt(acc); }
+}
+
+// twin of cpu/neighbours.topk_row
+template <typename T>
+__host__ __device__ void cv_topk_row(const T* sims, lanp_i64 A, double scale, lanp_i64 video,
+                                     const lanp_i64* anchor_video, int k, lanp_i64* index, double* similarity)
+{
+    for (int j = 0; j < k; ++j) { index[j] = -1; similarity[j] = lanp_neg_inf(); }
+    double worst = lanp_neg_inf();
+    for (lanp_i64 a = 0; a < A; ++a) {
+        const double s = (double)sims[a] * scale;
+        if (!(s > worst) || anchor_video[a] == video) continue;
+        int j = k - 1;
+        while (j > 0 && s > similarity[j - 1]) {
+            similarity[j] = similarity[j - 1];
+            index[j] = index[j - 1];
+            --j;
+        }
+        similarity[j] = s;
+        index[j] = a;
+        worst = similarity[k - 1];
+    }
+}
+
+// twin of cpu/neighbours.rescore_row
+template <typename T>
+__host__ __device__ void cv_rescore_row(const T* row, lanp_i64 D, double scale, const double* unit, int k,
+                                        lanp_i64* index, double* similarity)
+{
+    for (int j = 0; j < k; ++j) {
+        if (index[j] < 0) continue;
+        const double* u = unit + index[j] * D;
+        double acc = 0.0;
+        for (lanp_i64 d = 0; d < D; ++d) acc += (double)row[d] * u[d];
+        similarity[j] = acc * scale;
+    }
+    for (int j = 1; j < k; ++j) {
+        const lanp_i64 a = index[j];
+        const double s = similarity[j];
+        if (a < 0) break;
+        int m = j;
+        while (m > 0 && (s > similarity[m - 1] || (s == similarity[m - 1] && a < index[m - 1]))) {
+            similarity[m] = similarity[m - 1];
+            index[m] = index[m - 1];
+            --m;
+        }
+        similarity[m] = s;
+        index[m] = a;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// solve_csr: one row per call (twins of cpu/csr.check_row, inverse_sqrt_degrees, apply)
+
+__host__ __device__ inline double cv_mirror_weight(const lanp_i64* indptr, const lanp_i64* indices, const double* data,
+                                                   lanp_i64 j, lanp_i64 i)
+{
+    lanp_i64 lo = indptr[j], hi = indptr[j + 1];
+    while (lo < hi) {
+        const lanp_i64 mid = (lo + hi) / 2;
+        const lanp_i64 c = indices[mid];
+        if (c < i) lo = mid + 1;
+        else if (c > i) hi = mid;
+        else return data[mid];
+    }
+    return 0.0;
+}
+
+__host__ __device__ inline lanp_i64 cv_csr_check_row(const lanp_i64* indptr, const lanp_i64* indices, const double* data,
+                                                     lanp_i64 N, lanp_i64 i, int symmetry)
+{
+    lanp_i64 prev = -1;
+    for (lanp_i64 e = indptr[i]; e < indptr[i + 1]; ++e) {
+        const lanp_i64 j = indices[e];
+        const double w = data[e];
+        if (symmetry) {                     // (a column out of range never reads past row N)
+            if (j < 0 || j >= N) return e * LANP_CSR_KEY_STRIDE + LANP_CSR_COLUMN_RANGE;
+            if (j != i && w != cv_mirror_weight(indptr, indices, data, j, i))
+                return e * LANP_CSR_KEY_STRIDE + LANP_CSR_ASYMMETRIC;
+            continue;
+        }
+        if (j < 0 || j >= N) return e * LANP_CSR_KEY_STRIDE + LANP_CSR_COLUMN_RANGE;
+        if (j <= prev) return e * LANP_CSR_KEY_STRIDE + LANP_CSR_UNSORTED;
+        if (!(w >= 0.0 && lanp_finite(w))) return e * LANP_CSR_KEY_STRIDE + LANP_CSR_BAD_WEIGHT;
+        if (j == i && w != 0.0) return e * LANP_CSR_KEY_STRIDE + LANP_CSR_DIAGONAL;
+        prev = j;
+    }
+    return LANP_NO_BAD_ENTRY;
+}
+
+__host__ __device__ inline double cv_csr_inverse_sqrt_degree(const lanp_i64* indptr, const double* data, lanp_i64 i)
+{
+    double d = 0.0;
+    for (lanp_i64 e = indptr[i]; e < indptr[i + 1]; ++e) d += data[e];
+    return d > 0.0 ? 1.0 / sqrt(d) : 0.0;
+}
+
+__host__ __device__ inline double cv_csr_apply_row(const lanp_i64* indptr, const lanp_i64* indices, const double* data,
+                                                   const double* dinv, double alpha, const double* p, const double* u,
+                                                   lanp_i64 i)
+{
+    double s = 0.0;
+    for (lanp_i64 e = indptr[i]; e < indptr[i + 1]; ++e) s += data[e] * u[indices[e]];
+    return p[i] - alpha * dinv[i] * s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// kernels: a grid-stride loop over rows; host twins: the same loop on one thread
+
+#ifdef __CUDA_ARCH__
+#define CV_ROWS(r, R) for (lanp_i64 r = (lanp_i64)blockIdx.x * blockDim.x + threadIdx.x; r < (R); \
+                           r += (lanp_i64)gridDim.x * blockDim.x)
+#else
+#define CV_ROWS(r, R) for (lanp_i64 r = 0; r < (R); ++r)
+#endif
+
+template <typename T>
+__host__ __device__ void cv_inverse_norms(const T* x, lanp_i64 R, lanp_i64 D, double dtype_max, double* inv,
+                                          signed char* status)
+{
+    CV_ROWS(r, R) cv_inverse_norm_row(x + r * D, D, dtype_max, inv + r, status + r);
+}
+
+template <typename T>
+__host__ __device__ void cv_topk(const T* sims, const T* x, lanp_i64 R, lanp_i64 A, lanp_i64 D, const double* inv,
+                                 const lanp_i64* row_video, const lanp_i64* anchor_video, const double* unit, int k,
+                                 lanp_i64* index, double* similarity)
+{
+    CV_ROWS(r, R) {
+        cv_topk_row(sims + r * A, A, inv[r], row_video[r], anchor_video, k, index + r * k, similarity + r * k);
+        cv_rescore_row(x + r * D, D, inv[r], unit, k, index + r * k, similarity + r * k);
+    }
+}
+
+__host__ __device__ inline void cv_csr_check(const lanp_i64* indptr, const lanp_i64* indices, const double* data,
+                                             lanp_i64 N, int symmetry, lanp_i64* keys)
+{
+    CV_ROWS(i, N) keys[i] = cv_csr_check_row(indptr, indices, data, N, i, symmetry);
+}
+
+__host__ __device__ inline void cv_csr_degrees(const lanp_i64* indptr, const double* data, lanp_i64 N, double* dinv)
+{
+    CV_ROWS(i, N) dinv[i] = cv_csr_inverse_sqrt_degree(indptr, data, i);
+}
+
+__host__ __device__ inline void cv_csr_apply(const lanp_i64* indptr, const lanp_i64* indices, const double* data,
+                                             const double* dinv, double alpha, const double* p, const double* u,
+                                             double* q, lanp_i64 N)
+{
+    CV_ROWS(i, N) q[i] = cv_csr_apply_row(indptr, indices, data, dinv, alpha, p, u, i);
+}
+
+#define CV_KERNEL extern "C" __global__ void __launch_bounds__(LANP_BLOCK)
+
+CV_KERNEL lanp_inverse_norms_f32(const float* x, lanp_i64 R, lanp_i64 D, double dtype_max, double* inv,
+                                      signed char* status)
+{ cv_inverse_norms(x, R, D, dtype_max, inv, status); }
+CV_KERNEL lanp_inverse_norms_f64(const double* x, lanp_i64 R, lanp_i64 D, double dtype_max, double* inv,
+                                      signed char* status)
+{ cv_inverse_norms(x, R, D, dtype_max, inv, status); }
+CV_KERNEL lanp_topk_f32(const float* sims, const float* x, lanp_i64 R, lanp_i64 A, lanp_i64 D, const double* inv,
+                             const lanp_i64* row_video, const lanp_i64* anchor_video, const double* unit, int k,
+                             lanp_i64* index, double* similarity)
+{ cv_topk(sims, x, R, A, D, inv, row_video, anchor_video, unit, k, index, similarity); }
+CV_KERNEL lanp_topk_f64(const double* sims, const double* x, lanp_i64 R, lanp_i64 A, lanp_i64 D, const double* inv,
+                             const lanp_i64* row_video, const lanp_i64* anchor_video, const double* unit, int k,
+                             lanp_i64* index, double* similarity)
+{ cv_topk(sims, x, R, A, D, inv, row_video, anchor_video, unit, k, index, similarity); }
+CV_KERNEL lanp_csr_check(const lanp_i64* indptr, const lanp_i64* indices, const double* data, lanp_i64 N,
+                              int symmetry, lanp_i64* keys)
+{ cv_csr_check(indptr, indices, data, N, symmetry, keys); }
+CV_KERNEL lanp_csr_degrees(const lanp_i64* indptr, const double* data, lanp_i64 N, double* dinv)
+{ cv_csr_degrees(indptr, data, N, dinv); }
+CV_KERNEL lanp_csr_apply(const lanp_i64* indptr, const lanp_i64* indices, const double* data, const double* dinv,
+                              double alpha, const double* p, const double* u, double* q, lanp_i64 N)
+{ cv_csr_apply(indptr, indices, data, dinv, alpha, p, u, q, N); }
+
+// ---------------------------------------------------------------------------------------------
+// host twins (nvcc only): the same bodies over every row, for tests through ctypes
+
+#ifndef __CUDACC_RTC__
+extern "C" {
+void lanp_inverse_norms_f32_host(const float* x, lanp_i64 R, lanp_i64 D, double dtype_max, double* inv, signed char* status)
+{ cv_inverse_norms(x, R, D, dtype_max, inv, status); }
+void lanp_inverse_norms_f64_host(const double* x, lanp_i64 R, lanp_i64 D, double dtype_max, double* inv, signed char* status)
+{ cv_inverse_norms(x, R, D, dtype_max, inv, status); }
+void lanp_topk_f32_host(const float* sims, const float* x, lanp_i64 R, lanp_i64 A, lanp_i64 D, const double* inv,
+                        const lanp_i64* row_video, const lanp_i64* anchor_video, const double* unit, int k,
+                        lanp_i64* index, double* similarity)
+{ cv_topk(sims, x, R, A, D, inv, row_video, anchor_video, unit, k, index, similarity); }
+void lanp_topk_f64_host(const double* sims, const double* x, lanp_i64 R, lanp_i64 A, lanp_i64 D, const double* inv,
+                        const lanp_i64* row_video, const lanp_i64* anchor_video, const double* unit, int k,
+                        lanp_i64* index, double* similarity)
+{ cv_topk(sims, x, R, A, D, inv, row_video, anchor_video, unit, k, index, similarity); }
+void lanp_csr_check_host(const lanp_i64* indptr, const lanp_i64* indices, const double* data, lanp_i64 N, int symmetry,
+                         lanp_i64* keys)
+{ cv_csr_check(indptr, indices, data, N, symmetry, keys); }
+void lanp_csr_degrees_host(const lanp_i64* indptr, const double* data, lanp_i64 N, double* dinv)
+{ cv_csr_degrees(indptr, data, N, dinv); }
+void lanp_csr_apply_host(const lanp_i64* indptr, const lanp_i64* indices, const double* data, const double* dinv,
+                         double alpha, const double* p, const double* u, double* q, lanp_i64 N)
+{ cv_csr_apply(indptr, indices, data, dinv, alpha, p, u, q, N); }
+}
+#endif
