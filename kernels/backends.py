@@ -129,5 +129,6 @@ register(CpuBackend())
 # cuda.crossvideo_cupy.CupyBackend: cuda.cupy_backend's class plus the cross-video kernels
 register(LazyBackend("cupy", "lanp.kernels.cuda.crossvideo_cupy", "CupyBackend", "cupy (cupy-cuda13x)"),
          auto_priority=True)
-register(LazyBackend("numba-cuda", "lanp.kernels.cuda.numba_backend", "NumbaCudaBackend", "numba-cuda"),
+# cuda.crossvideo_numba.NumbaCudaBackend: cuda.numba_backend's class plus the cross-video kernels
+register(LazyBackend("numba-cuda", "lanp.kernels.cuda.crossvideo_numba", "NumbaCudaBackend", "numba-cuda"),
          auto_priority=True)

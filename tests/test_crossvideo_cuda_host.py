@@ -177,12 +177,12 @@ def test_degrees_apply_and_cg_driver_match_the_dense_reference(rng, lib):
     def apply(p, u, q):
         lib.lanp_csr_apply_host(ptr(indptr), ptr(indices), ptr(data), ptr(dinv), 0.99, ptr(p), ptr(u), ptr(q), N)
 
-    z, it, res, conv = csr_cg.conjugate_gradient(np, apply, dinv, y, 0.99, 1e-12, 5000)
+    z, it, res, conv = csr_cg.conjugate_gradient(csr_cg.ArrayOps(np), apply, dinv, y, 0.99, 1e-12, 5000)
     ref, _ = dense_solution(W, y, 0.99)
     assert conv and relative_error(z, ref) < 1e-10 and res < 1e-11
     cpu = solve_csr(indptr, indices, data, y, tol=1e-12, maxiter=5000, backend="cpu")
     assert abs(cpu.iterations - it) <= 1
-    z0, it0, res0, conv0 = csr_cg.conjugate_gradient(np, apply, dinv, np.zeros(N), 0.99, 1e-6, 10)
+    z0, it0, res0, conv0 = csr_cg.conjugate_gradient(csr_cg.ArrayOps(np), apply, dinv, np.zeros(N), 0.99, 1e-6, 10)
     assert np.all(z0 == 0) and (it0, res0, conv0) == (0, 0.0, True)
 
 

@@ -22,7 +22,7 @@ from ..contract import poisoned_neighbours, raise_for_anchor, raise_for_csr_key,
 from ..results import CsrSolution, Neighbours
 from . import cupy_backend, devices
 from . import plan as cuda_plan
-from .csr_cg import conjugate_gradient
+from .csr_cg import ArrayOps, conjugate_gradient
 
 MAX_BLOCKS = 8192                  # grid-stride loops: enough blocks to fill any current device
 
@@ -111,6 +111,6 @@ class CupyBackend(cupy_backend.CupyBackend):
             def apply(p, u, q):
                 launch("lanp_csr_apply", N, ip, ix, w, dinv, alpha, p, u, q, np.int64(N))
 
-            z, it, residual, converged = conjugate_gradient(cupy, apply, dinv, yd, solver.alpha, solver.tol,
+            z, it, residual, converged = conjugate_gradient(ArrayOps(cupy), apply, dinv, yd, solver.alpha, solver.tol,
                                                             solver.maxiter)
             return CsrSolution(cupy_backend._out(z, kind), int(it), float(residual), bool(converged), self.name)
