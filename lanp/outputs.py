@@ -140,8 +140,13 @@ def checkpoint() -> None:
 
 @contextlib.contextmanager
 def deferred():
-    """Signals are recorded but not raised inside this block (commit steps, clean-up)."""
+    """Signals are recorded but not raised inside this block (commit steps, clean-up). Python runs
+    signal handlers in the main thread only, so other threads (in-process Dask workers) need not
+    defer and do not touch the counter."""
     global _defer
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _defer += 1
     try:
         yield
@@ -422,16 +427,20 @@ def _write_bytes(raw, data) -> int:
 
 class GuardedFile:
     """A binary, seekable file object over a temporary file. A failed write is recorded, not
-    raised, and every later write is dropped: a library in the middle of writing (libhdf5 above
-    all, whose half-closed objects crash the interpreter at exit after a failed flush; torch's zip
-    writer) finishes and closes normally, and :func:`atomic_file` raises the recorded error
-    afterwards. Long writers call :meth:`check` between blocks to stop early."""
+    raised: a library in the middle of writing (libhdf5 above all, whose half-closed objects crash
+    the interpreter at exit after a failed flush; torch's zip writer) finishes and closes normally,
+    and :func:`atomic_file` raises the recorded error afterwards. From the failure on, writes go to
+    an in-memory overlay that reads see (libhdf5 reads back metadata it wrote; garbage there
+    crashes it), so the library's view of the file stays consistent until it is discarded. Long
+    writers call :meth:`check` between blocks to stop early, which bounds the overlay."""
 
     def __init__(self, raw, target: Path):
         self._raw = raw
         self.target = target
         self.error: Optional[OSError] = None
         self.name = str(target)
+        self._overlay: List[Tuple[int, bytes]] = []       # (offset, bytes) written after the failure
+        self._end = 0                                    # the file's logical size
 
     def check(self) -> None:
         """Raise the recorded write error, if any (and a recorded signal first)."""
@@ -439,31 +448,45 @@ class GuardedFile:
         if self.error is not None:
             raise self.error
 
+    def _keep(self, position: int, data) -> None:
+        data = bytes(data)
+        self._overlay.append((position, data))
+        self._end = max(self._end, position + len(data))
+
     def write(self, data) -> int:
-        total = len(memoryview(data))
-        if self.error is not None:
-            self._raw.seek(total, os.SEEK_CUR)           # dropped, but the position moves on
-            return total
-        n = 0
-        try:
-            with deferred():
+        with deferred():
+            view = memoryview(data).cast("B")
+            total = len(view)
+            position = self._raw.tell()
+            if self.error is not None:
+                self._keep(position, view)
+                self._raw.seek(position + total)
+                return total
+            n = 0
+            try:
                 while n < total:                         # raw writes may be short
-                    n += _write_bytes(self._raw, memoryview(data)[n:]) or 0
-        except OSError as exc:
-            self.error = exc
-            self._raw.seek(total - n, os.SEEK_CUR)
-        return total
+                    n += _write_bytes(self._raw, view[n:]) or 0
+            except OSError as exc:
+                self.error = exc
+                self._keep(position + n, view[n:])
+                self._raw.seek(position + total)
+            self._end = max(self._end, position + total)
+            return total
 
     # every method runs with signals deferred: a handler raising inside libhdf5's file-driver
     # callbacks would surface as a failed flush of a half-closed object
     def truncate(self, size=None):
         with deferred():
+            size = self._raw.tell() if size is None else size
             if self.error is None:
                 try:
-                    return self._raw.truncate(size)
+                    self._raw.truncate(size)
                 except OSError as exc:
                     self.error = exc
-            return self._raw.tell() if size is None else size
+            if self.error is not None:                   # cut the overlay too
+                self._overlay = [(o, d[:max(0, size - o)]) for o, d in self._overlay if o < size]
+            self._end = size
+            return size
 
     def flush(self):
         with deferred():
@@ -475,14 +498,31 @@ class GuardedFile:
 
     def read(self, size=-1):
         with deferred():
-            return self._raw.read(size)
+            if self.error is None:
+                return self._raw.read(size)
+            position = self._raw.tell()
+            stop = self._end if size is None or size < 0 else min(self._end, position + size)
+            out = bytearray(max(0, stop - position))
+            disk = self._raw.read(len(out))
+            out[:len(disk)] = disk
+            for offset, data in self._overlay:           # later writes win
+                lo, hi = max(offset, position), min(offset + len(data), stop)
+                if lo < hi:
+                    out[lo - position:hi - position] = data[lo - offset:hi - offset]
+            self._raw.seek(position + len(out))
+            return bytes(out)
 
     def readinto(self, buffer):
         with deferred():
-            return self._raw.readinto(buffer)
+            view = memoryview(buffer).cast("B")
+            data = self.read(len(view))
+            view[:len(data)] = data
+            return len(data)
 
     def seek(self, offset, whence=0):
         with deferred():
+            if whence == os.SEEK_END and self.error is not None:
+                return self._raw.seek(self._end + offset)
             return self._raw.seek(offset, whence)
 
     def tell(self):

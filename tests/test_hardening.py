@@ -424,3 +424,23 @@ def test_compare_keeps_its_previous_results_when_the_chart_cannot_be_written(dat
                         capsys)
     assert code == 2 and "no space left on device writing" in err and "compare.png" in err, err
     assert [p.read_bytes() for p in old] == [ORIGINAL] * 3 and temporaries(out) == []
+
+
+def test_a_write_failure_at_any_byte_leaves_libhdf5_consistent(data, tmp_path, monkeypatch):
+    """The disk fills at a sweep of byte counts, inside chunk data and inside metadata libhdf5
+    reads back later: every write ends as a WriteError, never a crash (the interpreter would die
+    here), and nothing is left behind."""
+    from lanp.data.convert import convert, sources_for
+
+    sources = sources_for("folder", data / "npy")
+    rng = np.random.default_rng(7)
+    arrays = {"a": rng.normal(size=(300, 40)), "ids": [f"v{i}" for i in range(300)]}
+    for limit in range(0, 120_000, 6007):
+        monkeypatch.setattr(outputs, "_write_bytes", _disk_fills_after(limit))
+        for write in (lambda: convert(sources, tmp_path / "c.h5", quiet=True, chunk_rows=7),
+                      lambda: write_h5(tmp_path / "w.h5", arrays, {"x": 1})):
+            try:
+                write()
+            except outputs.WriteError as exc:
+                assert exc.errno == errno.ENOSPC
+        assert temporaries(tmp_path) == []
