@@ -27,6 +27,7 @@ COMMANDS = {
     "plot": ("lanp.commands.plot", "plot a video's scores over frames with ground truth shaded, or the ROC curve"),
     "demo": ("lanp.commands.demo", "synth -> propagate -> train -> score -> evaluate -> plot on synthetic data"),
     "compare": ("lanp.commands.compare", "LANP vs its ablations and baselines over seeds: AUC/AP table, pseudo-label P/R, bar chart"),
+    "warmup": ("lanp.commands.warmup", "compile every numba kernel ahead of time into numba's cache (container images, clusters)"),
 }
 
 
@@ -123,6 +124,7 @@ def _execute(name: str, prog: str, argv) -> int:
                       f"(a bug in lanp; the traceback is in {path})", file=sys.stderr)
                 return 1
             message = _os_message(exc) if isinstance(exc, OSError) else str(exc)
+            message = " ".join(line.strip() for line in message.splitlines() if line.strip())   # one line
             print(f"error: {message}", file=sys.stderr)
             return 2
     except KeyboardInterrupt as exc:            # a signal while reporting

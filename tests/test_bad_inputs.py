@@ -349,3 +349,10 @@ def test_training_options_beyond_any_run_and_a_binary_config(d, tmp_path, capsys
     (tmp_path / "c.toml").write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00")
     fails(["propagate", "--features", str(d / "f.h5"), "--config", str(tmp_path / "c.toml")], capsys,
           "c.toml", "not a UTF-8 text file")
+
+
+def test_a_file_that_is_no_checkpoint_is_one_line(d, tmp_path, capsys):
+    torch.save({"f": print}, tmp_path / "code.pt")
+    for model, word in ((d / "f.h5", "not a torch checkpoint"), (tmp_path / "code.pt", "never unpickles")):
+        fails(["score", "--model", str(model), "--features", str(d / "f.h5"), "--out", str(tmp_path / "s.h5"),
+               "--quiet"], capsys, str(model), word, out=tmp_path / "s.h5")

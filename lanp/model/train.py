@@ -180,8 +180,15 @@ def load_checkpoint(path, device="cpu"):
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
+        text = str(exc).strip()
+        if "Unsupported global" in text:
+            why = "it holds Python objects besides tensors and plain values, which lanp never unpickles"
+        elif "Weights only load failed" in text or "invalid load key" in text or "zip archive" in text:
+            why = "it is not a torch checkpoint (neither a zip archive nor a pickle of tensors)"
+        else:
+            why = (text.splitlines() or [type(exc).__name__])[0]
         raise InputError(f"model checkpoint {str(path)!r} cannot be loaded as a lanp checkpoint "
-                         f"(weights_only=True): {exc}") from None
+                         f"(torch.load, weights_only=True): {why}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "feature_size" not in ckpt:
         raise InputError(f"model checkpoint {str(path)!r} is not a lanp checkpoint (no state_dict / feature_size)")
     hp = ckpt.get("hparams", {})
