@@ -444,3 +444,30 @@ def test_a_write_failure_at_any_byte_leaves_libhdf5_consistent(data, tmp_path, m
             except outputs.WriteError as exc:
                 assert exc.errno == errno.ENOSPC
         assert temporaries(tmp_path) == []
+
+
+def test_the_temporary_file_of_a_killed_run_is_removed_by_the_next_run(data, tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    src = tmp_path / "src"
+    src.mkdir()
+    for v in range(60):
+        np.save(src / f"v{v:02d}.npy", rng.normal(size=(400, 512)).astype(np.float32))
+    out = tmp_path / "out" / "big.h5"
+    out.parent.mkdir()
+    argv = ["convert", str(src), "--out", str(out), "--quiet"]
+    for _ in range(6):
+        p = subprocess.Popen([sys.executable, "-m", "lanp.cli", *argv], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=ROOT)
+        while p.poll() is None and not temporaries(out.parent):
+            time.sleep(0.002)
+        if p.poll() is None:
+            p.kill()                                      # SIGKILL: no handler runs, the temporary stays
+            p.wait()
+            break
+        p.wait()
+    else:
+        pytest.skip("every run finished before its temporary file was seen")
+    left = temporaries(out.parent)
+    assert left and f"-{p.pid}-" in left[0]
+    assert main(argv) == 0
+    assert temporaries(out.parent) == [] and out.is_file()
