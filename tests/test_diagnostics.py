@@ -142,3 +142,19 @@ def test_seed_calibrated_scores_ignore_length():
     assert abs(s[0] - s[1]) < 0.05                                             # sampling of the shape only
     std, _ = video_scores(z, np.array([0, 20, 420]), "std")
     assert std[0] > 100 * std[1]                                               # std sees the scale
+
+
+def test_tail_length_adjusted_removes_a_log_length_trend():
+    """seed-low-tail rises with length by chance; its adjusted form is the residual of a robust fit
+    on log L: an exact a + b log L trend is removed, and a video above the trend stays above."""
+    from lanp.method.video_scores import get
+
+    lengths = np.array([10, 20, 40, 80, 160, 320, 15, 60, 240, 30])
+    q10 = 0.9 - 0.05 * np.log(lengths)                # the low tail drops with length ...
+    q10[4] -= 0.2                                     # ... and one video is truly more abnormal
+    score = get("seed-low-tail-length-adjusted")
+    adjusted, attrs = score.combine({"zn_q10": q10}, lengths)
+    assert attrs["video_score_fit_slope"] == pytest.approx(0.05, abs=1e-6)
+    np.testing.assert_allclose(np.delete(adjusted, 4), 0.0, atol=1e-6)
+    assert adjusted[4] == pytest.approx(0.2, abs=1e-6)
+    assert abs(length_score_spearman(lengths, adjusted)) < abs(length_score_spearman(lengths, 1 - q10))

@@ -42,6 +42,9 @@ METHOD_RECIPES.update({
     "lanp-seed-low-tail": lambda config, seed: Recipe(replace(config, video_score="seed-low-tail")),
     "lanp-share-below": lambda config, seed: Recipe(replace(config, video_score="share-below")),
     "lanp-otsu": lambda config, seed: Recipe(replace(config, video_score="seed-low-tail", normal_split="otsu")),
+    "lanp-tail-adjusted": lambda config, seed: Recipe(replace(config, video_score="seed-low-tail-length-adjusted")),
+    "lanp-tail-adjusted-otsu": lambda config, seed: Recipe(replace(config, video_score="seed-low-tail-length-adjusted",
+                                                                   normal_split="otsu")),
     "cross-video": lambda config, seed: CrossVideoRecipe(config),
     "cross-video-otsu": lambda config, seed: CrossVideoRecipe(replace(config, normal_split="otsu")),
 })
@@ -51,6 +54,8 @@ METHOD_DESCRIPTIONS = {
     "lanp-seed-low-tail": "video score: 1 - q10 of z calibrated by the video's seeds",
     "lanp-share-below": "video score: share of snippets under the dataset's 10 % quantile of seed-calibrated z",
     "lanp-otsu": "seed-low-tail score, N_nor by an Otsu cut of the video scores",
+    "lanp-tail-adjusted": "video score: seed-low-tail minus its robust fit on log length (length-free)",
+    "lanp-tail-adjusted-otsu": "tail-adjusted score, N_nor by an Otsu cut of the video scores",
     "cross-video": "normality = similarity to the nearest seed snippet of another video; low-tail score, r = 0.2",
     "cross-video-otsu": "cross-video, N_nor by an Otsu cut of the video scores",
 }

@@ -12,6 +12,8 @@ in the global step on those small arrays of the whole dataset.
 - ``seed-low-tail``: z calibrated against the video's own seeds, zn = z / mean(z at the first and
   last snippet); score = 1 - q10(zn), the low tail of the calibrated normality (a robust tail
   statistic: one odd snippet does not move it, a tenth of the video does).
+- ``seed-low-tail-length-adjusted``: seed-low-tail minus its robust (Huber) straight-line fit on
+  log L (the low tail of a longer video reaches lower by chance: seed-low-tail rises with length).
 - ``share-below``: the share of a video's snippets whose zn falls below a dataset-level threshold,
   the 10 % quantile of zn over all snippets of the dataset (from per-video histograms of zn on
   [0, 2] in 400 bins, so it is computed per video in the first pass and combined globally).
@@ -164,6 +166,16 @@ register(VideoScore("std", "std(z) of the video (the paper)", _std_stats, _std))
 register(VideoScore("std-length-adjusted", "log std(z) minus its robust fit on log length",
                     _std_stats, _std_length_adjusted))
 register(VideoScore("seed-low-tail", "1 - the 10 % quantile of z / z at the video's seeds", _low_tail_stats, _low_tail))
+def _low_tail_length_adjusted(stats: Stats, lengths) -> Tuple[np.ndarray, dict]:
+    raw = 1.0 - stats["zn_q10"]
+    a, b = huber_line(np.log(np.asarray(lengths, dtype=np.float64)), raw)
+    return raw - (a + b * np.log(np.asarray(lengths, dtype=np.float64))), {
+        "video_score": "seed-low-tail-length-adjusted", "video_score_quantile": TAIL_QUANTILE,
+        "video_score_fit_intercept": a, "video_score_fit_slope": b}
+
+
+register(VideoScore("seed-low-tail-length-adjusted", "seed-low-tail minus its robust fit on log length",
+                    _low_tail_stats, _low_tail_length_adjusted))
 register(VideoScore("share-below", "share of snippets whose seed-calibrated z is below the dataset's 10 % quantile",
                     _hist_stats, _share_below))
 
