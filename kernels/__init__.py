@@ -10,18 +10,42 @@ No file I/O and no torch here, so other UVAD code can import the kernels alone::
 Across videos: :func:`anchor_neighbours` (each snippet's most similar anchors of other videos)
 and :func:`solve_csr` (CG on a joint sparse graph in CSR).
 
+The names that need numba (the entry points, the backends, the CPU kernels) are imported on first
+use, so ``from lanp.kernels import InputError`` (every lanp command's error type) stays light:
+``lanp evaluate`` never loads numba.
+
 Reference (layout, numerics, backends, the Backend protocol, the codes): docs/kernels.md.
 """
-from .api import anchor_neighbours, propagate, similarity, solve, solve_csr
-from .backends import check_graph_memory
-from .backends import names as backend_names
+from importlib import import_module
+
 from .codes import DISTANCES
-from .cpu.weights import max_cosine
 from .errors import ConvergenceWarning, InputError, video_name, warn_unconverged
-from .official import propagate_official, weight_distance
 from .params import GraphParams, SolverParams, check_dtype, check_packed
 from .results import CsrSolution, Graph, Neighbours, Propagation
 from .seeds import is_uniform_seeds, pack_seeds, resolve_seeds
+
+# name -> (module, attribute): loaded on first access (they import numba)
+_LAZY = {
+    "propagate": (".api", "propagate"), "similarity": (".api", "similarity"), "solve": (".api", "solve"),
+    "anchor_neighbours": (".api", "anchor_neighbours"), "solve_csr": (".api", "solve_csr"),
+    "check_graph_memory": (".backends", "check_graph_memory"), "backend_names": (".backends", "names"),
+    "max_cosine": (".cpu.weights", "max_cosine"), "propagate_official": (".official", "propagate_official"),
+    "weight_distance": (".official", "weight_distance"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(import_module(module, __name__), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "propagate", "similarity", "solve", "Graph", "Propagation", "GraphParams", "SolverParams",

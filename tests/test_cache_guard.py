@@ -50,12 +50,12 @@ def test_fingerprint_follows_every_source(tmp_path, name):
 
 
 def test_the_real_cache_folder_is_stamped_with_the_current_sources():
-    folder = Path(packed.propagate_packed._cache._cache_path)
+    folder = Path(packed.solve_slots._cache._cache_path)
     stamp = folder / cache_guard.FINGERPRINT_FILE
     if not stamp.exists():
         pytest.skip(f"numba's cache folder {folder} is not writable here")
     assert stamp.read_text() == cache_guard.source_fingerprint(KERNELS)
-    assert cache_guard.ensure_fresh(packed.propagate_packed) == 0      # nothing stale to remove
+    assert cache_guard.ensure_fresh(packed.solve_slots) == 0      # nothing stale to remove
 
 
 def test_unreadable_sources_leave_the_cache_alone(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import numba
 # every module with cache=True kernels, and everything those inline or read at compile time
 # (paths relative to the kernels/ folder; tests check that no cpu/ module is missing)
 SOURCES = ("codes.py", "cpu/cg.py", "cpu/csr.py", "cpu/distances.py", "cpu/flags.py", "cpu/graph.py",
-           "cpu/neighbours.py", "cpu/normalise.py", "cpu/official.py", "cpu/packed.py", "cpu/schedule.py",
+           "cpu/neighbours.py", "cpu/normalise.py", "cpu/official.py", "cpu/packed.py", "cpu/rows.py", "cpu/schedule.py",
            "cpu/simd.py", "cpu/tiles.py", "cpu/weights.py")
 FINGERPRINT_FILE = "lanp-kernels.fingerprint"
 CACHE_SUFFIXES = (".nbi", ".nbc")

@@ -140,71 +140,84 @@ def _direction(p, r, beta, lo, hi):
         p[i] = r[i] + beta * p[i]
 
 
-@njit(cache=True, fastmath=FASTMATH)
-def conjugate_gradient(S, k, y, alpha, tol, maxiter, z):
-    """Solve (I - alpha S) z = y from z = 0 for a dense (k == 0) or banded S. Stops when
-    ||r|| <= tol ||y|| (recursive residual).
+def make_conjugate_gradient(banded: bool):
+    """:func:`conjugate_gradient` (``banded`` True), or its dense-only twin: with ``banded`` False
+    the band branches are constant-false and numba drops them before typing, so a dense batch
+    compiles none of the span code. Both run the same operations on a dense graph."""
+    DENSE = not banded
+    BANDED = bool(banded)
 
-    Returns (iterations, true relative residual ||y - (I - alpha S) z|| / ||y||, converged).
+    @njit(cache=True, fastmath=FASTMATH, inline="always")
+    def conjugate_gradient(S, k, y, alpha, tol, maxiter, z):
+        """Solve (I - alpha S) z = y from z = 0 for a dense (k == 0) or banded S. Stops when
+        ||r|| <= tol ||y|| (recursive residual).
 
-    A band's work follows the Krylov support: the j-th search direction is zero beyond j k rows
-    of y's nonzeros (a band of half-width k couples rows at most k apart), so every vector
-    operation and matvec runs on those spans only; everything outside stays exactly 0, the same
-    iterates as a full-length CG. With seeds at both ends of a long video (the paper's prior)
-    the spans meet only after L / 2k iterations. A dense graph takes whole-vector loops, written
-    out (routing it through the span loops was slower: bench/RESULTS.md).
-    """
-    L = y.shape[0]
-    r = y.copy()
-    p = y.copy()
-    q = np.zeros(L)
-    z[:] = 0.0
-    spans = np.empty((max(1, (L + 1) // 2) if k > 0 else 1, 2), dtype=np.int64)
-    m = nonzero_runs(y, spans) if k > 0 else 1     # where p, r and z may be nonzero (band)
-    yy = _dot(y, y, 0, L)
-    rr = yy
-    threshold = tol * tol * yy
-    it = 0
-    while it < maxiter and rr > threshold:
-        if k == 0:
-            apply_dense(S, alpha, p, q)
-            pq = _dot(p, q, 0, L)
+        Returns (iterations, true relative residual ||y - (I - alpha S) z|| / ||y||, converged).
+
+        A band's work follows the Krylov support: the j-th search direction is zero beyond j k rows
+        of y's nonzeros (a band of half-width k couples rows at most k apart), so every vector
+        operation and matvec runs on those spans only; everything outside stays exactly 0, the same
+        iterates as a full-length CG. With seeds at both ends of a long video (the paper's prior)
+        the spans meet only after L / 2k iterations. A dense graph takes whole-vector loops, written
+        out (routing it through the span loops was slower: bench/RESULTS.md).
+        """
+        L = y.shape[0]
+        r = y.copy()
+        p = y.copy()
+        q = np.zeros(L)
+        z[:] = 0.0
+        spans = np.empty((max(1, (L + 1) // 2) if BANDED and k > 0 else 1, 2), dtype=np.int64)
+        m = nonzero_runs(y, spans) if BANDED and k > 0 else 1     # where p, r and z may be nonzero (band)
+        yy = _dot(y, y, 0, L)
+        rr = yy
+        threshold = tol * tol * yy
+        it = 0
+        while it < maxiter and rr > threshold:
+            if DENSE or k == 0:
+                apply_dense(S, alpha, p, q)
+                pq = _dot(p, q, 0, L)
+            else:
+                m = widen_spans(spans, m, k, L)  # where q = (I - alpha S) p may be nonzero
+                pq = 0.0
+                for s in range(m):
+                    apply_band(S, k, alpha, p, q, spans[s, 0], spans[s, 1])
+                    pq += _dot(p, q, spans[s, 0], spans[s, 1])
+            if not pq > 0.0:                    # exact breakdown (r == 0) or lost definiteness
+                break
+            step = rr / pq
+            if DENSE or k == 0:
+                for i in range(L):
+                    z[i] += step * p[i]
+                    r[i] -= step * q[i]
+                rr_new = _dot(r, r, 0, L)
+                beta = rr_new / rr
+                for i in range(L):
+                    p[i] = r[i] + beta * p[i]
+            else:
+                rr_new = 0.0
+                for s in range(m):
+                    rr_new += _step(z, r, p, q, step, spans[s, 0], spans[s, 1])
+                beta = rr_new / rr
+                for s in range(m):
+                    _direction(p, r, beta, spans[s, 0], spans[s, 1])
+            rr = rr_new
+            it += 1
+        converged = rr <= threshold
+        if DENSE or k == 0:
+            apply_dense(S, alpha, z, q)
         else:
-            m = widen_spans(spans, m, k, L)  # where q = (I - alpha S) p may be nonzero
-            pq = 0.0
+            q[:] = 0.0
+            m = widen_spans(spans, m, k, L)     # z lies in the spans; (I - alpha S) z in these
             for s in range(m):
-                apply_band(S, k, alpha, p, q, spans[s, 0], spans[s, 1])
-                pq += _dot(p, q, spans[s, 0], spans[s, 1])
-        if not pq > 0.0:                    # exact breakdown (r == 0) or lost definiteness
-            break
-        step = rr / pq
-        if k == 0:
-            for i in range(L):
-                z[i] += step * p[i]
-                r[i] -= step * q[i]
-            rr_new = _dot(r, r, 0, L)
-            beta = rr_new / rr
-            for i in range(L):
-                p[i] = r[i] + beta * p[i]
-        else:
-            rr_new = 0.0
-            for s in range(m):
-                rr_new += _step(z, r, p, q, step, spans[s, 0], spans[s, 1])
-            beta = rr_new / rr
-            for s in range(m):
-                _direction(p, r, beta, spans[s, 0], spans[s, 1])
-        rr = rr_new
-        it += 1
-    converged = rr <= threshold
-    if k == 0:
-        apply_dense(S, alpha, z, q)
-    else:
-        q[:] = 0.0
-        m = widen_spans(spans, m, k, L)     # z lies in the spans; (I - alpha S) z in these
-        for s in range(m):
-            apply_band(S, k, alpha, z, q, spans[s, 0], spans[s, 1])
-    res = 0.0
-    for i in range(L):
-        e = y[i] - q[i]
-        res += e * e
-    return it, math.sqrt(res / yy), converged
+                apply_band(S, k, alpha, z, q, spans[s, 0], spans[s, 1])
+        res = 0.0
+        for i in range(L):
+            e = y[i] - q[i]
+            res += e * e
+        return it, math.sqrt(res / yy), converged
+
+    return conjugate_gradient
+
+
+conjugate_gradient = make_conjugate_gradient(True)
+conjugate_gradient_dense = make_conjugate_gradient(False)

@@ -21,7 +21,53 @@ from .normalise import (banded_unit_graph, dense_unit_graph, mirror_upper, norma
 from .tiles import gram_tiles
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def unit_gram(xv, zero, k, S, ahead, inv_norm):
+    """Gram tiles of one video into S (dense layout if k == 0, else the band's), validated on
+    their diagonal, and inv_norm[i] = 1 / ||x_i||. Returns (status, snippet) like
+    :func:`squared_norms` (a NaN/Inf or an all-zero row stops it)."""
+    L = xv.shape[0]
+    dense = k == 0
+    kk = L - 1 if dense else k
+    diag = 0 if dense else k             # column of the diagonal: ||x_i||^2 until replaced
+    gram_tiles(xv, zero, kk, dense, S, ahead)
+    for i in range(L):                  # validate on the diagonal
+        n = np.float64(S[i, i if dense else diag])
+        if not math.isfinite(n):
+            return STATUS_NONFINITE, i
+        if n == 0.0:
+            return STATUS_ZERO, i
+    for i in range(L):
+        inv_norm[i] = 1.0 / math.sqrt(S[i, i if dense else diag])
+    return STATUS_OK, -1
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def unit_weights(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, coarse_exp):
+    """S from the Gram tiles of unit rows, sqeuclidean, where no W can underflow
+    (:func:`dense_unit_graph` if k == 0, else :func:`banded_unit_graph`)."""
+    if k == 0:
+        dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, lse, coarse_exp)
+    else:
+        banded_unit_graph(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, coarse_exp)
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def build_unit_graph(xv, zero, k, inv_two_sigma2, temporal_scale, S, lse, ahead):
+    """:func:`build_graph` for unit rows with the sqeuclidean distance where
+    ``unit_graph_needs_no_shift`` holds (the caller checks it: the paper's settings), and nothing
+    else: the same operations as build_graph's shortcut, without compiling its other paths."""
+    L = xv.shape[0]
+    inv_scale = 1.0 / (L if temporal_scale <= 0.0 else temporal_scale)
+    inv_norm = np.empty(L)
+    status, where = unit_gram(xv, zero, k, S, ahead, inv_norm)
+    if status != STATUS_OK:
+        return status, where
+    unit_weights(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, xv.itemsize == 4)
+    return STATUS_OK, -1
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse, ahead):
     """Fill S (L, L) if k == 0, else (L, 2k+1) band, with the normalised similarity of one video.
 
@@ -46,22 +92,12 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
     dense = k == 0
     if unit and distance != RMS:
         kk = L - 1 if dense else k
-        diag = 0 if dense else k             # column of the diagonal: ||x_i||^2 until replaced
-        gram_tiles(xv, zero, kk, dense, S, ahead)
-        for i in range(L):                  # validate on the diagonal
-            n = np.float64(S[i, i if dense else diag])
-            if not math.isfinite(n):
-                return STATUS_NONFINITE, i
-            if n == 0.0:
-                return STATUS_ZERO, i
         inv_norm = np.empty(L)
-        for i in range(L):
-            inv_norm[i] = 1.0 / math.sqrt(S[i, i if dense else diag])
+        status, where = unit_gram(xv, zero, k, S, ahead, inv_norm)
+        if status != STATUS_OK:
+            return status, where
         if distance == SQEUCLIDEAN and unit_graph_needs_no_shift(kk + 1, inv_two_sigma2, inv_scale):
-            if dense:
-                dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, lse, xv.itemsize == 4)
-            else:
-                banded_unit_graph(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, xv.itemsize == 4)
+            unit_weights(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, xv.itemsize == 4)
             return STATUS_OK, -1
         for i in range(L):
             shift = 0 if dense else k - i
@@ -76,7 +112,7 @@ def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale
         if dense and distance != RMS:
             centred = np.empty_like(xv)
             centred_rows(xv, centred)
-            gram_tiles(centred, zero, L - 1, True, S, ahead)
+            gram_tiles(centred, zero, L - 1, dense, S, ahead)   # dense is True here (not a literal: one compile)
             for i in range(L):
                 for j in range(i + 1, L):
                     S[i, j] = S[i, i] + S[j, j] - 2.0 * S[i, j]

@@ -75,7 +75,7 @@ def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree, coarse_exp)
     normalise_upper_weights(S, degree)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def normalise_upper_weights(S, degree):
     """S_ij <- W_ij / sqrt(d_i d_j), d_i = sum_j W_ij, for W held strictly above the diagonal of S
     (L, L) (what is on and below it is ignored); the result is symmetric, zero on the diagonal

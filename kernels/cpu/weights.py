@@ -8,26 +8,38 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from ..codes import COSINE
 from .flags import FASTMATH
+from .packed import run_threads
 from .tiles import dot_tile
 
 COSINE_EPS = 1e-6                    # torch.nn.CosineSimilarity(eps=1e-6), as the public code uses
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def max_cosine(x, unit_means, zero, out):
     """out[q] = max_m (x_q . u_m) / ||x_q|| for unit rows u (the loss-weight distance is 1 - out).
 
-    x (n, D), unit_means (M, D) in the same dtype; 4 rows x 4 means register tiles, parallel over
-    row blocks. Each row's result depends on that row alone (same operation order whatever the
-    chunking), so chunked and sharded runs give bit-identical weights. A zero row gives NaN."""
+    x (n, D), unit_means (M, D) in the same dtype; 4 rows x 4 means register tiles, the row
+    blocks split evenly over numba's thread count (:func:`packed.run_threads`, a serial nogil
+    kernel per thread). Each row's result depends on that row alone (same operation order
+    whatever the chunking), so chunked and sharded runs give bit-identical weights. A zero row
+    gives NaN."""
+    blocks = (x.shape[0] + 3) // 4
+    threads = max(1, min(numba.get_num_threads(), blocks))
+    bounds = np.linspace(0, blocks, threads + 1).astype(np.int64)
+    run_threads(max_cosine_blocks, bounds, x, unit_means, zero, out)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def max_cosine_blocks(b0, b1, x, unit_means, zero, out):
+    """:func:`max_cosine` for the row blocks [b0, b1) (rows 4 b0 .. 4 b1 - 1)."""
     n, D = x.shape
     M = unit_means.shape[0]
-    for b in prange((n + 3) // 4):
+    for b in range(b0, b1):
         i0 = 4 * b
         i1 = min(i0 + 1, n - 1)
         i2 = min(i0 + 2, n - 1)
