@@ -114,6 +114,8 @@ class FeatureFile:
     offsets (V+1,) int64, dim (D), crops (C or None), dtype (storage dtype).
     """
 
+    prefetch = True          # lanp.runners.passes reads the next chunk on a thread (two buffers)
+
     def __init__(self, path):
         self.path = str(path)
         self._file = open_h5(path, "features")
@@ -163,7 +165,7 @@ class FeatureFile:
         self.crops = int(shape[1]) if len(shape) == 3 else None
         self.dtype = self._features.dtype
         self._datasets = None
-        self._buffer = None
+        self._buffers = {}
 
     def _open_grouped(self):
         f = self._file
@@ -208,21 +210,22 @@ class FeatureFile:
         return int(self.offsets[-1])
 
     def read(self, v0: int, v1: int, dtype=np.float32, crops: str = "mean",
-             reuse: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+             reuse: bool = False, buffer: int = 0) -> Tuple[np.ndarray, np.ndarray]:
         """Features of videos v0..v1-1 as (n, D) (crops='mean') or (n, C, D) (crops='keep'), and
         their local offsets (v1-v0+1,).
 
         reuse=True (packed layout): the rows are read into one buffer that this object keeps for
         every such read, so a chunked pass does not allocate (and page-fault) a fresh array per
         chunk, about 0.2 s per 256 MB here; the array returned is then valid only until the next
-        read(reuse=True)."""
+        read(reuse=True) with the same ``buffer`` (a small integer: a reader that prefetches the
+        next chunk while the last one is in use alternates between buffers 0 and 1)."""
         if crops not in ("mean", "keep"):
             raise ValueError(f"crops={crops!r} is invalid: choose mean or keep")
         try:
             if self.layout == "packed":
                 a, b = int(self.offsets[v0]), int(self.offsets[v1])
                 if reuse:
-                    raw = self._reusable_rows(b - a)
+                    raw = self._reusable_rows(b - a, buffer)
                     self._features.read_direct(raw, np.s_[a:b])
                 else:
                     raw = self._features[a:b]
@@ -240,13 +243,15 @@ class FeatureFile:
             x = np.asarray(raw, dtype=dtype)
         return np.ascontiguousarray(x), self.offsets[v0:v1 + 1] - self.offsets[v0]
 
-    def _reusable_rows(self, rows: int) -> np.ndarray:
-        """A C-contiguous (rows, ...) view of the kept read buffer (grown when too small)."""
+    def _reusable_rows(self, rows: int, buffer: int = 0) -> np.ndarray:
+        """A C-contiguous (rows, ...) view of kept read buffer number ``buffer`` (grown when too small)."""
         shape = self._features.shape
-        if self._buffer is None or self._buffer.shape[0] < rows:
-            self._buffer = None                     # free the old one before the larger exists
-            self._buffer = np.empty((rows,) + tuple(shape[1:]), dtype=self._features.dtype)
-        return self._buffer[:rows]
+        kept = self._buffers.get(buffer)
+        if kept is None or kept.shape[0] < rows:
+            self._buffers.pop(buffer, None)         # free the old one before the larger exists
+            del kept
+            kept = self._buffers[buffer] = np.empty((rows,) + tuple(shape[1:]), dtype=self._features.dtype)
+        return kept[:rows]
 
     def chunks(self, max_bytes: int = CHUNK_BYTES, itemsize: int = 4) -> Iterator[Tuple[int, int]]:
         """Consecutive video ranges [v0, v1) of at most ``max_bytes`` of features (one video at least)."""

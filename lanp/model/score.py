@@ -14,18 +14,24 @@ from __future__ import annotations
 from typing import Dict
 
 import numpy as np
-import torch
 
 from lanp import __version__
 from lanp.data.io import FeatureFile, read_h5, write_h5
 from lanp.kernels import InputError
-from lanp.model.train import load_checkpoint, resolve_device
 from lanp.outputs import check_output, checkpoint
 
+# torch is imported where a model runs, so read_scores (lanp evaluate, lanp plot) does not load it
 
-@torch.no_grad()
+
 def score_features(model, ff: FeatureFile, device="cpu", quiet: bool = True) -> np.ndarray:
     """(N,) float32 scores of every snippet of an open feature file, in its order."""
+    import torch
+
+    with torch.no_grad():
+        return _score_features(torch, model, ff, device, quiet)
+
+
+def _score_features(torch, model, ff: FeatureFile, device, quiet: bool) -> np.ndarray:
     from tqdm.auto import tqdm
 
     if ff.dim != model.feature_size:
@@ -90,6 +96,8 @@ def smooth_scores(scores: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarray
 
 def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: bool = False,
                smooth: int = 0, attrs: dict = None) -> dict:
+    from lanp.model.train import load_checkpoint, resolve_device
+
     smooth = check_smooth(smooth)
     inputs = [("--model", model_path), ("--features", features_path)]
     check_output(out_path, "--out", inputs)

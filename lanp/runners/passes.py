@@ -5,10 +5,15 @@ A source is anything with the reading interface of :class:`lanp.data.io.FeatureF
 ``chunks(max_bytes, itemsize)`` (consecutive whole-video ranges) and
 ``read(v0, v1, dtype, reuse=True)`` -> (features (n, D), local offsets (v+1,)).
 :class:`lanp.runners.memory.ArraySource` is the in-memory one.
+
+Every pass reads through :func:`read_chunks`: a source with ``prefetch = True`` (a feature file)
+has its next chunk read on a thread while the current one is computed on (the kernels release
+the GIL), into the second of two kept buffers, so reading and computing overlap.
 """
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm import tqdm
@@ -18,6 +23,31 @@ from lanp.method.recipe import Recipe
 from lanp.method.results import Decision, FirstPass, Labels
 
 
+def read_chunks(source, dtype, chunk_bytes: int = CHUNK_BYTES):
+    """(v0, v1, features, local offsets) of every chunk of ``source`` in order. With
+    ``source.prefetch`` (and more than one chunk) chunk i + 1 is read on a reader thread while the
+    caller works on chunk i, alternating between the source's read buffers 0 and 1: a chunk's
+    array is valid until the caller asks for the chunk after next. Memory: two chunks."""
+    ranges = list(source.chunks(chunk_bytes, dtype.itemsize))
+    if len(ranges) < 2 or not getattr(source, "prefetch", False):
+        for v0, v1 in ranges:
+            x, local = source.read(v0, v1, dtype=dtype, reuse=True)
+            yield v0, v1, x, local
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanp-reader") as reader:
+        pending = reader.submit(source.read, *ranges[0], dtype=dtype, reuse=True, buffer=0)
+        for i, (v0, v1) in enumerate(ranges):
+            x, local = pending.result()
+            if i + 1 < len(ranges):     # buffer (i + 1) % 2: not the one the caller gets now
+                pending = reader.submit(source.read, *ranges[i + 1], dtype=dtype, reuse=True,
+                                        buffer=(i + 1) % 2)
+            try:
+                yield v0, v1, x, local
+            except GeneratorExit:
+                pending.cancel()
+                raise
+
+
 def gather_context(recipe: Recipe, source, chunk_bytes: int = CHUNK_BYTES) -> Recipe:
     """The recipe with its context (e.g. the cross-video anchors) from every video of ``source``;
     recipes that need none come back as they are."""
@@ -25,8 +55,7 @@ def gather_context(recipe: Recipe, source, chunk_bytes: int = CHUNK_BYTES) -> Re
         return recipe
     dtype = recipe.read_dtype()
     rows, videos = [], []
-    for v0, v1 in source.chunks(chunk_bytes, dtype.itemsize):
-        x, local = source.read(v0, v1, dtype=dtype, reuse=True)
+    for v0, v1, x, local in read_chunks(source, dtype, chunk_bytes):
         r, v = recipe.context_rows(x, local, v0)
         rows.append(r)
         videos.append(v)
@@ -40,8 +69,7 @@ def first_pass(recipe: Recipe, source, progress: bool = False, chunk_bytes: int 
     dtype = recipe.read_dtype()
     parts = []
     with tqdm(total=source.num_videos, unit="video", desc=f"propagate ({recipe.name})", disable=not progress) as bar:
-        for v0, v1 in source.chunks(chunk_bytes, dtype.itemsize):
-            x, local = source.read(v0, v1, dtype=dtype, reuse=True)
+        for v0, v1, x, local in read_chunks(source, dtype, chunk_bytes):
             parts.append(recipe.first_pass(x, local, source.video_ids[v0:v1], source.path,
                                            first_video=first_video + v0))
             bar.update(v1 - v0)
@@ -56,8 +84,7 @@ def second_pass(recipe: Recipe, source, z: np.ndarray, decision: Decision, progr
     pseudo = np.zeros(source.num_snippets, dtype=np.uint8)
     weight = np.full(source.num_snippets, np.nan, dtype=np.float32)
     with tqdm(total=source.num_videos, unit="video", desc="weights", disable=not progress) as bar:
-        for v0, v1 in source.chunks(chunk_bytes, dtype.itemsize):
-            x, local = source.read(v0, v1, dtype=dtype, reuse=True)
+        for v0, v1, x, local in read_chunks(source, dtype, chunk_bytes):
             a, b = int(source.offsets[v0]), int(source.offsets[v1])
             pseudo[a:b], weight[a:b] = recipe.second_pass(x, z[a:b], local, decision.video_abnormal[v0:v1], decision)
             bar.update(v1 - v0)
