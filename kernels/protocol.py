@@ -39,7 +39,8 @@ PackedSeeds = Tuple[np.ndarray, np.ndarray]
 
 @runtime_checkable
 class Backend(Protocol):
-    """One implementation of the three kernels. ``name`` is what ``backend=`` selects."""
+    """One implementation of the kernels (propagate, similarity, solve; anchor_neighbours, solve_csr
+    across videos). ``name`` is what ``backend=`` selects."""
 
     name: str
 

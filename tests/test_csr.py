@@ -227,3 +227,12 @@ def test_joint_csr_is_band_plus_symmetrised_edges(rng):
     assert relative_error(r.z, ref) < 1e-9
     ptr, col, val = joint_csr(None, offsets, 0, src, dst, w)            # edges only
     np.testing.assert_allclose(sp.csr_matrix((val, col, ptr), shape=(N, N)).toarray(), (E + E.T) / 2, rtol=1e-15)
+
+
+def test_joint_csr_refuses_edges_outside_and_a_wrong_band():
+    from lanp.kernels.cpu.csr import joint_csr
+    offsets = np.array([0, 3, 5])
+    with pytest.raises(InputError, match=r"edge 1 \(2 -> 5\) leaves the N = 5 rows"):
+        joint_csr(None, offsets, 0, np.array([0, 2]), np.array([1, 5]), np.ones(2))
+    with pytest.raises(InputError, match=r"band must be \(N, 2 window \+ 1\) = \(5, 5\)"):
+        joint_csr(np.zeros((5, 3)), offsets, 2, np.array([0]), np.array([1]), np.ones(1))

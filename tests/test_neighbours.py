@@ -195,3 +195,22 @@ def test_argument_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         anchor_neighbours(args.pop("features"), args.pop("offsets"), args.pop("anchors"), args.pop("anchor_video"),
                           **args)
+
+
+def test_every_backend_implements_the_cross_video_entry_points():
+    """The registered backends (the GPU ones as lazy stand-ins, their classes imported here
+    without a GPU) all satisfy the Backend protocol, cross-video methods included."""
+    import importlib
+
+    from lanp.kernels import backends
+    from lanp.kernels.protocol import Backend
+    for name in backends.names()[1:]:
+        backend = backends._REGISTRY[name]
+        assert isinstance(backend, Backend), name
+        if isinstance(backend, backends.LazyBackend):
+            try:
+                cls = getattr(importlib.import_module(backend._module), backend._cls)
+            except ImportError:                      # numba-cuda / cupy not installed here
+                continue
+            for method in ("anchor_neighbours", "solve_csr", "propagate", "similarity", "solve"):
+                assert callable(getattr(cls, method, None)), (name, method)

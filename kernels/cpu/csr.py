@@ -16,6 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..errors import InputError
 from ..codes import (CSR_ASYMMETRIC, CSR_BAD_WEIGHT, CSR_COLUMN_RANGE, CSR_DIAGONAL, CSR_KEY_STRIDE,
                      CSR_UNSORTED, NO_BAD_ENTRY)
 from .flags import FASTMATH
@@ -252,6 +253,76 @@ def _joint_rows(band, offsets, row_video, k, extra_ptr, extra_cols, extra_vals, 
                 indptr[i + 1] = e
 
 
+@njit(cache=True)
+def _scatter_edges(src, dst, weight, N):
+    """Both directions of every edge (weight / 2 each, self loops dropped) grouped by row:
+    (ptr (N+1,), cols, vals), rows in any order inside."""
+    count = np.zeros(N + 1, dtype=np.int64)
+    for e in range(src.shape[0]):
+        if src[e] != dst[e]:
+            count[src[e] + 1] += 1
+            count[dst[e] + 1] += 1
+    for i in range(N):
+        count[i + 1] += count[i]
+    ptr = count.copy()
+    fill = count[:N].copy()
+    cols = np.empty(ptr[N], dtype=np.int64)
+    vals = np.empty(ptr[N])
+    for e in range(src.shape[0]):
+        a, b = src[e], dst[e]
+        if a != b:
+            h = weight[e] * 0.5
+            cols[fill[a]] = b
+            vals[fill[a]] = h
+            fill[a] += 1
+            cols[fill[b]] = a
+            vals[fill[b]] = h
+            fill[b] += 1
+    return ptr, cols, vals
+
+
+@njit(cache=True, parallel=True)
+def _sort_rows(ptr, cols, vals, length):
+    """Sort each row by (column, value) in place and add up equal columns in ascending value
+    order (the same terms in the same order for (i, j) and (j, i)); length[i]: the row's entries
+    left at its front."""
+    N = ptr.shape[0] - 1
+    for i in prange(N):
+        lo, hi = ptr[i], ptr[i + 1]
+        n = hi - lo
+        if n == 0:
+            length[i] = 0
+            continue
+        c = cols[lo:hi].copy()
+        v = vals[lo:hi].copy()
+        order = np.argsort(v, kind="mergesort")           # by value, then stably by column
+        c = c[order]
+        v = v[order]
+        order = np.argsort(c, kind="mergesort")
+        m = 0
+        for t in range(n):
+            col = c[order[t]]
+            w = v[order[t]]
+            if m > 0 and cols[lo + m - 1] == col:
+                vals[lo + m - 1] += w
+            else:
+                cols[lo + m] = col
+                vals[lo + m] = w
+                m += 1
+        length[i] = m
+
+
+def _edge_rows(src, dst, weight, N):
+    """(E + E^T) / 2 of the directed edges as canonical CSR (ptr, cols, vals)."""
+    ptr, cols, vals = _scatter_edges(src, dst, weight, N)
+    length = np.empty(N, dtype=np.int64)
+    _sort_rows(ptr, cols, vals, length)
+    out_ptr = np.zeros(N + 1, dtype=np.int64)
+    np.cumsum(length, out=out_ptr[1:])
+    keep = np.repeat(ptr[:-1], length) + (np.arange(int(out_ptr[-1])) - np.repeat(out_ptr[:-1], length))
+    return out_ptr, cols[keep], vals[keep]
+
+
 def joint_csr(band, offsets, window, src, dst, weight):
     """The joint graph W = B + (E + E^T) / 2 as canonical CSR (indptr, indices, data), exactly
     symmetric when ``band`` is a symmetric band: the input :func:`lanp.kernels.solve_csr` takes.
@@ -273,21 +344,17 @@ def joint_csr(band, offsets, window, src, dst, weight):
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
     weight = np.asarray(weight, dtype=np.float64)
-    keep = src != dst
-    rows = np.concatenate([src[keep], dst[keep]])
-    cols = np.concatenate([dst[keep], src[keep]])
-    half = np.concatenate([weight[keep], weight[keep]]) * 0.5
-    order = np.lexsort((half, cols, rows))
-    rows, cols, half = rows[order], cols[order], half[order]
-    if rows.size:
-        start = np.concatenate([[True], (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])])
-        groups = np.flatnonzero(start)
-        vals = np.add.reduceat(half, groups) if groups.size else half
-        rows, cols = rows[groups], cols[groups]
-    else:
-        vals = half
-    extra_ptr = np.zeros(N + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=N), out=extra_ptr[1:])
+    if not (src.shape == dst.shape == weight.shape and src.ndim == 1):
+        raise InputError(f"joint_csr: src, dst and weight must be (M,) alike, got {src.shape}, {dst.shape}, "
+                         f"{weight.shape}")
+    outside = np.flatnonzero((src < 0) | (src >= N) | (dst < 0) | (dst >= N))
+    if outside.size:
+        e = int(outside[0])
+        raise InputError(f"joint_csr: edge {e} ({int(src[e])} -> {int(dst[e])}) leaves the N = {N} rows")
+    if band is not None and tuple(np.shape(band)) != (N, 2 * int(window) + 1):
+        raise InputError(f"joint_csr: band must be (N, 2 window + 1) = ({N}, {2 * int(window) + 1}), "
+                         f"got {tuple(np.shape(band))}")
+    extra_ptr, cols, vals = _edge_rows(src, dst, weight, N)
     row_video = np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
     band = np.zeros((N, 1)) if band is None else np.ascontiguousarray(band, dtype=np.float64)
     indptr = np.zeros(N + 1, dtype=np.int64)
