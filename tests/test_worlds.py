@@ -393,3 +393,24 @@ def test_tiny_feature_sizes_give_valid_snippets():
     data = W.generate("scenes", seed=1, train_videos=20, test_videos=5, dim=2)
     for split in (data.train, data.test):
         assert split.features.shape[1] == 2 and np.all(split.features.max(axis=1) > 0)
+
+
+def _bench_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "calibrate_worlds.py"
+    spec = importlib.util.spec_from_file_location("calibrate_worlds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_calibration_script_skips_without_the_real_sample(tmp_path, capsys):
+    bench = _bench_script()
+    doc = tmp_path / "worlds.md"
+    doc.write_text("a\n<!-- parameters:begin -->\nold\n<!-- parameters:end -->\nb\n")
+    assert bench.main(["--real", str(tmp_path / "absent"), "--write", str(doc)]) == 0
+    assert "skipped the calibration" in capsys.readouterr().out
+    text = doc.read_text()
+    assert "old" not in text and "`prior_violation`" in text and text.startswith("a\n") and text.endswith("b\n")

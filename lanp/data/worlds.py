@@ -62,7 +62,7 @@ class EasySpec:
 
     The training split is make_synthetic(seed=seed, world_seed=world_seed, prefix="train"), the test
     split the same with seed + 1 and prefix "test" (what ``lanp demo`` uses)."""
-    description: str = _doc("today's lanp synth data: few scenes, smooth drift, strong interior anomalies "
+    description: str = _doc("the original lanp synth data: few scenes, smooth drift, strong interior anomalies "
                             "(trivially found by the distance to the ends)", "what the world is for")
     dim: int = _doc(64, "feature size D when generate() gets none")
     train_videos: int = _doc(120, "training videos when generate() gets none")
@@ -91,10 +91,10 @@ class WorldSpec:
     min_length: int = _doc(8, "shortest video (snippets), after scaling")
     max_length: int = _doc(256, "longest video (snippets), after scaling: dense graphs stay <= max_length^2")
     abnormal_fraction: float = _doc(0.4, "share of abnormal videos in each split (rounded to a count)")
-    label_length: str = _doc("independent", "label-vs-length relation: independent | abnormal-longer | "
+    label_length: str = _doc("independent", "label-vs-length relation: independent, abnormal-longer or "
                                             "abnormal-shorter")
     length_coupling: float = _doc(0.8, "strength in [0, 1] of the label-vs-length relation (the correlation "
-                                       "of a Gaussian copula between normal-score length and abnormality)")
+                                       "rho of a Gaussian copula between length rank and abnormality)")
     # normal geometry (latent units)
     latent_dim: int = _doc(48, "dimensions of the latent space the features are made from")
     spectrum_decay: float = _doc(0.4, "latent dimension k varies with scale (k+1)^-spectrum_decay")
