@@ -14,14 +14,15 @@ from lanp.runners.memory import ArraySource
 OPTIONS = tuple(f.name for f in fields(PropagateConfig) if f.name != "preset")
 
 
-def label(features, offsets=None, *, preset: str = "paper", video_ids: Optional[Sequence[str]] = None,
+def label(features, offsets=None, *, preset: str = "recommended", video_ids: Optional[Sequence[str]] = None,
           recipe: Optional[Recipe] = None, **options) -> Labels:
     """Normality, pseudo-labels and loss weights of every video, in memory.
 
     features: packed (N, D) or (N, C, D) snippet features with ``offsets`` (V+1,) (video v owns
         rows offsets[v]:offsets[v+1]); or, with ``offsets=None``, a list of per-video (L, D) or
         (L, C, D) arrays. C crops are averaged (in float64) as when read from a file.
-    preset: 'paper' (the default: the options below apply) | 'official-ucf' | 'official-sht'.
+    preset: 'recommended' (the default: the options below apply, with a length-free video score)
+        | 'paper' (the paper bit for bit) | 'official-ucf' | 'official-sht' | 'cross-video'.
     options: any option of :class:`lanp.method.options.PropagateConfig` (alpha, sigma, window,
         seeds, n_normal, video_score, ...), as ``lanp propagate`` takes them.
     recipe: a :class:`lanp.method.recipe.Recipe` to run instead of the preset's (options unused).

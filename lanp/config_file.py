@@ -129,6 +129,9 @@ def _convert(action: argparse.Action, value, key: str, where: str):
             raise InputError(f"config file {where}: key {key!r} = {value!r} is invalid: it is a flag, give "
                              f"true or false")
         return value if isinstance(action, argparse._StoreTrueAction) else not value
+    if isinstance(action, argparse._AppendAction):      # a repeatable option: a list of its values
+        items = value if isinstance(value, list) else [value]
+        return [_convert_one(action, v, key, where) for v in items]
     many = action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1)
     if many:
         items = value if isinstance(value, list) else [value]

@@ -23,7 +23,7 @@ def small():
 def test_default_reproduces_pipeline_exactly(small, tmp_path):
     path = tmp_path / "f.h5"
     write_synthetic(small, path)
-    for config in (PropagateConfig(), PropagateConfig(window=4, normal_fraction=0.3)):
+    for config in (PropagateConfig(preset="paper"), PropagateConfig(preset="paper", window=4, normal_fraction=0.3)):
         core = run_propagation(path, config, progress=False)
         ours = ablation_labels(small.features, small.offsets, config, Ablation())
         assert np.array_equal(ours.normality, core.normality)
@@ -73,7 +73,7 @@ def test_data_driven_seeds_least_local_contrast():
     x = np.concatenate([np.tile(rng.normal(size=(1, 6)), (2, 1)), rng.normal(size=(8, 6)) * 3,
                         np.tile(rng.normal(size=(1, 6)), (2, 1))]) + 5
     o = np.array([0, 12])
-    config = PropagateConfig(dtype="float64")
+    config = PropagateConfig(preset="paper", dtype="float64")
     x[1] += 0.01 * rng.normal(size=6)          # break the tie: 0 and 11 are now strictly the flattest
     x[10] += 0.01 * rng.normal(size=6)
     seeds = seed_lists(x, o, config, Ablation(seeds="data-driven"))

@@ -56,7 +56,7 @@ def test_label_equals_lanp_propagate(tmp_path, seed, crops, options, kwargs):
 
 def test_label_takes_a_recipe_and_refuses_unknown_options():
     videos = _videos(2)
-    base = lanp.label(videos)
+    base = lanp.label(videos, preset="paper")
     off = lanp.label(videos, recipe=AblationRecipe(ablation=Ablation(reweight=False)))
     assert np.array_equal(off.pseudo_label, base.pseudo_label) and np.all(off.weight == 1.0)
     with pytest.raises(ValueError, match="unknown option.*sigmaa"):

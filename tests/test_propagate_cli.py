@@ -30,7 +30,7 @@ def read_all(path):
 
 def test_cli_writes_the_documented_labels_file(demo, capsys):
     d, data = demo
-    assert propagate_main(["--features", str(d / "demo.h5"), "--quiet"]) == 0
+    assert propagate_main(["--features", str(d / "demo.h5"), "--quiet", "--preset", "paper"]) == 0
     out = capsys.readouterr().out
     assert "videos 24" in out and "CG iterations min/median/max" in out and "demo.labels.h5" in out
     ds, attrs = read_all(d / "demo.labels.h5")
@@ -59,6 +59,22 @@ def test_cli_writes_the_documented_labels_file(demo, capsys):
                 "backend", "lanp_version", "abnormal_ratio", "confident_fraction", "n_normal"):
         assert key in attrs, key
     assert attrs["backend"] == "cpu" and attrs["alpha"] == 0.99
+
+
+def test_the_default_preset_is_the_paper_with_a_length_free_video_score(demo, tmp_path):
+    """No --preset: the paper's graph, z and rules, ranked by seed-low-tail-length-adjusted."""
+    from lanp.method.video_scores import video_scores
+    d, data = demo
+    assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "r.h5"), "--quiet"]) == 0
+    assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "p.h5"), "--quiet",
+                           "--preset", "paper"]) == 0
+    rec, rec_attrs = read_all(tmp_path / "r.h5")
+    paper, _ = read_all(tmp_path / "p.h5")
+    assert rec_attrs["preset"] == "recommended" and rec_attrs["video_score"] == "seed-low-tail-length-adjusted"
+    np.testing.assert_array_equal(rec["normality"], paper["normality"])           # the same propagation
+    want, _ = video_scores(rec["normality"], data.offsets, "seed-low-tail-length-adjusted")
+    np.testing.assert_allclose(rec["video_score"], want.astype(np.float32), rtol=1e-6, atol=1e-7)
+    assert (~rec["video_abnormal"]).sum() == 12                                   # N_nor = V / 2 as before
 
 
 def test_chunked_run_equals_single_chunk(demo):

@@ -60,7 +60,7 @@ def run(args) -> int:
     config = CompareConfig(methods=args.methods, seeds=args.seeds, epochs=args.epochs, lr=args.lr,
                            device=args.device, frames_per_snippet=args.frames_per_snippet,
                            torch_threads=args.torch_threads,
-                           propagate=PropagateConfig(normal_fraction=args.normal_fraction))
+                           propagate=PropagateConfig(preset="paper", normal_fraction=args.normal_fraction))
     if args.worlds is not None:
         if args.train or args.test or args.gt or args.train_gt:
             raise InputError("--worlds draws its own data: give either --worlds or --train/--test/--gt, not both")

@@ -70,7 +70,7 @@ class CompareConfig:
     seeds: int = 3
     epochs: int = 300
     lr: float = 1e-4
-    propagate: PropagateConfig = field(default_factory=PropagateConfig)
+    propagate: PropagateConfig = field(default_factory=lambda: PropagateConfig(preset="paper"))
     device: str = "cpu"
     frames_per_snippet: int = 16
     c2fpl_window: float = 0.15

@@ -194,7 +194,7 @@ class AblationRecipe(Recipe):
     off makes every weight 1."""
 
     def __init__(self, config: Optional[PropagateConfig] = None, ablation: Optional[Ablation] = None):
-        super().__init__(config)
+        super().__init__(config or PropagateConfig(preset="paper"))
         if self.config.preset != "paper":
             raise ValueError(f"preset={self.config.preset!r}: ablations run on the paper preset only")
         self.ablation = ablation or Ablation()

@@ -10,7 +10,10 @@ from lanp.kernels import GraphParams, SolverParams, check_dtype
 from lanp.method import video_scores
 from lanp.method.splits import SPLITS
 
-PRESETS = ("paper", "official-ucf", "official-sht", "cross-video")
+PRESETS = ("recommended", "paper", "official-ucf", "official-sht", "cross-video")
+# the video score each preset uses unless one is given: the paper's std(z), and for the recommended
+# preset the length-free score that won on every synthetic world (docs/compare.md)
+DEFAULT_VIDEO_SCORE = {"recommended": "seed-low-tail-length-adjusted"}
 NORMALIZE = ("l2", "none")
 
 
@@ -21,8 +24,11 @@ class PropagateConfig:
     Graph: alpha, sigma, distance, normalize ('l2' | 'none'), window (None: dense), temporal_scale
     (None: s = L), terms ('both' | 'feature' | 'temporal'), seeds. Split and labels: n_normal or
     normal_fraction (default half the videos), abnormal_ratio r, confident_fraction h. Solver: tol,
-    maxiter, backend, dtype. preset: 'paper' (these options) or an official preset (which fixes the
-    graph, solver, split and weights). video_score: a name of :mod:`lanp.method.video_scores`.
+    maxiter, backend, dtype. preset: 'recommended' (the default: the paper's graph and rules with a
+    length-free video score), 'paper' (these options with the paper's std(z) score: the paper bit
+    for bit), an official preset (which fixes the graph, solver, split and weights) or
+    'cross-video'. video_score: a name of :mod:`lanp.method.video_scores`; None takes the preset's
+    (std, or seed-low-tail-length-adjusted for 'recommended').
     normal_split: 'count' (N_nor from n_normal / normal_fraction, the paper) | 'otsu' | 'gmm'
     (N_nor from the video scores, :mod:`lanp.method.splits`).
     """
@@ -43,8 +49,8 @@ class PropagateConfig:
     maxiter: int = 1000
     backend: str = "auto"
     dtype: str = "float32"
-    preset: str = "paper"
-    video_score: str = "std"
+    preset: str = "recommended"
+    video_score: Optional[str] = None
     normal_split: str = "count"
 
     def __post_init__(self):
@@ -61,6 +67,8 @@ class PropagateConfig:
             raise ValueError(f"confident_fraction={self.confident_fraction!r} is invalid: it must be in (0, 1]")
         if self.preset not in PRESETS:
             raise ValueError(f"preset={self.preset!r} is invalid: choose one of {', '.join(PRESETS)}")
+        if self.video_score is None:
+            self.video_score = DEFAULT_VIDEO_SCORE.get(self.preset, "std")
         video_scores.get(self.video_score)
         if self.normal_split not in SPLITS:
             raise ValueError(f"normal_split={self.normal_split!r} is invalid: choose one of {', '.join(SPLITS)}")

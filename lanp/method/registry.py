@@ -14,7 +14,7 @@ from lanp.method.recipe import Recipe
 
 def preset_recipe(config: PropagateConfig) -> Recipe:
     """The recipe of ``config.preset``: the paper's, or an official preset's."""
-    if config.preset == "paper":
+    if config.preset in ("recommended", "paper"):          # one recipe; the presets differ in the score
         return Recipe(config)
     if config.preset == "cross-video":
         return CrossVideoRecipe(config)
@@ -64,4 +64,4 @@ METHOD_DESCRIPTIONS = {
 def method_recipe(name: str, config: Optional[PropagateConfig] = None, seed: int = 0) -> Recipe:
     if name not in METHOD_RECIPES:
         raise ValueError(f"method={name!r} has no recipe: choose one of {', '.join(METHOD_RECIPES)}")
-    return METHOD_RECIPES[name](config or PropagateConfig(), seed)
+    return METHOD_RECIPES[name](config or PropagateConfig(preset="paper"), seed)

@@ -25,19 +25,19 @@ NEW_OPTION_DEFAULTS = {"normal_split": "count"}
 
 # name -> extra lanp-propagate options (the input is INPUT; 'sharded' cases take SHARDS)
 CASES = {
-    "paper": [],
-    "window": ["--window", "3"],
-    "terms-feature": ["--terms", "feature"],
-    "terms-temporal": ["--terms", "temporal"],
-    "raw-rms": ["--distance", "rms", "--normalize", "none", "--sigma", "2.0"],
-    "length-adjusted": ["--video-score", "std-length-adjusted"],
-    "n-normal": ["--n-normal", "4", "--abnormal-ratio", "0.3", "--confident-fraction", "0.5"],
+    "paper": ["--preset", "paper"],
+    "window": ["--preset", "paper", "--window", "3"],
+    "terms-feature": ["--preset", "paper", "--terms", "feature"],
+    "terms-temporal": ["--preset", "paper", "--terms", "temporal"],
+    "raw-rms": ["--preset", "paper", "--distance", "rms", "--normalize", "none", "--sigma", "2.0"],
+    "length-adjusted": ["--preset", "paper", "--video-score", "std-length-adjusted"],
+    "n-normal": ["--preset", "paper", "--n-normal", "4", "--abnormal-ratio", "0.3", "--confident-fraction", "0.5"],
     "official-ucf": ["--preset", "official-ucf"],
     "official-sht": ["--preset", "official-sht"],
     "official-ucf-adjusted": ["--preset", "official-ucf", "--video-score", "std-length-adjusted"],
 }
 SHARDED_CASES = {
-    "sharded-paper": [],
+    "sharded-paper": ["--preset", "paper"],
     "sharded-official-sht": ["--preset", "official-sht"],
 }
 
