@@ -22,8 +22,7 @@ from lanp.kernels.cpu import neighbours as cpu_neighbours
 from lanp.kernels.cuda import csr_cg
 from lanp.kernels.cuda import plan as cuda_plan
 from reference import relative_error
-from test_csr import dense_solution, random_symmetric, to_csr
-from test_neighbours import random_case, reference
+from shared import anchor_reference as reference, dense_solution, random_case, random_symmetric, to_csr
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH or at /usr/local/bin/nvcc")
 

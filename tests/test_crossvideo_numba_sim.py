@@ -25,8 +25,7 @@ SCRIPT = textwrap.dedent(r'''
     from numba import config
     assert config.ENABLE_CUDASIM
     from lanp.kernels import InputError, anchor_neighbours, solve_csr
-    from test_csr import dense_solution, random_symmetric, to_csr
-    from test_neighbours import reference
+    from shared import anchor_reference as reference, dense_solution, random_symmetric, to_csr
     from reference import relative_error
 
     seed = SEED

@@ -14,31 +14,7 @@ import scipy.sparse as sp
 from lanp.kernels import ConvergenceWarning, CsrSolution, InputError, propagate, solve_csr
 from lanp.kernels.cpu import csr as cpu_csr
 from reference import log_affinity_matrix, relative_error
-
-
-def dense_solution(W, y, alpha):
-    """z = (I - alpha D^-1/2 W D^-1/2)^-1 y in float64, degree-0 rows and columns of S zero."""
-    d = W.sum(axis=1)
-    dinv = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 0.0)
-    S = dinv[:, None] * W * dinv[None, :]
-    return np.linalg.solve(np.eye(W.shape[0]) - alpha * S, y), S
-
-
-def to_csr(W):
-    m = sp.csr_matrix(W)
-    m.sum_duplicates()
-    m.sort_indices()
-    return m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float64)
-
-
-def random_symmetric(rng, N, density):
-    upper = sp.random(N, N, density=density, random_state=rng, format="coo")
-    W = sp.triu(upper, k=1)
-    W = (W + W.T).toarray()
-    isolated = rng.random(N) < 0.1                         # some rows of degree 0
-    W[isolated] = 0.0
-    W[:, isolated] = 0.0
-    return W
+from shared import dense_solution, to_csr, random_symmetric  # noqa: E402
 
 
 @pytest.mark.parametrize("trial", range(10))

@@ -15,16 +15,9 @@ import pytest
 from lanp.kernels import InputError, pack_seeds
 from lanp.kernels.cuda import devices, limits
 from lanp.kernels.cuda import plan as cuda_plan
-from lanp.kernels.cuda.limits import DeviceLimits, KernelAttributes
+from lanp.kernels.cuda.limits import KernelAttributes
+from shared import DEVICES  # noqa: E402
 
-KIB = 1024
-DEVICES = {
-    # name, cc, SMs, smem/block, opt-in, smem/SM, regs/block, regs/SM, threads/block, threads/SM, reserved
-    "sm_75": DeviceLimits("Tesla T4", (7, 5), 40, 48 * KIB, 64 * KIB, 64 * KIB, 65536, 65536, 1024, 1024, 0),
-    "sm_86": DeviceLimits("NVIDIA A10", (8, 6), 72, 48 * KIB, 99 * KIB, 100 * KIB, 65536, 65536, 1024, 1536, KIB),
-    "sm_89": DeviceLimits("NVIDIA L4", (8, 9), 58, 48 * KIB, 99 * KIB, 100 * KIB, 65536, 65536, 1024, 1536, KIB),
-    "sm_90": DeviceLimits("NVIDIA H200", (9, 0), 132, 48 * KIB, 227 * KIB, 228 * KIB, 65536, 65536, 1024, 2048, KIB),
-}
 # the fused kernels' static shared array: double red[LANP_BLOCK] = 8 * 256 = 2048 bytes
 FUSED = KernelAttributes(static_shared=8 * cuda_plan.BLOCK, registers=128)
 # most dynamic bytes after the opt-in = opt-in - 2048

@@ -17,7 +17,7 @@ from lanp.kernels import InputError, backends, propagate, similarity, solve
 from lanp.kernels.cuda import devices
 from lanp.kernels.cuda import plan as cuda_plan
 from reference import propagate_reference, relative_error
-from test_cuda_plan import DEVICES
+from shared import DEVICES
 
 pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH or at /usr/local/bin/nvcc")
 

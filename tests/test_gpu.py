@@ -12,30 +12,9 @@ import pytest
 
 from lanp.kernels import InputError, backends, propagate, similarity, solve
 from reference import normalized_similarity, propagate_reference, relative_error
+from shared import usable, GPU_BACKENDS, BACKENDS, ragged  # noqa: E402
 
-GPU_BACKENDS = ("cupy", "numba-cuda")
 TOL = {"float32": 1e-4, "float64": 1e-6}
-
-
-def usable(name):
-    ok, reason = backends._REGISTRY[name].available() if name in backends._REGISTRY else (False, "not registered")
-    return ok, reason
-
-
-def backend_param(name):
-    ok, reason = usable(name)
-    return pytest.param(name, marks=[pytest.mark.gpu,
-                                     pytest.mark.skipif(not ok, reason=f"{name}: {reason}")])
-
-
-BACKENDS = [backend_param(n) for n in GPU_BACKENDS]
-
-
-def ragged(rng, lengths, D, dtype):
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    x = np.concatenate([rng.normal(size=D) + np.cumsum(rng.normal(scale=0.3, size=(L, D)), axis=0)
-                        for L in lengths])
-    return x.astype(dtype), offsets
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

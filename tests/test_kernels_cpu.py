@@ -10,17 +10,9 @@ from hypothesis import strategies as st
 import lanp.kernels as K
 from lanp.kernels import ConvergenceWarning, InputError
 from reference import normalized_similarity, propagate_packed_reference, relative_error
+from shared import smooth_features  # noqa: E402
 
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-7}
-
-
-def smooth_features(rng, lengths, dim, dtype=np.float32):
-    """Temporally smooth features with a per-video offset (like real snippet features)."""
-    parts = []
-    for L in lengths:
-        base = rng.normal(size=(1, dim))
-        parts.append(base + 0.3 * np.cumsum(rng.normal(size=(L, dim)), axis=0) / math.sqrt(max(L, 1)))
-    return np.concatenate(parts).astype(dtype), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 def graph_kwargs(distance, normalize, dim):

@@ -5,13 +5,7 @@ pytest.importorskip("sklearn")
 
 from lanp.kernels import InputError  # noqa: E402
 from lanp.evaluation.metrics import evaluate, frame_scores  # noqa: E402
-
-
-def pairwise_auc(y, s):
-    """Mann-Whitney AUC by counting every (positive, negative) pair; ties count one half."""
-    pos, neg = s[y == 1], s[y == 0]
-    diff = pos[:, None] - neg[None, :]
-    return ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+from shared import pairwise_auc, trapezoid_pr_reference, step_ap_reference  # noqa: E402
 
 
 def test_hand_computed_case():
@@ -82,29 +76,6 @@ def test_matching_by_name_and_unknown_video():
 def test_one_class_gives_none():
     r = evaluate({"a": np.array([0.1, 0.3])}, {"a": np.zeros(4, np.uint8)}, fps=2)
     assert r["auc"] is None and r["auc_abnormal"] is None and r["abnormal_videos"] == 0
-
-
-def trapezoid_pr_reference(y, s):
-    """Independent PR-curve area: one (recall, precision) point per distinct threshold, highest first,
-    starting from (0, 1), joined by straight lines."""
-    y, s = np.asarray(y), np.asarray(s, np.float64)
-    points = [(0.0, 1.0)]
-    for t in np.unique(s)[::-1]:
-        hit = s >= t
-        tp = float(np.sum(y[hit] == 1))
-        points.append((tp / y.sum(), tp / hit.sum()))
-    return sum((r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in zip(points, points[1:]))
-
-
-def step_ap_reference(y, s):
-    y, s = np.asarray(y), np.asarray(s, np.float64)
-    ap, prev = 0.0, 0.0
-    for t in np.unique(s)[::-1]:
-        hit = s >= t
-        tp = float(np.sum(y[hit] == 1))
-        ap += (tp / y.sum() - prev) * tp / hit.sum()
-        prev = tp / y.sum()
-    return ap
 
 
 def test_ap_and_pr_auc_differ_on_a_hand_computed_case():

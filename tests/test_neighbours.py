@@ -8,41 +8,10 @@ import pytest
 
 from lanp.kernels import InputError, Neighbours, anchor_neighbours
 from lanp.kernels.cpu import neighbours as cpu_neighbours
+from shared import anchor_reference as reference, random_case  # noqa: E402
 
 TOL = {np.float32: 1e-12, np.float64: 1e-13}      # absolute, on cosines in [-1, 1] (kept ones: float64)
 PICK = {np.float32: 2e-6, np.float64: 1e-13}     # candidates: picked by the compute dtype's matmul
-
-
-def reference(x, offsets, anchors, anchor_video, k, first_video=0):
-    """Brute force in float64: every cosine, same-video anchors masked, a stable sort on
-    (-similarity, anchor index). Returns (index (N, k), similarity (N, k), all cosines (N, A))."""
-    x = np.asarray(x, np.float64)
-    a = np.asarray(anchors, np.float64)
-    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (a / np.linalg.norm(a, axis=1, keepdims=True)).T
-    video = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets)) + first_video
-    masked = np.where(video[:, None] == np.asarray(anchor_video)[None, :], -np.inf, cos)
-    index = np.full((x.shape[0], k), -1)
-    sim = np.full((x.shape[0], k), -np.inf)
-    for i in range(x.shape[0]):
-        order = np.lexsort((np.arange(a.shape[0]), -masked[i]))
-        order = [o for o in order if np.isfinite(masked[i, o])][:k]
-        index[i, :len(order)] = order
-        sim[i, :len(order)] = masked[i, order]
-    return index, sim, masked
-
-
-def random_case(rng, dtype):
-    V = int(rng.integers(1, 7))
-    lengths = rng.integers(1, 25, size=V)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    D = int(rng.integers(1, 40))
-    x = rng.normal(size=(int(offsets[-1]), D)).astype(dtype)
-    first_video = int(rng.integers(0, 3))
-    A = int(rng.integers(0, 30))
-    anchors = rng.normal(size=(A, D)).astype(dtype)
-    anchor_video = rng.integers(0, V + first_video + 2, size=A)
-    k = int(rng.integers(1, 6))
-    return x, offsets, anchors, anchor_video, k, first_video
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

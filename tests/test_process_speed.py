@@ -12,7 +12,7 @@ import pytest
 from lanp.kernels import propagate
 from lanp.kernels.cpu import packed
 from lanp.kernels.cpu.rows import first_zero_row, video_sums
-from test_kernels_cpu import smooth_features
+from shared import smooth_features
 
 
 @pytest.mark.parametrize("window", [None, 4, 40])

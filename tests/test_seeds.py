@@ -8,7 +8,7 @@ import pytest
 from lanp.kernels import InputError, propagate, similarity, solve
 from lanp.kernels import is_uniform_seeds, pack_seeds
 from reference import propagate_reference, relative_error
-from test_gpu import BACKENDS as GPU_BACKENDS, ragged
+from shared import BACKENDS as GPU_BACKENDS, ragged
 
 BACKENDS = ["cpu", *GPU_BACKENDS]
 TOL = {"float32": 1e-4, "float64": 1e-7}

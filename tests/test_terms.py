@@ -9,7 +9,7 @@ import pytest
 
 from lanp.kernels import GraphParams, InputError, propagate, similarity, solve
 from reference import normalized_similarity, propagate_reference, relative_error
-from test_gpu import BACKENDS as GPU_BACKENDS, ragged
+from shared import BACKENDS as GPU_BACKENDS, ragged
 
 BACKENDS = ["cpu", *GPU_BACKENDS]
 TOL = {"float32": 1e-4, "float64": 1e-9}

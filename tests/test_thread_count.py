@@ -11,7 +11,7 @@ import pytest
 from lanp.kernels import propagate, similarity, solve
 from lanp.kernels.official import propagate_official, weight_distance
 from lanp.method.labels import loss_weights
-from test_kernels_cpu import smooth_features
+from shared import smooth_features
 
 pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
 

@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 from lanp.cli import main  # noqa: E402
 from lanp.data.io import write_h5  # noqa: E402
 from lanp.model.score import read_scores  # noqa: E402
-from test_metrics import pairwise_auc, step_ap_reference, trapezoid_pr_reference  # noqa: E402
+from shared import pairwise_auc, step_ap_reference, trapezoid_pr_reference  # noqa: E402
 
 FPS = 16
 

@@ -1,0 +1,143 @@
+"""Test helpers shared by several test modules (no test module imports another)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from lanp.kernels import backends
+from lanp.kernels.cuda.limits import DeviceLimits
+
+
+GPU_BACKENDS = ("cupy", "numba-cuda")
+
+
+def usable(name):
+    ok, reason = backends._REGISTRY[name].available() if name in backends._REGISTRY else (False, "not registered")
+    return ok, reason
+
+
+def backend_param(name):
+    ok, reason = usable(name)
+    return pytest.param(name, marks=[pytest.mark.gpu,
+                                     pytest.mark.skipif(not ok, reason=f"{name}: {reason}")])
+
+
+BACKENDS = [backend_param(n) for n in GPU_BACKENDS]
+
+
+def ragged(rng, lengths, D, dtype):
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    x = np.concatenate([rng.normal(size=D) + np.cumsum(rng.normal(scale=0.3, size=(L, D)), axis=0)
+                        for L in lengths])
+    return x.astype(dtype), offsets
+
+
+def smooth_features(rng, lengths, dim, dtype=np.float32):
+    """Temporally smooth features with a per-video offset (like real snippet features)."""
+    parts = []
+    for L in lengths:
+        base = rng.normal(size=(1, dim))
+        parts.append(base + 0.3 * np.cumsum(rng.normal(size=(L, dim)), axis=0) / math.sqrt(max(L, 1)))
+    return np.concatenate(parts).astype(dtype), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+KIB = 1024
+
+
+DEVICES = {
+    # name, cc, SMs, smem/block, opt-in, smem/SM, regs/block, regs/SM, threads/block, threads/SM, reserved
+    "sm_75": DeviceLimits("Tesla T4", (7, 5), 40, 48 * KIB, 64 * KIB, 64 * KIB, 65536, 65536, 1024, 1024, 0),
+    "sm_86": DeviceLimits("NVIDIA A10", (8, 6), 72, 48 * KIB, 99 * KIB, 100 * KIB, 65536, 65536, 1024, 1536, KIB),
+    "sm_89": DeviceLimits("NVIDIA L4", (8, 9), 58, 48 * KIB, 99 * KIB, 100 * KIB, 65536, 65536, 1024, 1536, KIB),
+    "sm_90": DeviceLimits("NVIDIA H200", (9, 0), 132, 48 * KIB, 227 * KIB, 228 * KIB, 65536, 65536, 1024, 2048, KIB),
+}
+
+
+def pairwise_auc(y, s):
+    """Mann-Whitney AUC by counting every (positive, negative) pair; ties count one half."""
+    pos, neg = s[y == 1], s[y == 0]
+    diff = pos[:, None] - neg[None, :]
+    return ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+
+
+def trapezoid_pr_reference(y, s):
+    """Independent PR-curve area: one (recall, precision) point per distinct threshold, highest first,
+    starting from (0, 1), joined by straight lines."""
+    y, s = np.asarray(y), np.asarray(s, np.float64)
+    points = [(0.0, 1.0)]
+    for t in np.unique(s)[::-1]:
+        hit = s >= t
+        tp = float(np.sum(y[hit] == 1))
+        points.append((tp / y.sum(), tp / hit.sum()))
+    return sum((r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in zip(points, points[1:]))
+
+
+def step_ap_reference(y, s):
+    y, s = np.asarray(y), np.asarray(s, np.float64)
+    ap, prev = 0.0, 0.0
+    for t in np.unique(s)[::-1]:
+        hit = s >= t
+        tp = float(np.sum(y[hit] == 1))
+        ap += (tp / y.sum() - prev) * tp / hit.sum()
+        prev = tp / y.sum()
+    return ap
+
+
+def dense_solution(W, y, alpha):
+    """z = (I - alpha D^-1/2 W D^-1/2)^-1 y in float64, degree-0 rows and columns of S zero."""
+    d = W.sum(axis=1)
+    dinv = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 0.0)
+    S = dinv[:, None] * W * dinv[None, :]
+    return np.linalg.solve(np.eye(W.shape[0]) - alpha * S, y), S
+
+
+def to_csr(W):
+    m = sp.csr_matrix(W)
+    m.sum_duplicates()
+    m.sort_indices()
+    return m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data.astype(np.float64)
+
+
+def random_symmetric(rng, N, density):
+    upper = sp.random(N, N, density=density, random_state=rng, format="coo")
+    W = sp.triu(upper, k=1)
+    W = (W + W.T).toarray()
+    isolated = rng.random(N) < 0.1                         # some rows of degree 0
+    W[isolated] = 0.0
+    W[:, isolated] = 0.0
+    return W
+
+
+def anchor_reference(x, offsets, anchors, anchor_video, k, first_video=0):
+    """Brute force in float64: every cosine, same-video anchors masked, a stable sort on
+    (-similarity, anchor index). Returns (index (N, k), similarity (N, k), all cosines (N, A))."""
+    x = np.asarray(x, np.float64)
+    a = np.asarray(anchors, np.float64)
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (a / np.linalg.norm(a, axis=1, keepdims=True)).T
+    video = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets)) + first_video
+    masked = np.where(video[:, None] == np.asarray(anchor_video)[None, :], -np.inf, cos)
+    index = np.full((x.shape[0], k), -1)
+    sim = np.full((x.shape[0], k), -np.inf)
+    for i in range(x.shape[0]):
+        order = np.lexsort((np.arange(a.shape[0]), -masked[i]))
+        order = [o for o in order if np.isfinite(masked[i, o])][:k]
+        index[i, :len(order)] = order
+        sim[i, :len(order)] = masked[i, order]
+    return index, sim, masked
+
+
+def random_case(rng, dtype):
+    V = int(rng.integers(1, 7))
+    lengths = rng.integers(1, 25, size=V)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    D = int(rng.integers(1, 40))
+    x = rng.normal(size=(int(offsets[-1]), D)).astype(dtype)
+    first_video = int(rng.integers(0, 3))
+    A = int(rng.integers(0, 30))
+    anchors = rng.normal(size=(A, D)).astype(dtype)
+    anchor_video = rng.integers(0, V + first_video + 2, size=A)
+    k = int(rng.integers(1, 6))
+    return x, offsets, anchors, anchor_video, k, first_video
