@@ -76,11 +76,14 @@ def get(name: str):
 
 def check_graph_memory(lengths, window, video_ids, where, budget=None) -> None:
     """lanp.kernels.check_graph_memory: :func:`lanp.kernels.memory.check_graph_memory` against
-    half of this host's available memory (``budget`` bytes if given), the check the method layer
-    runs before it reads a file. (It reads ``available_memory_bytes`` from this module, where the
+    half of this host's available memory (``budget`` bytes if given), for as many graphs at once as
+    the CPU kernels run threads, the check the method layer runs before it reads a file. (It reads ``available_memory_bytes`` from this module, where the
     command-line tests replace it.)"""
+    import numba
+
     memory.check_graph_memory(lengths, window, video_ids, where,
-                              available_memory_bytes() // 2 if budget is None else budget)
+                              available_memory_bytes() // 2 if budget is None else budget,
+                              threads=numba.get_num_threads())
 
 
 class LazyBackend:

@@ -36,10 +36,12 @@ def bug(where: str, video_ids, v: int, count: int) -> RuntimeError:
 
 
 def raise_for_status(status, where_idx, offsets, video_ids, params: Optional[GraphParams], where: str,
-                     messages: Optional[dict] = None) -> None:
+                     messages: Optional[dict] = None, features=None) -> None:
     """Turn per-video status codes (codes.STATUS_*; where_idx: the bad snippet) into one
     InputError naming the first bad video, snippet and row, or a RuntimeError for a video the
-    kernel never wrote. ``messages`` overrides the description of a status code."""
+    kernel never wrote. ``messages`` overrides the description of a status code. With the host
+    ``features`` the kernel read, a "zero" row that holds nonzero values is called what it is: a
+    squared norm that underflows in the compute dtype."""
     status = np.asarray(status)
     bad = np.flatnonzero(status != STATUS_OK)
     if not bad.size:
@@ -52,6 +54,12 @@ def raise_for_status(status, where_idx, offsets, video_ids, params: Optional[Gra
             STATUS_ZERO: f"an all-zero feature vector, which {why} cannot use",
             STATUS_NEGATIVE_DEGREE: "a negative degree", **(messages or {})}[int(status[v])]
     snippet = int(where_idx[v])
+    if int(status[v]) == STATUS_ZERO and features is not None and not messages:
+        row = np.asarray(features[int(offsets[v]) + snippet])
+        if np.any(row != 0):
+            what = (f"a feature vector whose squared norm underflows to 0 in {row.dtype} (largest |value| "
+                    f"{float(np.max(np.abs(row))):.3g}), which {why} cannot use: use --dtype float64 or rescale "
+                    f"the features")
     raise InputError(f"{where}: {video_name(video_ids, v)}, snippet {snippet} "
                      f"(row {int(offsets[v]) + snippet}) has {what}; {bad.size} bad video(s) in all")
 

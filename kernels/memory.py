@@ -35,17 +35,25 @@ def graph_bytes(lengths: np.ndarray, window) -> np.ndarray:
     return lengths * np.minimum(2 * window + 1, 2 * lengths - 1) * 8
 
 
-def check_graph_memory(lengths, window, video_ids, where, budget=None) -> None:
-    """Refuse (InputError with the size in GB and a remedy) a video whose graph needs more than
-    ``budget`` bytes (default :func:`host_budget`). lengths (V,), window None (dense) or k."""
+def check_graph_memory(lengths, window, video_ids, where, budget=None, threads: int = 1) -> None:
+    """Refuse (InputError with the size in GB and a remedy) graphs that need more than ``budget``
+    bytes (default :func:`host_budget`) at once: the largest video's alone, and the ``threads``
+    largest together (a parallel backend builds one video's graph per thread at the same time).
+    lengths (V,), window None (dense) or k."""
     need = graph_bytes(lengths, window)
     budget = host_budget() if budget is None else budget
     v = int(np.argmax(need))
+    remedy = "use a banded graph, e.g. --window 50" if window is None else "use a smaller --window"
     if need[v] > budget:
-        remedy = "use a banded graph, e.g. --window 50" if window is None else "use a smaller --window"
         raise InputError(f"{where}: {video_name(video_ids, v)} has L = {int(lengths[v])} snippets; its "
                          f"{'dense' if window is None else 'banded'} graph needs {need[v] / 1e9:.2f} GB "
                          f"but only {budget / 1e9:.2f} GB can be spent on one video: {remedy}")
+    threads = max(1, min(int(threads), need.shape[0]))
+    together = int(np.sort(need)[::-1][:threads].sum())
+    if threads > 1 and together > budget:
+        raise InputError(f"{where}: the {threads} largest graphs, built at once by {threads} threads, need "
+                         f"{together / 1e9:.2f} GB together but only {budget / 1e9:.2f} GB can be spent: {remedy}, "
+                         f"or run fewer threads (NUMBA_NUM_THREADS)")
 
 
 def check_total_memory(need_bytes: int, budget: int, where: str, remedy: str) -> None:

@@ -1,6 +1,7 @@
 """Backend ``cpu``: the numba kernels of this package, parallel over videos (always available)."""
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..arrays import to_numpy
@@ -25,7 +26,7 @@ class CpuBackend:
     def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where):
         x = np.ascontiguousarray(to_numpy(features), dtype=dt)
         lengths = np.diff(offsets)
-        check_graph_memory(lengths, graph.window, video_ids, where)
+        check_graph_memory(lengths, graph.window, video_ids, where, threads=numba.get_num_threads())
         V, N = lengths.shape[0], x.shape[0]
         z, iterations, residual, converged = poisoned_solver_outputs(N, V, dt)
         status, where_idx = poisoned_status(V)
@@ -34,7 +35,7 @@ class CpuBackend:
                                 graph.normalize, graph.inv_two_sigma2, graph.kernel_temporal_scale, *seeds,
                                 solver.alpha, solver.tol, solver.maxiter,
                                 z, iterations, residual, converged, status, where_idx)
-        raise_for_status(status, where_idx, offsets, video_ids, graph, where)
+        raise_for_status(status, where_idx, offsets, video_ids, graph, where, features=x)
         return Propagation(z, iterations, residual, converged, self.name)
 
     def similarity(self, features, offsets, graph, dt, video_ids, where):
@@ -54,7 +55,7 @@ class CpuBackend:
                                  dt.type(0), graph.band, graph.distance_code, graph.normalize,
                                  graph.inv_two_sigma2, graph.kernel_temporal_scale,
                                  values.reshape(-1, 1) if graph.window is None else values, status, where_idx)
-        raise_for_status(status, where_idx, offsets, video_ids, graph, where)
+        raise_for_status(status, where_idx, offsets, video_ids, graph, where, features=x)
         return Graph(values, offsets, graph_offsets, graph.window)
 
     def solve(self, g, solver, seeds):
