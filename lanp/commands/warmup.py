@@ -40,6 +40,7 @@ def steps(dtypes):
     import numpy as np
 
     from lanp import kernels as K
+    from lanp.kernels.cpu.rows import first_zero_row, video_sums
     from lanp.method.labels import loss_weights
 
     out = []
@@ -56,6 +57,8 @@ def steps(dtypes):
             out.append((f"similarity + solve, {shape}, {name}",
                         lambda x=x, off=off, w=window: K.solve(K.similarity(x, off, window=w, backend="cpu"),
                                                                backend="cpu")))
+        out.append((f"normal-list rows and the zero-row check, {name}",
+                    lambda x=x, off=off: (video_sums(x, off), first_zero_row(x))))
         out.append((f"loss weights, {name}",
                     lambda x=x: loss_weights(x, np.zeros(x.shape[0]), x[:2].astype(np.float64))))
         out.append((f"official presets, {name}",
