@@ -51,9 +51,9 @@ for i in range(cupy.cuda.runtime.getDeviceCount()):
 EOF
 
 echo "== GPU tests (pytest -m gpu) and host/simulator kernel tests"
-"$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_gpu.py tests/test_seeds.py tests/test_terms.py 2>&1 | tee "$WORK/gpu_tests.txt"
+"$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests/kernels/test_gpu.py tests/kernels/test_seeds.py tests/kernels/test_terms.py 2>&1 | tee "$WORK/gpu_tests.txt"
 GPU_RC=${PIPESTATUS[0]}
-"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host.py tests/test_cuda_plan.py tests/test_cupy_backend_host.py tests/test_numba_cuda_sim.py 2>&1 | tail -3 | tee "$WORK/host_tests.txt"
+"$PY" -m pytest -q -p no:cacheprovider tests/kernels/test_cuda_host.py tests/kernels/test_cuda_plan.py tests/kernels/test_cupy_backend_host.py tests/kernels/test_numba_cuda_sim.py 2>&1 | tail -3 | tee "$WORK/host_tests.txt"
 HOST_RC=${PIPESTATUS[0]}
 
 echo "== GPU benchmark"

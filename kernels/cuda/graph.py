@@ -15,7 +15,7 @@ arrays and atomics are used, so the kernel also runs under the CUDA simulator.
 The products t_i x_i are rounded on their own (libdevice's dmul_rn on the device), so FMA
 contraction cannot make d2_ij and d2_ji differ or leave a rounding residue for a repeated
 snippet: S is symmetric bit for bit and such a distance exactly 0, on the device as on the host
-(tests/test_gpu.py checks it where a GPU exists; the simulator computes in Python floats).
+(tests/kernels/test_gpu.py checks it where a GPU exists; the simulator computes in Python floats).
 """
 from __future__ import annotations
 

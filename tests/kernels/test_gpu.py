@@ -1,7 +1,7 @@
 """GPU backends on a real device against the float64 reference (skipped without one).
 
-Run on a GPU machine with ``bench/gpu_check.sh``, or ``pytest -m gpu tests/test_gpu.py
-tests/test_seeds.py tests/test_terms.py`` (the last two hold GPU rows of their own).
+Run on a GPU machine with ``bench/gpu_check.sh``, or ``pytest -m gpu tests/kernels/test_gpu.py
+tests/kernels/test_seeds.py tests/kernels/test_terms.py`` (the last two hold GPU rows of their own).
 """
 from __future__ import annotations
 

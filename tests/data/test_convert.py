@@ -12,7 +12,7 @@ from lanp.data.convert import (c2fpl_sources, convert, detect_format, folder_sou
 from lanp.data.io import FeatureFile
 from lanp.kernels import InputError
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "shanghaitech_i3d_sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "shanghaitech_i3d_sample"
 if not SAMPLE.exists():
     SAMPLE = Path("/work/shared/data/shanghaitech_i3d_sample")
 

@@ -333,7 +333,7 @@ def test_a_failing_shard_is_one_error_line_without_a_dask_traceback(d, tmp_path)
     packed(tmp_path / "b.h5", x, o, [f"b_{i}" for i in ids])
     p = subprocess.run([sys.executable, "-m", "lanp.cli", "propagate", "--features", str(d / "f.h5"),
                         str(tmp_path / "b.h5"), "--out", str(tmp_path / "out"), "--quiet"],
-                       capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert p.returncode == 2, p.stderr
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "b.h5" in lines[0] and "snippet 2" in lines[0], \

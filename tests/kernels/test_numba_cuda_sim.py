@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]          # the helpers live there
 
 SCRIPT = textwrap.dedent(r'''
     import itertools, json, os, sys, time

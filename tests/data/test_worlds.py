@@ -382,7 +382,7 @@ def test_docs_list_every_world_and_field():
     from dataclasses import fields
     from pathlib import Path
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "worlds.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "worlds.md").read_text()
     for name, spec in W.WORLDS.items():
         assert f"`{name}`" in doc, name
         for f in fields(spec):
@@ -399,7 +399,7 @@ def _bench_script():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "calibrate_worlds.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "calibrate_worlds.py"
     spec = importlib.util.spec_from_file_location("calibrate_worlds", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -26,7 +26,7 @@ from lanp.cli import main, propagate_main
 from lanp.data.synth import make_synthetic, write_synthetic
 from lanp.data.io import write_h5
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL = b"the existing output, which no failure may change\n"
 
 

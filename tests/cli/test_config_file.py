@@ -12,7 +12,7 @@ from lanp import config_file
 from lanp.cli import COMMANDS, _parser_for, main
 from lanp.kernels import InputError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def resolve(command, argv):

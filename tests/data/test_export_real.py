@@ -13,7 +13,7 @@ from lanp.cli import main  # noqa: E402
 from lanp.data.groundtruth import read_groundtruth, read_list  # noqa: E402
 from lanp.data.io import write_h5  # noqa: E402
 
-GT = Path(os.environ.get("LANP_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "gt"
+GT = Path(os.environ.get("LANP_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data" / "gt"
 pytestmark = pytest.mark.skipif(not GT.is_dir(), reason=f"real ground truth not found at {GT}")
 
 UCF_CLASSES = ["Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "RoadAccidents",

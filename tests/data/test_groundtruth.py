@@ -9,7 +9,7 @@ from lanp.data.groundtruth import (canonical_name, match_videos, read_frame_coun
 from lanp.data.io import write_h5
 from lanp.kernels import InputError
 
-GT = Path(os.environ.get("LANP_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "gt"
+GT = Path(os.environ.get("LANP_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data" / "gt"
 real = pytest.mark.skipif(not GT.is_dir(), reason=f"real ground truth not found at {GT}")
 
 
