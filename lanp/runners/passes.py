@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lanp.data.io import CHUNK_BYTES
+from lanp.outputs import checkpoint
 from lanp.method.recipe import Recipe
 from lanp.method.results import Decision, FirstPass, Labels
 
@@ -31,12 +32,14 @@ def read_chunks(source, dtype, chunk_bytes: int = CHUNK_BYTES):
     ranges = list(source.chunks(chunk_bytes, dtype.itemsize))
     if len(ranges) < 2 or not getattr(source, "prefetch", False):
         for v0, v1 in ranges:
+            checkpoint()                      # a Ctrl-C swallowed by a C callback stops here
             x, local = source.read(v0, v1, dtype=dtype, reuse=True)
             yield v0, v1, x, local
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lanp-reader") as reader:
         pending = reader.submit(source.read, *ranges[0], dtype=dtype, reuse=True, buffer=0)
         for i, (v0, v1) in enumerate(ranges):
+            checkpoint()
             x, local = pending.result()
             if i + 1 < len(ranges):     # buffer (i + 1) % 2: not the one the caller gets now
                 pending = reader.submit(source.read, *ranges[i + 1], dtype=dtype, reuse=True,
