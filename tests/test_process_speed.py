@@ -108,3 +108,26 @@ def test_warmup_covers_every_variant(monkeypatch, capsys):
     monkeypatch.setattr(warmup, "steps", lambda dtypes: [("one", lambda: calls.append(dtypes))])
     assert main(["warmup", "--dtype", "float32"]) == 0
     assert calls == [("float32",)] and "warmup: 1 kernel calls" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_kernels_run_in_a_forked_child(rng):
+    """The kernels' thread pool is per process: a child forked after a parallel call computes."""
+    import os
+    import numba
+    if numba.get_num_threads() < 2:
+        pytest.skip("one numba thread: no pool")
+    x, offsets = smooth_features(rng, [30, 40, 50, 60], 8, np.float32)
+    expected = propagate(x, offsets, backend="cpu").z
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                               # the child: compute, report, leave at once
+        try:
+            __import__("signal").alarm(120)    # a deadlocked pool kills the child, not the run
+            ok = np.array_equal(propagate(x, offsets, backend="cpu").z, expected)
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and status == 0

@@ -15,6 +15,7 @@ so the bits do not depend on which one ran.
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -29,20 +30,22 @@ from .normalise import unit_graph_needs_no_shift
 BAND_COMPACT_ENTRIES = 1 << 17      # bands above 1 MiB: CG on a compact copy of the upper half
 
 _POOL = None
+_POOL_PID = None                    # a forked child gets a pool of its own (the parent's threads are gone)
 
 
 def run_threads(kernel, bounds, *args) -> None:
     """kernel(lo, hi, *args) for thread t's slots [bounds[t], bounds[t+1]), one thread each (the
     calling thread takes the first share). ``kernel`` is a nogil numba function."""
-    global _POOL
+    global _POOL, _POOL_PID
     shares = [(int(bounds[t]), int(bounds[t + 1])) for t in range(len(bounds) - 1)]
     shares = [s for s in shares if s[1] > s[0]]
     if len(shares) <= 1:
         for lo, hi in shares:
             kernel(lo, hi, *args)
         return
-    if _POOL is None or _POOL._max_workers < len(shares) - 1:
+    if _POOL is None or _POOL_PID != os.getpid() or _POOL._max_workers < len(shares) - 1:
         _POOL = ThreadPoolExecutor(max_workers=len(shares) - 1, thread_name_prefix="lanp-kernel")
+        _POOL_PID = os.getpid()
     futures = [_POOL.submit(kernel, lo, hi, *args) for lo, hi in shares[1:]]
     kernel(*shares[0], *args)
     for f in futures:
