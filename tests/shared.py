@@ -141,3 +141,19 @@ def random_case(rng, dtype):
     anchor_video = rng.integers(0, V + first_video + 2, size=A)
     k = int(rng.integers(1, 6))
     return x, offsets, anchors, anchor_video, k, first_video
+
+
+def labelled_files(d, num_videos: int, max_length: int, seed: int):
+    """f.h5 + f.gt.h5 (lanp synth data), f.labels.h5, m.pt (2 epochs) and s.h5 in folder ``d``,
+    each made by its CLI command: the inputs every command's bad-input tests start from."""
+    from lanp.cli import main, propagate_main
+    from lanp.data.synth import make_synthetic, write_synthetic
+
+    synth = make_synthetic(num_videos=num_videos, dim=8, min_length=6, max_length=max_length, seed=seed)
+    write_synthetic(synth, d / "f.h5", d / "f.gt.h5")
+    assert propagate_main(["--features", str(d / "f.h5"), "--out", str(d / "f.labels.h5"), "--quiet"]) == 0
+    assert main(["train", "--features", str(d / "f.h5"), "--labels", str(d / "f.labels.h5"), "--out",
+                 str(d / "m.pt"), "--epochs", "2", "--quiet"]) == 0
+    assert main(["score", "--model", str(d / "m.pt"), "--features", str(d / "f.h5"), "--out",
+                 str(d / "s.h5"), "--quiet"]) == 0
+    return synth

@@ -90,12 +90,13 @@ def _frame_count(value, where: str) -> int:
     return int(value)
 
 
-def _unique(ids, where: str) -> None:
+def refuse_duplicate_ids(ids, where: str, verb: str = "listed") -> None:
+    """Refuse a video id that appears twice (naming both places): one of them would be dropped."""
     first: Dict[str, int] = {}
     for v, vid in enumerate(ids):
         if vid in first:
             raise InputError(f"{where}: video id {vid!r} appears twice (videos {first[vid]} and {v}); every "
-                             f"video must be listed once, or one of them would be dropped")
+                             f"video must be {verb} once, or one of them would be dropped")
         first[vid] = v
 
 
@@ -129,7 +130,7 @@ def read_lanp_gt(path, fps: int = FRAMES_PER_SNIPPET) -> Dict[str, np.ndarray]:
         raise InputError(f"ground-truth file {str(path)!r}: 'video_ids' must be a 1-D dataset of strings, got "
                          f"{np.asarray(data['video_ids']).dtype} {np.shape(data['video_ids'])}")
     ids = list(data["video_ids"])
-    _unique(ids, f"ground-truth file {str(path)!r}")
+    refuse_duplicate_ids(ids, f"ground-truth file {str(path)!r}")
     labels = _as_labels(labels, f"ground-truth file {str(path)!r}")
     if (offsets.shape != (len(ids) + 1,) or offsets[0] != 0 or offsets[-1] != labels.shape[0]
             or np.any(np.diff(offsets) < 0)):

@@ -133,10 +133,6 @@ def read_scores(path) -> Dict[str, np.ndarray]:
         v = int(np.searchsorted(o, row, side="right")) - 1
         raise InputError(f"scores file {str(path)!r}: video {ids[v]!r}, snippet {row - int(o[v])} has score "
                          f"{float(s[row])}: every score must be finite (a broken model or features?)")
-    first: Dict[str, int] = {}
-    for v, vid in enumerate(ids):
-        if vid in first:
-            raise InputError(f"scores file {str(path)!r}: video id {vid!r} appears twice (videos {first[vid]} "
-                             f"and {v}); every video must be scored once, or one of them would be dropped")
-        first[vid] = v
+    from lanp.data.groundtruth import refuse_duplicate_ids
+    refuse_duplicate_ids(ids, f"scores file {str(path)!r}", verb="scored")
     return {vid: s[o[v]:o[v + 1]] for v, vid in enumerate(ids)}

@@ -3,7 +3,6 @@ scoring, duplicated video ids, damaged or unusual HDF5, extreme but parseable va
 were accepted without a word, and messages that name the file, the video, the snippet and the value.
 Each case runs the command line in-process and checks exit code 2, one ``error:`` line, the words
 that must be in it, and that nothing was written."""
-import os
 from pathlib import Path
 
 import h5py
@@ -11,20 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from lanp.cli import main, propagate_main
+from lanp.cli import main
 from lanp.data.synth import make_synthetic, write_synthetic
+from shared import labelled_files  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def d(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
-    synth = make_synthetic(num_videos=12, dim=8, min_length=6, max_length=24, seed=5)
-    write_synthetic(synth, d / "f.h5", d / "f.gt.h5")
-    assert propagate_main(["--features", str(d / "f.h5"), "--out", str(d / "f.labels.h5"), "--quiet"]) == 0
-    assert main(["train", "--features", str(d / "f.h5"), "--labels", str(d / "f.labels.h5"), "--out",
-                 str(d / "m.pt"), "--epochs", "2", "--quiet"]) == 0
-    assert main(["score", "--model", str(d / "m.pt"), "--features", str(d / "f.h5"), "--out",
-                 str(d / "s.h5"), "--quiet"]) == 0
+    labelled_files(d, num_videos=12, max_length=24, seed=5)
     return d
 
 

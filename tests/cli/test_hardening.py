@@ -17,13 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from lanp import outputs
-from lanp.cli import main, propagate_main
-from lanp.data.synth import make_synthetic, write_synthetic
+from lanp.cli import main
+from shared import labelled_files  # noqa: E402
 from lanp.data.io import write_h5
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,13 +33,7 @@ ORIGINAL = b"the existing output, which no failure may change\n"
 def data(tmp_path_factory):
     """Features, ground truth, labels, a model and scores for every command."""
     d = tmp_path_factory.mktemp("hardening")
-    synth = make_synthetic(num_videos=16, dim=8, min_length=6, max_length=30, seed=3)
-    write_synthetic(synth, d / "f.h5", d / "f.gt.h5")
-    assert propagate_main(["--features", str(d / "f.h5"), "--out", str(d / "f.labels.h5"), "--quiet"]) == 0
-    assert main(["train", "--features", str(d / "f.h5"), "--labels", str(d / "f.labels.h5"), "--out",
-                 str(d / "m.pt"), "--epochs", "2", "--quiet"]) == 0
-    assert main(["score", "--model", str(d / "m.pt"), "--features", str(d / "f.h5"), "--out",
-                 str(d / "s.h5"), "--quiet"]) == 0
+    labelled_files(d, num_videos=16, max_length=30, seed=3)
     npy = d / "npy"
     npy.mkdir()
     rng = np.random.default_rng(18)
