@@ -89,6 +89,7 @@ def _overrides(args) -> dict:
 def run(args) -> int:
     from pathlib import Path
 
+    from lanp import config_file
     from lanp.data import worlds as W
     from lanp.data.synth import write_synthetic
 
@@ -107,16 +108,16 @@ def run(args) -> int:
     if isinstance(spec, W.EasySpec):
         # the original lanp synth data, bit for bit: one dataset per seed, the test set at seed + 1
         data = W.easy_dataset(spec, videos, dim, args.seed, args.world_seed, "video")
-        write_synthetic(data, out, gt)
+        write_synthetic(data, out, gt, attrs=config_file.output_attrs())
         written.append((out, gt, data))
         if test_out is not None:
             test = W.easy_dataset(spec, test_videos, dim, args.seed + 1, args.world_seed, "test")
-            write_synthetic(test, test_out, test_gt)
+            write_synthetic(test, test_out, test_gt, attrs=config_file.output_attrs())
             written.append((test_out, test_gt, test))
     else:
         data = W.generate(args.world, seed=args.seed, world_seed=args.world_seed, train_videos=videos,
                           test_videos=test_videos, dim=dim, **overrides)
-        attrs = {"world": args.world, "seed": args.seed, "world_seed": args.world_seed}
+        attrs = {"world": args.world, "seed": args.seed, "world_seed": args.world_seed, **config_file.output_attrs()}
         W.write_split(data.train, out, gt, {**attrs, "split": "train"})
         written.append((out, gt, data.train))
         if test_out is not None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Optional
+
 import numpy as np
 
 FRAMES_PER_SNIPPET = 16
@@ -78,15 +80,16 @@ def make_synthetic(num_videos: int = 120, dim: int = 64, min_length: int = 24, m
 
 
 def write_synthetic(data: SyntheticDataset, features_path, gt_path=None,
-                    frames_per_snippet: int = FRAMES_PER_SNIPPET) -> None:
-    """Features in the packed layout; ground truth as lanp's packed gt.h5 (frame and snippet labels)."""
+                    frames_per_snippet: int = FRAMES_PER_SNIPPET, attrs: Optional[dict] = None) -> None:
+    """Features in the packed layout; ground truth as lanp's packed gt.h5 (frame and snippet labels).
+    ``attrs`` are added to both files' attributes (e.g. the command's resolved configuration)."""
     from lanp.data.io import write_h5
     write_h5(features_path, {"features": data.features, "offsets": data.offsets,
                              "video_ids": data.video_ids},
-             {"generator": "lanp.data.synth", "frames_per_snippet": frames_per_snippet})
+             {"generator": "lanp.data.synth", "frames_per_snippet": frames_per_snippet, **(attrs or {})})
     if gt_path is not None:
         frames, frame_offsets = data.frame_labels(frames_per_snippet)
         write_h5(gt_path, {"frame_labels": frames, "frame_offsets": frame_offsets,
                            "snippet_labels": data.snippet_labels, "offsets": data.offsets,
                            "video_ids": data.video_ids, "video_labels": data.video_labels},
-                 {"frames_per_snippet": frames_per_snippet})
+                 {"frames_per_snippet": frames_per_snippet, **(attrs or {})})
