@@ -78,12 +78,13 @@ def test_no_anchors_and_all_own_video():
 
 def test_chunks_and_file_chunks_give_the_same_bits(rng, monkeypatch):
     x, offsets, anchors, anchor_video, k, _ = random_case(rng, np.float32)
-    x = np.concatenate([x] * 8)                                  # enough rows for several chunks
-    offsets = np.concatenate([offsets[:-1] + i * offsets[-1] for i in range(8)] + [[8 * offsets[-1]]])
+    reps = max(8, -(-200 // int(offsets[-1])))                 # > 3 chunks of 64 rows, whatever was drawn
+    x = np.concatenate([x] * reps)
+    offsets = np.concatenate([offsets[:-1] + i * offsets[-1] for i in range(reps)] + [[reps * offsets[-1]]])
     anchor_video = rng.integers(0, len(offsets), size=anchors.shape[0])
     whole = anchor_neighbours(x, offsets, anchors, anchor_video, k=k, backend="cpu")
     monkeypatch.setattr(cpu_neighbours, "CHUNK_BYTES", 1)        # 64 rows per matmul
-    assert cpu_neighbours.chunk_rows(anchors.shape[0], 4, x.shape[0]) == min(64, x.shape[0])
+    assert cpu_neighbours.chunk_rows(anchors.shape[0], 4, x.shape[0]) == 64 < x.shape[0] // 3
     small = anchor_neighbours(x, offsets, anchors, anchor_video, k=k, backend="cpu")
     _, _, masked = reference(x, offsets, anchors, anchor_video, k)
     differ = small.index != whole.index          # only near-ties of the float32 matmul may differ
@@ -104,8 +105,12 @@ def test_dtype_float64_on_float32_features(rng):
     x, offsets, anchors, anchor_video, k, first_video = random_case(rng, np.float32)
     r = anchor_neighbours(x, offsets, anchors, anchor_video, k=k, first_video=first_video, dtype=np.float64,
                           backend="cpu")
-    index, sim, _ = reference(x, offsets, anchors, anchor_video, k, first_video)
-    np.testing.assert_array_equal(r.index, index)
+    index, sim, masked = reference(x, offsets, anchors, anchor_video, k, first_video)
+    # places may swap only between anchors whose float64 cosines tie to rounding (e.g. D = 1: all +-1)
+    differ = r.index != index
+    rows = np.nonzero(differ)[0]
+    assert np.all(r.index[differ] >= 0) and np.all(index[differ] >= 0), f"D={x.shape[1]}"
+    assert np.all(np.abs(masked[rows, r.index[differ]] - masked[rows, index[differ]]) <= 1e-13), f"D={x.shape[1]}"
     ok = index >= 0
     assert np.all(np.abs(r.similarity[ok] - sim[ok]) <= 1e-13)
 
