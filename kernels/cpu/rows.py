@@ -123,7 +123,8 @@ def video_sums_slots(v0, v1, x, offsets, sums):
 
 def video_sums(x, offsets) -> np.ndarray:
     """(V, D) float64 column sums of every video's rows, equal bit for bit to
-    ``np.add.reduceat(np.asarray(x, np.float64), offsets[:-1], axis=0)``; x (N, D) float32/64
+    ``np.add.reduceat(np.asarray(x, np.float64), offsets[:-1], axis=0)`` (but the sign of a zero
+    sum, which can come out +0.0 where numpy's is -0.0); x (N, D) float32/64
     C-contiguous, offsets (V+1,) int64, every video non-empty. Videos are split over numba's
     threads by rows (a nogil kernel per thread)."""
     import numba
