@@ -169,12 +169,12 @@ REFINE_ROUNDS = 2          # retrainings after the first (a training-only stop m
 REFINE_STOP = 0.01         # stop when fewer than 1 % of the training snippets change label
 
 
-def refined(name: str, seed: int, data: dict, config: CompareConfig, work: Path, labels) -> dict:
+def refined(name: str, seed: int, data: dict, config: CompareConfig, work: Path, labels, ratio: float) -> dict:
     """Self-paced refinement of a recipe's labels, on training data only.
 
     Round 0 trains on the recipe's pseudo-labels. Each later round re-labels the training snippets
     from the detector's own training scores s: the videos the recipe called abnormal keep their
-    floor(r L) highest-s snippets as pseudo-abnormal (r: the recipe's ratio), and every weight
+    floor(r L) highest-s snippets as pseudo-abnormal (``ratio``: the recipe's r), and every weight
     becomes w = exp(-|s - y_hat|), so the snippets the detector disputes most count least (the
     suspicious ones are dropped gradually, as in self-paced learning). It stops after
     REFINE_ROUNDS retrainings, or sooner when fewer than REFINE_STOP of the labels change. The test
@@ -183,7 +183,6 @@ def refined(name: str, seed: int, data: dict, config: CompareConfig, work: Path,
 
     _, otr, idtr = data["train"]
     pseudo, weight = labels.pseudo_label, labels.weight
-    ratio = float(labels.attrs.get("crossvideo_abnormal_ratio", labels.attrs.get("abnormal_ratio", 0.4)))
     rounds = 0
     for rounds in range(REFINE_ROUNDS + 1):
         test_scores, train_scores = _train_and_score(data["train_path"], data["test_path"], work, f"{name}.r{rounds}",
@@ -209,11 +208,11 @@ def run_method(name: str, seed: int, data: dict, config: CompareConfig, work: Pa
     xte, ote, _ = data["test"]
     none = {"video_score": None, "video_abnormal": None}
     if name in REFINED:
-        base = REFINED[name]
-        key = (base, None)
+        recipe = method_recipe(REFINED[name], pc, seed)
+        key = (REFINED[name], None)
         if key not in cache:
-            cache[key] = label_arrays(method_recipe(base, pc, seed), xtr, otr, idtr, data["train_path"])
-        return refined(name, seed, data, config, work, cache[key])
+            cache[key] = label_arrays(recipe, xtr, otr, idtr, data["train_path"])
+        return refined(name, seed, data, config, work, cache[key], recipe.abnormal_ratio)
     if name in RECIPE_METHODS:
         key = (name, seed if name in ABLATIONS and ABLATIONS[name].seeds == "random" else None)
         if key not in cache:

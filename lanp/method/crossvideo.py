@@ -16,8 +16,8 @@ training lengths). n is comparable across videos, so the rest of the recipe is d
   0.4 labels many normal snippets of short anomalies);
 - normal list and weights as the paper's (mean features, w = exp(-|d - y_hat|)).
 
-The in-video propagation still runs (its CG statistics are reported, and the diagnostics compare
-the two normalities), but the labels come from n. The anchors are gathered in a context pass
+The in-video propagation still runs (its CG iterations and residuals are what the labels file
+reports), but the labels come from n. The anchors are gathered in a context pass
 before the first pass (:meth:`context_rows`), so every runner — in memory, one file, sharded —
 computes the same n.
 """
@@ -29,8 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from lanp.kernels import anchor_neighbours
-from lanp.method import video_scores
+from lanp.kernels import anchor_neighbours, pack_seeds
 from lanp.method.options import PropagateConfig
 from lanp.method.recipe import Recipe
 
@@ -45,22 +44,6 @@ class CrossVideoSettings:
 
     def attrs(self) -> dict:
         return {f"crossvideo_{k}": v for k, v in asdict(self).items()}
-
-
-def _low_tail_stats(z, offsets):
-    q = [np.quantile(np.asarray(z[a:b], dtype=np.float64), video_scores.TAIL_QUANTILE)
-         for a, b in zip(offsets[:-1], offsets[1:])]
-    return {"z_q10": np.asarray(q, dtype=np.float64)}
-
-
-def _low_tail(stats, lengths):
-    return 1.0 - stats["z_q10"], {"video_score": "low-tail", "video_score_quantile": video_scores.TAIL_QUANTILE}
-
-
-if "low-tail" not in video_scores.names():
-    video_scores.register(video_scores.VideoScore(
-        "low-tail", "1 - the 10 % quantile of z (for normalities comparable across videos)",
-        _low_tail_stats, _low_tail))
 
 
 class CrossVideoRecipe(Recipe):
@@ -79,14 +62,12 @@ class CrossVideoRecipe(Recipe):
 
     # -- context: the anchors -------------------------------------------------------------
     def context_rows(self, x: np.ndarray, offsets: np.ndarray, first_video: int):
-        """(rows (m, D) float64, global video (m,)) of the anchors in this chunk: each video's seeds."""
-        positions, videos = [], []
-        for v, n in enumerate(np.diff(offsets)):
-            own = sorted({int(s) % int(n) for s in self.config.seeds})   # distinct seed positions
-            positions.extend(int(offsets[v]) + p for p in own)
-            videos.extend([first_video + v] * len(own))
-        positions, videos = np.asarray(positions, dtype=np.int64), np.asarray(videos, dtype=np.int64)
-        return np.asarray(x[positions], dtype=np.float64), videos.astype(np.int64)
+        """(rows (m, D) float64, global video (m,)) of the anchors in this chunk: each video's
+        distinct seed snippets, in order."""
+        positions, seed_offsets = pack_seeds(self.config.seeds, np.diff(offsets))
+        video = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(seed_offsets))
+        video, local = np.unique(np.stack([video, positions], axis=1), axis=0).T   # distinct, by video
+        return np.asarray(x[offsets[video] + local], dtype=np.float64), video + first_video
 
     def with_context(self, rows: np.ndarray, videos: np.ndarray) -> "CrossVideoRecipe":
         out = CrossVideoRecipe(self.config, self.settings)

@@ -14,6 +14,8 @@ in the global step on those small arrays of the whole dataset.
   statistic: one odd snippet does not move it, a tenth of the video does).
 - ``seed-low-tail-length-adjusted``: seed-low-tail minus its robust (Huber) straight-line fit on
   log L (the low tail of a longer video reaches lower by chance: seed-low-tail rises with length).
+- ``low-tail``: 1 - q10 of z itself, for normalities already comparable across videos (the
+  cross-video recipe's similarity to other videos' seeds).
 - ``share-below``: the share of a video's snippets whose zn falls below a dataset-level threshold,
   the 10 % quantile of zn over all snippets of the dataset (from per-video histograms of zn on
   [0, 2] in 400 bins, so it is computed per video in the first pass and combined globally).
@@ -134,10 +136,22 @@ TAIL_QUANTILE = 0.1
 HIST_EDGES = np.linspace(0.0, 2.0, 401)
 
 
+def _video_quantiles(values, offsets) -> np.ndarray:
+    """(V,) float64: the TAIL_QUANTILE quantile of ``values`` over each video."""
+    return np.asarray([np.quantile(np.asarray(values[a:b], dtype=np.float64), TAIL_QUANTILE)
+                       for a, b in zip(offsets[:-1], offsets[1:])], dtype=np.float64)
+
+
 def _low_tail_stats(z, offsets) -> Stats:
-    zn = seed_normalised(z, offsets)
-    q = [np.quantile(zn[a:b], TAIL_QUANTILE) for a, b in zip(offsets[:-1], offsets[1:])]
-    return {"zn_q10": np.asarray(q, dtype=np.float64)}
+    return {"zn_q10": _video_quantiles(seed_normalised(z, offsets), offsets)}
+
+
+def _raw_low_tail_stats(z, offsets) -> Stats:
+    return {"z_q10": _video_quantiles(z, offsets)}
+
+
+def _raw_low_tail(stats: Stats, lengths) -> Tuple[np.ndarray, dict]:
+    return 1.0 - stats["z_q10"], {"video_score": "low-tail", "video_score_quantile": TAIL_QUANTILE}
 
 
 def _low_tail(stats: Stats, lengths) -> Tuple[np.ndarray, dict]:
@@ -176,6 +190,8 @@ def _low_tail_length_adjusted(stats: Stats, lengths) -> Tuple[np.ndarray, dict]:
 
 register(VideoScore("seed-low-tail-length-adjusted", "seed-low-tail minus its robust fit on log length",
                     _low_tail_stats, _low_tail_length_adjusted))
+register(VideoScore("low-tail", "1 - the 10 % quantile of z (for normalities comparable across videos, "
+                    "e.g. the cross-video recipe's)", _raw_low_tail_stats, _raw_low_tail))
 register(VideoScore("share-below", "share of snippets whose seed-calibrated z is below the dataset's 10 % quantile",
                     _hist_stats, _share_below))
 

@@ -51,18 +51,23 @@ def read_chunks(source, dtype, chunk_bytes: int = CHUNK_BYTES):
                 raise
 
 
+def context_rows(recipe: Recipe, source, chunk_bytes: int = CHUNK_BYTES):
+    """(rows, video of each row) of :meth:`Recipe.context_rows` over every video of ``source``;
+    the videos are the source's own indices (a sharded run shifts them by the shard's place)."""
+    rows, videos = [], []
+    for v0, v1, x, local in read_chunks(source, recipe.read_dtype(), chunk_bytes):
+        r, v = recipe.context_rows(x, local, v0)
+        rows.append(r)
+        videos.append(v)
+    return np.concatenate(rows), np.concatenate(videos)
+
+
 def gather_context(recipe: Recipe, source, chunk_bytes: int = CHUNK_BYTES) -> Recipe:
     """The recipe with its context (e.g. the cross-video anchors) from every video of ``source``;
     recipes that need none come back as they are."""
     if not recipe.needs_context:
         return recipe
-    dtype = recipe.read_dtype()
-    rows, videos = [], []
-    for v0, v1, x, local in read_chunks(source, dtype, chunk_bytes):
-        r, v = recipe.context_rows(x, local, v0)
-        rows.append(r)
-        videos.append(v)
-    return recipe.with_context(np.concatenate(rows), np.concatenate(videos))
+    return recipe.with_context(*context_rows(recipe, source, chunk_bytes))
 
 
 def first_pass(recipe: Recipe, source, progress: bool = False, chunk_bytes: int = CHUNK_BYTES,

@@ -184,13 +184,7 @@ def propagate_shard(path, wpath, recipe: Recipe, resume: bool = False, chunk_byt
 def context_shard(path, recipe: Recipe, chunk_bytes: int = CHUNK_BYTES):
     """Pass 0 of one shard for recipes with a context: (rows, local video of each row, videos)."""
     with FeatureFile(path) as ff:
-        rows, videos = [], []
-        for v0, v1 in ff.chunks(chunk_bytes, recipe.read_dtype().itemsize):
-            x, local = ff.read(v0, v1, dtype=recipe.read_dtype(), reuse=True)
-            r, v = recipe.context_rows(x, local, v0)
-            rows.append(r)
-            videos.append(v)
-        return np.concatenate(rows), np.concatenate(videos), ff.num_videos
+        return (*passes.context_rows(recipe, ff, chunk_bytes), ff.num_videos)
 
 
 def _output_done(out_path, key) -> Optional[int]:
@@ -341,7 +335,6 @@ def run_sharded(inputs: Sequence, outputs: Sequence, recipe, *, scheduler: Optio
     recipe.check_dataset(len(video_ids))
     decision = recipe.decide(first, video_ids, where)
     recipe.warn(first, video_ids, where)
-    first_video = starts
     snippet_first = np.concatenate([[0], np.cumsum([int(s.first.lengths.sum()) for s in shards])])
     means_future = client.scatter(decision.means, broadcast=True)
 
@@ -349,7 +342,7 @@ def run_sharded(inputs: Sequence, outputs: Sequence, recipe, *, scheduler: Optio
     key = run_key([s.key for s in shards], recipe)
     futures = []
     for i, (p, w, o) in enumerate(zip(inputs, works, outputs)):
-        a, b = int(first_video[i]), int(first_video[i + 1])
+        a, b = int(starts[i]), int(starts[i + 1])
         shard_attrs = {**config_file.output_attrs(), "dist_run_key": key, "dist_shard_index": i, "dist_num_shards": len(inputs),
                        "dist_total_videos": len(video_ids), "dist_total_snippets": int(snippet_first[-1]),
                        "dist_video_offset": a, "dist_snippet_offset": int(snippet_first[i])}
