@@ -147,8 +147,10 @@ def run_worlds(worlds: Sequence[str], out_dir, config: Optional[CompareConfig] =
     unknown = [w for w in worlds if w not in WORLDS]
     if unknown or not worlds:
         raise InputError(f"--worlds {','.join(unknown) or '(none)'}: choose from {', '.join(WORLDS)}")
+    from lanp.outputs import check_output
+
     log = log or (lambda message: print(message, flush=True))
-    out = Path(out_dir)
+    out = check_output(out_dir, "--out", folder=True)      # before any work: a folder we may write
     t_all = time.perf_counter()
     fps = config.frames_per_snippet
     per_world = {}

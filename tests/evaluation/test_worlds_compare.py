@@ -48,3 +48,13 @@ def test_refusals(tmp_path):
         run_worlds(["nowhere"], tmp_path / "x", CompareConfig(methods=["lanp"], seeds=1, epochs=1))
     assert main(["compare", "--worlds", "easy", "--train", "t.h5", "--out", str(tmp_path / "y")]) == 2
     assert main(["compare", "--out", str(tmp_path / "z")]) == 2                      # neither data nor worlds
+
+
+def test_an_existing_file_as_out_is_refused_before_any_work(tmp_path, capsys):
+    target = tmp_path / "afile"
+    target.write_text("keep")
+    assert main(["compare", "--worlds", "easy", "--methods", "lanp", "--seeds", "1", "--epochs", "1",
+                 "--out", str(target)]) == 2
+    captured = capsys.readouterr()
+    assert "== world" not in captured.out and "error:" in captured.err and "--out" in captured.err
+    assert target.read_text() == "keep"
