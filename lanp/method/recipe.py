@@ -115,7 +115,7 @@ class Recipe:
         is read again; otherwise each row is read up to its first nonzero value
         (:func:`lanp.kernels.cpu.rows.first_zero_row`)."""
         c = self.config
-        if type(self).normality is Recipe.normality and (c.normalize in (True, "l2") or c.distance == "cosine"):
+        if type(self).normality is Recipe.normality and (c.normalize == "l2" or c.distance == "cosine"):
             return
         from lanp.kernels.cpu.rows import first_zero_row
         row = int(first_zero_row(np.ascontiguousarray(x))) if x.ndim == 2 and x.shape[0] else -1
