@@ -15,7 +15,8 @@ OPTIONS = tuple(f.name for f in fields(PropagateConfig) if f.name != "preset")
 
 
 def label(features, offsets=None, *, preset: str = "recommended", video_ids: Optional[Sequence[str]] = None,
-          recipe: Optional[Recipe] = None, **options) -> Labels:
+          recipe: Optional[Recipe] = None, human=None, source=None, adapt: str = "coral",
+          **options) -> Labels:
     """Normality, pseudo-labels and loss weights of every video, in memory.
 
     features: packed (N, D) or (N, C, D) snippet features with ``offsets`` (V+1,) (video v owns
@@ -26,6 +27,13 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
     options: any option of :class:`lanp.method.options.PropagateConfig` (alpha, sigma, window,
         seeds, n_normal, video_score, ...), as ``lanp propagate`` takes them.
     recipe: a :class:`lanp.method.recipe.Recipe` to run instead of the preset's (options unused).
+    human: a :class:`lanp.data.human_labels.HumanLabels` (a few labelled videos or spans): few-shot
+        lanp (:mod:`lanp.method.fewshot`, presets recommended and paper) with its extra outputs
+        ``abnormality``, ``label_source``, ``video_human``; empty labels give plain lanp's numbers.
+    source: ``(source_features, source_offsets, source_ids)``: cross-domain few-shot, ``human``
+        names these SOURCE videos; their spans, aligned into the target's space by ``adapt``
+        ('coral' | 'whiten' | 'none', fitted on the target's confident normal snippets), seed the
+        most similar snippets of ``features`` (docs/fewshot.md).
 
     Returns a :class:`lanp.method.results.Labels`: normality (N,), pseudo_label (N,) uint8,
     weight (N,) float32, video_score (V,), video_abnormal (V,) bool, cg_iterations,
@@ -44,12 +52,25 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}: choose from {', '.join(OPTIONS)}")
-    if recipe is None:
-        recipe = preset_recipe(PropagateConfig(preset=preset, **options))
-    elif options:
+    if recipe is not None and options:
         raise ValueError(f"options {', '.join(sorted(options))} are not used with recipe=: set them on the recipe")
+    if recipe is not None and (human is not None or source is not None):
+        raise ValueError("human= and source= build the few-shot recipe: give them without recipe=")
+    if source is not None and human is None:
+        raise ValueError("source= (cross-domain few-shot) needs human=: the labels of the source videos")
     if offsets is None:
-        source = ArraySource.from_videos(features, video_ids)
+        target = ArraySource.from_videos(features, video_ids)
     else:
-        source = ArraySource(features, offsets, video_ids)
-    return passes.run(recipe, source)
+        target = ArraySource(features, offsets, video_ids)
+    if recipe is None:
+        config = PropagateConfig(preset=preset, **options)
+        if human is None:
+            recipe = preset_recipe(config)
+        else:
+            from lanp.runners.file import fewshot_recipe
+            if source is not None:
+                if len(source) != 3:
+                    raise ValueError("source must be (source_features, source_offsets, source_ids)")
+                source = ArraySource(source[0], source[1], source[2], path="source features")
+            recipe = fewshot_recipe(config, target, human, source, adapt)
+    return passes.run(recipe, target)

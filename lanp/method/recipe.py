@@ -201,3 +201,8 @@ class Recipe:
         pseudo = self.pseudo_labels(z, offsets, abnormal)
         return pseudo, self.weights(x, pseudo, decision.means)
 
+    def outputs(self, first: FirstPass) -> dict:
+        """The labels' ``normality`` (N,) float32 from the first pass, plus any datasets a variant
+        adds (name -> array; the few-shot recipe's abnormality and label sources)."""
+        return {"normality": np.asarray(first.z, dtype=np.float32)}
+

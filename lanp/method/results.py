@@ -99,6 +99,9 @@ class Labels:
     normality (N,) z as float32 (or float64 where a recipe keeps it); pseudo_label (N,) uint8;
     weight (N,) float32; video_score (V,) float32; video_abnormal (V,) bool; cg_iterations (V,)
     int32; cg_residual (V,) float32; cg_converged (V,) bool; offsets (V+1,); video_ids (V,).
+    extra: datasets a recipe adds, by name; few-shot runs (:mod:`lanp.method.fewshot`) add
+    abnormality (N,) float32 in [0, 1], label_source (N,) uint8 (0 pseudo, 1 human) and
+    video_human (V,) int8 (-1 unlabelled, 0 human normal, 1 human abnormal).
     """
 
     video_ids: List[str]
@@ -115,8 +118,21 @@ class Labels:
     seconds: float = 0.0
     kernel_seconds: float = 0.0
     attrs: dict = field(default_factory=dict)
+    extra: Dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def abnormality(self) -> Optional[np.ndarray]:
+        return self.extra.get("abnormality")
+
+    @property
+    def label_source(self) -> Optional[np.ndarray]:
+        return self.extra.get("label_source")
+
+    @property
+    def video_human(self) -> Optional[np.ndarray]:
+        return self.extra.get("video_human")
 
     def by_video(self, name: str) -> Dict[str, np.ndarray]:
-        """A per-snippet dataset ('normality', 'pseudo_label' or 'weight') split by video id."""
-        values = getattr(self, name)
+        """A per-snippet dataset ('normality', 'pseudo_label', 'weight' or one of ``extra``) split by video id."""
+        values = self.extra[name] if name in self.extra else getattr(self, name)
         return {vid: values[self.offsets[v]:self.offsets[v + 1]] for v, vid in enumerate(self.video_ids)}

@@ -102,13 +102,14 @@ def second_pass(recipe: Recipe, source, z: np.ndarray, decision: Decision, progr
 def assemble(recipe: Recipe, first: FirstPass, decision: Decision, pseudo, weight, video_ids,
              seconds: float = 0.0) -> Labels:
     """The :class:`Labels` of the passes (attrs: the recipe's options, then the decision's)."""
+    extra = recipe.outputs(first)
     return Labels(
-        video_ids=list(video_ids), offsets=first.offsets, normality=np.asarray(first.z, dtype=np.float32),
+        video_ids=list(video_ids), offsets=first.offsets, normality=extra.pop("normality"),
         pseudo_label=pseudo, weight=weight, video_score=np.asarray(decision.video_score, dtype=np.float32),
         video_abnormal=np.asarray(decision.video_abnormal, dtype=bool), cg_iterations=first.iterations,
         cg_residual=np.asarray(first.residual, dtype=np.float32), cg_converged=first.converged,
         backend=first.backend, seconds=seconds, kernel_seconds=first.kernel_seconds,
-        attrs={**recipe.attrs(), **decision.attrs})
+        attrs={**recipe.attrs(), **decision.attrs}, extra=extra)
 
 
 def run(recipe: Recipe, source, progress: bool = False, chunk_bytes: int = CHUNK_BYTES) -> Labels:
