@@ -8,6 +8,28 @@ segment, u_i in [0, 1) and uses floor((i + u_i) * L / 32), a random snippet insi
 Loss (eq. 9): mean over the batch's snippets of -w (y log s + (1 - y) log(1 - s)), with y the
 pseudo-label and w the loss weight from the labels file. RMSprop(lr 1e-4, momentum 0.6).
 
+Human labels (few-shot labels files, issue 16). A labels file written by ``lanp propagate
+--labels-file`` also holds ``label_source`` (N,) uint8 (0 pseudo, 1 human), ``video_human`` (V,)
+int8 (-1 unlabelled, 0 human normal, 1 human abnormal) and the attribute ``human_video_ids`` (JSON
+list). Older files lack them: every snippet is pseudo-labelled and training is bit for bit what it
+was before (same random draws, same batches). With them:
+
+- weight: w' = w * human_weight where label_source == 1, else w (``human_weight`` >= 0, default 1);
+- batches: the videos are still shuffled and cut into batches of ``batch_videos``; then every batch
+  that holds no human abnormal video gets one more video, the next human abnormal training video in
+  a fixed cycle (training order, continued across batches and epochs), and likewise for the human
+  normal videos. So every batch holds at least one labelled video of each labelled kind present
+  (a batch grows by at most 2 videos), and a multiple-instance pair whenever both kinds exist;
+- multiple-instance ranking (``mil_weight`` > 0, default 0 = off), with m_v = max_t s_v,t the largest
+  score among video v's sampled snippets in the batch, A / B the batch's human abnormal / normal
+  videos: loss += mil_weight * mean over (a, b) in A x B of max(0, 1 - m_a + m_b); 0 when A or B is
+  empty (:func:`mil_hinge`);
+- validation: held-out videos are drawn from the unlabelled videos only (n_val = floor(val_fraction *
+  unlabelled videos)); the labelled ones always train;
+- the checkpoint records ``human_video_ids`` (every labelled id of the labels file, also those not in
+  this feature file) so that ``lanp score`` carries them into the scores file and ``lanp evaluate``
+  refuses a test set that holds any of them.
+
 An optional validation split (``val_fraction``) holds out a seeded random part of the TRAINING
 videos; their weighted loss on pseudo-labels (same uniform 32-snippet sampling) is computed after
 each epoch and the checkpoint keeps the epoch with the lowest validation loss. Test data is never
@@ -15,6 +37,7 @@ used here.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +54,7 @@ from lanp.outputs import atomic_file, check_output, checkpoint, deferred
 from lanp.kernels import InputError
 
 LABEL_DATASETS = ("pseudo_label", "weight", "offsets", "video_ids")
+HUMAN_DATASETS = ("label_source", "video_human")
 
 
 @dataclass
@@ -45,6 +69,8 @@ class TrainConfig:
     val_fraction: float = 0.0
     hidden: int = HIDDEN
     dropout: float = DROPOUT
+    human_weight: float = 1.0
+    mil_weight: float = 0.0
 
     def check(self):
         for name, most in (("epochs", 10 ** 7), ("batch_videos", 10 ** 9), ("snippets", 10 ** 5),
@@ -59,6 +85,11 @@ class TrainConfig:
             raise InputError(f"momentum={self.momentum!r} is invalid: it must be in [0, 1)")
         if not 0 <= self.val_fraction < 1:
             raise InputError(f"val_fraction={self.val_fraction!r} is invalid: it must be in [0, 1)")
+        for name in ("human_weight", "mil_weight"):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (ok and math.isfinite(value) and 0 <= value <= 1e6):
+                raise InputError(f"{name}={value!r} is invalid: it must be a finite number in [0, 1e6]")
 
 
 def check_max_memory(max_memory_gb) -> int:
@@ -89,6 +120,26 @@ def weighted_bce(scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tens
     return F.binary_cross_entropy(scores, labels, weight=weights, reduction="mean")
 
 
+def human_weights(weight: np.ndarray, label_source: np.ndarray, human_weight: float) -> np.ndarray:
+    """(N,) float32 loss weights: w * human_weight where label_source == 1, w elsewhere (unchanged
+    bit for bit where label_source == 0)."""
+    weight = np.asarray(weight, np.float32)
+    return np.where(np.asarray(label_source) == 1, weight * np.float32(human_weight), weight).astype(np.float32)
+
+
+def mil_hinge(scores: torch.Tensor, abnormal: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+    """Multiple-instance ranking hinge (Sultani et al. 2018) of a batch of videos.
+
+    scores (B, T) snippet scores; abnormal, normal (B,) bool masks of the human abnormal / normal
+    videos. With m_v = max_t scores[v, t]: mean over every (a, b), a abnormal, b normal, of
+    max(0, 1 - m_a + m_b); a zero tensor (still in the graph) when either set is empty."""
+    m = scores.max(dim=1).values
+    a, b = m[abnormal], m[normal]
+    if a.numel() == 0 or b.numel() == 0:
+        return scores.sum() * 0.0
+    return torch.relu(1.0 - a[:, None] + b[None, :]).mean()
+
+
 def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise InputError(f"device={device!r} is invalid: choose cpu or cuda")
@@ -98,8 +149,46 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+@dataclass
+class TrainingLabels:
+    """A labels file's training targets in the feature file's order: pseudo_label, weight (N,)
+    float32; label_source (N,) uint8 (0 pseudo, 1 human); video_human (V,) int8 (-1 unlabelled,
+    0 human normal, 1 human abnormal); human_video_ids: every labelled id the labels file names;
+    human_labels: the human labels' own file (the labels file's ``human_labels`` attribute) or ""."""
+    pseudo_label: np.ndarray
+    weight: np.ndarray
+    label_source: np.ndarray
+    video_human: np.ndarray
+    human_video_ids: list
+    human_labels: str = ""
+
+
 def load_labels(labels_path, features: FeatureFile):
-    """Pseudo-labels and weights from a labels file, reordered to the feature file's videos by name."""
+    """(pseudo_label, weight) from a labels file, reordered to the feature file's videos by name."""
+    labels = read_training_labels(labels_path, features)
+    return labels.pseudo_label, labels.weight
+
+
+def _human_ids_attr(labels_path, attrs: dict):
+    """The labels file's ``human_video_ids`` attribute as a list of str, or None when absent."""
+    if "human_video_ids" not in attrs:
+        return None
+    raw = attrs["human_video_ids"]
+    raw = raw.decode() if isinstance(raw, bytes) else raw
+    try:
+        ids = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids):
+        raise InputError(f"labels file {str(labels_path)!r}: attribute 'human_video_ids' = {str(raw)[:80]!r} "
+                         f"is invalid: it must be a JSON list of video ids")
+    return ids
+
+
+def read_training_labels(labels_path, features: FeatureFile) -> TrainingLabels:
+    """Pseudo-labels, weights and (when the file has them) the human labels of a labels file,
+    reordered to the feature file's videos by name. A file without ``label_source`` and
+    ``video_human`` reads as all pseudo (label_source 0, video_human -1)."""
     data, attrs = read_h5(labels_path, "labels", required=LABEL_DATASETS)
     ids, offsets = list(data["video_ids"]), np.asarray(data["offsets"], dtype=np.int64)
     y, w = np.asarray(data["pseudo_label"], np.float32), np.asarray(data["weight"], np.float32)
@@ -107,9 +196,40 @@ def load_labels(labels_path, features: FeatureFile):
         raise InputError(f"labels file {str(labels_path)!r}: offsets {offsets.shape} ending at "
                          f"{offsets[-1] if offsets.size else None} do not match {len(ids)} videos and "
                          f"pseudo_label {y.shape} / weight {w.shape}")
+    present = [name for name in HUMAN_DATASETS if name in data]
+    if len(present) == 1:
+        missing = next(name for name in HUMAN_DATASETS if name not in data)
+        raise InputError(f"labels file {str(labels_path)!r} has {present[0]!r} but not {missing!r}: a labels "
+                         f"file with human labels carries both (lanp propagate --labels-file writes them)")
+    if present:
+        src, vh = np.asarray(data["label_source"]), np.asarray(data["video_human"])
+        if src.shape != y.shape or vh.shape != (len(ids),):
+            raise InputError(f"labels file {str(labels_path)!r}: label_source {src.shape} / video_human {vh.shape} "
+                             f"do not match pseudo_label {y.shape} / {len(ids)} videos")
+        for name, values, allowed in (("label_source", src, (0, 1)), ("video_human", vh, (-1, 0, 1))):
+            bad = ~np.isin(values, allowed)
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                where = (f"video {ids[k]!r}" if name == "video_human" else
+                         f"video {ids[int(np.searchsorted(offsets, k, side='right')) - 1]!r}, snippet "
+                         f"{k - int(offsets[int(np.searchsorted(offsets, k, side='right')) - 1])}")
+                raise InputError(f"labels file {str(labels_path)!r}: {name!r} of {where} is {values[k].item()}: "
+                                 f"it must be one of {', '.join(map(str, allowed))}")
+        src, vh = src.astype(np.uint8), vh.astype(np.int8)
+    else:
+        src, vh = np.zeros(y.shape, np.uint8), np.full(len(ids), -1, np.int8)
+    marked = [vid for vid, h in zip(ids, vh) if h >= 0]
+    listed = _human_ids_attr(labels_path, attrs)
+    if listed is not None and present and sorted(set(listed)) != sorted(marked):
+        odd = sorted(set(listed) ^ set(marked))
+        raise InputError(f"labels file {str(labels_path)!r}: attribute 'human_video_ids' ({len(set(listed))} ids) "
+                         f"and 'video_human' ({len(marked)} labelled videos) disagree, e.g. on {odd[0]!r}")
+    human_ids = list(listed) if listed is not None else marked
+
     where = {vid: k for k, vid in enumerate(ids)}
     N = features.num_snippets
     y_out, w_out = np.empty(N, np.float32), np.empty(N, np.float32)
+    src_out, vh_out = np.empty(N, np.uint8), np.empty(features.num_videos, np.int8)
     for v, vid in enumerate(features.video_ids):
         k = where.get(vid)
         if k is None:
@@ -121,6 +241,7 @@ def load_labels(labels_path, features: FeatureFile):
                              f"{features.lengths[v]} in features file {features.path!r}")
         s = slice(features.offsets[v], features.offsets[v + 1])
         y_out[s], w_out[s] = y[offsets[k]:offsets[k + 1]], w[offsets[k]:offsets[k + 1]]
+        src_out[s], vh_out[v] = src[offsets[k]:offsets[k + 1]], vh[k]
     if not np.all(np.isfinite(w_out)):
         raise InputError(f"labels file {str(labels_path)!r}: 'weight' holds NaN or Inf")
     for name, values, ok, rule in (("weight", w_out, (w_out >= 0) & (w_out <= 1e6), "in [0, 1e6]"),
@@ -130,7 +251,33 @@ def load_labels(labels_path, features: FeatureFile):
             v = int(np.searchsorted(features.offsets, row, side="right")) - 1
             raise InputError(f"labels file {str(labels_path)!r}: {name!r} of video {features.video_ids[v]!r}, "
                              f"snippet {row - int(features.offsets[v])} is {float(values[row])}: it must be {rule}")
-    return y_out, w_out
+    source = attrs.get("human_labels", "")
+    source = source.decode() if isinstance(source, bytes) else str(source)
+    return TrainingLabels(y_out, w_out, src_out, vh_out, human_ids, source)
+
+
+class HumanBatches:
+    """Cuts a shuffled order of training positions into batches of ``size`` and tops up every batch
+    that lacks a human abnormal (video_human 1) or a human normal (0) video with the next one of that
+    kind in a fixed cycle (ascending position, the cycle continuing across calls, so across epochs).
+    Without labelled videos the batches are exactly order[b:b + size]."""
+
+    def __init__(self, video_human: np.ndarray, size: int):
+        self.video_human = np.asarray(video_human, np.int8)
+        self.size = int(size)
+        self.cycles = [np.flatnonzero(self.video_human == kind) for kind in (1, 0)]
+        self.cycles = [c for c in self.cycles if c.size]
+        self.cursor = [0] * len(self.cycles)
+
+    def __call__(self, order: np.ndarray):
+        for b in range(0, len(order), self.size):
+            idx = order[b:b + self.size]
+            extra = []
+            for c, cycle in enumerate(self.cycles):
+                if not np.isin(cycle, idx).any():
+                    extra.append(int(cycle[self.cursor[c] % cycle.size]))
+                    self.cursor[c] += 1
+            yield np.concatenate([idx, np.asarray(extra, dtype=idx.dtype)]) if extra else idx
 
 
 class _Rows:
@@ -235,14 +382,24 @@ def train(features_path, labels_path, out_path, config: Optional[TrainConfig] = 
     torch.manual_seed(config.seed)
 
     with FeatureFile(features_path) as ff:
-        y, w = load_labels(labels_path, ff)
+        labels = read_training_labels(labels_path, ff)
+        y, w = labels.pseudo_label, human_weights(labels.weight, labels.label_source, config.human_weight)
         V = ff.num_videos
         perm = rng.permutation(V)
-        n_val = int(math.floor(config.val_fraction * V))
+        labelled = labels.video_human >= 0
+        candidates = perm[~labelled[perm]]             # validation videos: unlabelled ones only
+        n_val = int(math.floor(config.val_fraction * candidates.size))
         if config.val_fraction > 0 and (n_val < 1 or n_val >= V):
             raise InputError(f"val_fraction={config.val_fraction} leaves {n_val} validation and {V - n_val} "
-                             f"training videos out of {V}: both need at least one")
-        val_videos, train_videos = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+                             f"training videos out of {V}"
+                             f"{f' ({int(labelled.sum())} human-labelled, never held out)' if labelled.any() else ''}"
+                             f": both need at least one")
+        val_videos = np.sort(candidates[:n_val])
+        train_videos = np.sort(np.setdiff1d(perm, val_videos)) if n_val else np.sort(perm)
+        human_train = labels.video_human[train_videos]
+        batches = HumanBatches(human_train, config.batch_videos)
+        abnormal_t = torch.from_numpy(human_train == 1).to(dev)
+        normal_t = torch.from_numpy(human_train == 0).to(dev)
         rows = _Rows(ff, check_max_memory(max_memory_gb))
         offsets, lengths = ff.offsets, ff.lengths
 
@@ -272,16 +429,17 @@ def train(features_path, labels_path, out_path, config: Optional[TrainConfig] = 
             else:
                 xt, yt, wt = fixed
             model.train()
-            order = torch.from_numpy(rng.permutation(len(train_videos))).to(dev)
             total, count = 0.0, 0
-            for b in range(0, len(order), config.batch_videos):
-                idx = order[b:b + config.batch_videos]
+            for batch, idx_np in enumerate(batches(rng.permutation(len(train_videos)))):
+                idx = torch.from_numpy(idx_np).to(dev)
                 out = model(xt[idx])
                 finite = bool(torch.all(torch.isfinite(out)))
                 loss = weighted_bce(out, yt[idx], wt[idx]) if finite else torch.tensor(math.nan)
+                if finite and config.mil_weight > 0:
+                    loss = loss + config.mil_weight * mil_hinge(out, abnormal_t[idx], normal_t[idx])
                 if not torch.isfinite(loss):
                     raise InputError(f"training diverged: the loss is {float(loss)} in epoch {epoch + 1} "
-                                     f"(batch {b // config.batch_videos + 1}); nothing was written. Lower "
+                                     f"(batch {batch + 1}); nothing was written. Lower "
                                      f"--lr (now {config.lr:g}) or check the features and labels for "
                                      f"extreme values")
                 opt.zero_grad(set_to_none=True)
@@ -310,7 +468,11 @@ def train(features_path, labels_path, out_path, config: Optional[TrainConfig] = 
     extra = {"epoch": best[1] + 1 if best[2] is not None else config.epochs, "selected": selected,
              "loss_history": history, "val_loss_history": val_history,
              "train_videos": len(train_videos), "val_videos": int(n_val),
-             "features": str(features_path), "labels": str(labels_path)}
+             "features": str(features_path), "labels": str(labels_path),
+             "human_video_ids": list(labels.human_video_ids), "human_labels": labels.human_labels,
+             "human_videos_trained": {"abnormal": int(np.sum(human_train == 1)),
+                                      "normal": int(np.sum(human_train == 0))},
+             "human_snippets": int(np.sum(labels.label_source == 1))}
     for name, value in model.state_dict().items():
         if not torch.all(torch.isfinite(value)):
             raise InputError(f"training produced non-finite weights in {name!r} (lr {config.lr:g}); "
