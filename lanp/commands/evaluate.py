@@ -13,6 +13,9 @@ annotations.txt (name start end [start end ...]; unlisted videos are normal). Vi
 by name. Length rule: snippet scores are repeated per frame, then padded with the last score or
 trimmed to the ground truth's frame count; the videos adjusted are counted in the output.
 
+A scores file from a model trained on human labels (few-shot) names the labelled training videos;
+evaluating a test set that holds any of them is refused (error, exit 2).
+
 --export-gt rtfm gt.npy writes the frame labels aligned to the scores file (16 x T frames per
 video, in its order: the RTFM gt-*.npy) and --export-list the matching .list.
 
@@ -99,7 +102,7 @@ def run(args) -> int:
     from lanp.data.groundtruth import aligned_labels, export_groundtruth
     from lanp.evaluation.metrics import evaluate
     from lanp.kernels import InputError
-    from lanp.model.score import read_scores
+    from lanp.model.score import read_scores, refuse_human_videos
 
     from lanp.outputs import check_outputs
     if args.export_list and not args.export_gt:
@@ -110,6 +113,7 @@ def run(args) -> int:
         check_outputs([("--export-gt", args.export_gt[1])] +
                       ([("--export-list", args.export_list)] if args.export_list else []), inputs)
     scores = read_scores(args.scores)
+    refuse_human_videos(args.scores, list(scores))
     gt = load_gt(args, scores)
     max_mismatch = None if args.max_mismatch < 0 else args.max_mismatch
     r = evaluate(scores, gt, fps=args.frames_per_snippet, max_mismatch=max_mismatch,

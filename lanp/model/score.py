@@ -8,15 +8,20 @@ cut at the video's first and last snippet) -- an inference-time choice, reported
 Output (packed, input order): ``score`` (N,) float32, ``offsets`` (V+1,) int64, ``video_ids`` (V,)
 str; attributes name the model and features, ``smooth`` (0 = off), the lanp version and any
 ``attrs`` given (the CLI adds ``lanp_config``, the resolved configuration as JSON).
+
+A model trained on human labels (a few-shot labels file) records their video ids; the scores file
+then carries them as the attribute ``human_video_ids`` (JSON list; absent when there are none), and
+:func:`refuse_human_videos` -- called by ``lanp evaluate`` -- refuses a scored test set holding any.
 """
 from __future__ import annotations
 
-from typing import Dict
+import json
+from typing import Dict, List
 
 import numpy as np
 
 from lanp import __version__
-from lanp.data.io import FeatureFile, read_h5, write_h5
+from lanp.data.io import FeatureFile, open_h5, read_h5, write_h5
 from lanp.kernels import InputError
 from lanp.outputs import check_output, checkpoint
 
@@ -103,6 +108,7 @@ def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: 
     check_output(out_path, "--out", inputs)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(model_path, dev)
+    human_ids = _checkpoint_human_ids(model_path, ckpt)
     with FeatureFile(features_path) as ff:
         if ff.dim != model.feature_size:
             raise InputError(f"model {str(model_path)!r}: features file {ff.path!r} has feature size D = {ff.dim} "
@@ -111,11 +117,53 @@ def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: 
         ids, offsets, crops = list(ff.video_ids), ff.offsets.copy(), ff.crops
     if smooth:
         scores = smooth_scores(scores, offsets, smooth)
+    human = ({"human_video_ids": json.dumps(human_ids),
+              "human_labels": str(ckpt.get("human_labels") or ckpt.get("labels", ""))} if human_ids else {})
     write_h5(out_path, {"score": scores, "offsets": offsets, "video_ids": ids},
              {"model": str(model_path), "features": str(features_path), "crops": crops or 0,
-              "smooth": smooth, "lanp_version": __version__, **(attrs or {})}, what="--out", inputs=inputs)
+              "smooth": smooth, "lanp_version": __version__, **human, **(attrs or {})}, what="--out", inputs=inputs)
     return {"out": str(out_path), "videos": len(ids), "snippets": int(offsets[-1]), "crops": crops,
             "smooth": smooth}
+
+
+def _checkpoint_human_ids(model_path, ckpt: dict) -> List[str]:
+    """The human-labelled training video ids a checkpoint records ([] for older checkpoints)."""
+    ids = ckpt.get("human_video_ids", [])
+    if not isinstance(ids, (list, tuple)) or not all(isinstance(v, str) for v in ids):
+        raise InputError(f"model checkpoint {str(model_path)!r}: 'human_video_ids' is {type(ids).__name__}, "
+                         f"not a list of video ids")
+    return list(ids)
+
+
+def read_human_video_ids(path) -> List[str]:
+    """The ``human_video_ids`` attribute of a scores file ([] when absent: no human labels)."""
+    with open_h5(path, "scores") as f:
+        raw = f.attrs.get("human_video_ids")
+        source = f.attrs.get("model", "")
+    if raw is None:
+        return []
+    raw = raw.decode() if isinstance(raw, bytes) else raw
+    try:
+        ids = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids):
+        raise InputError(f"scores file {str(path)!r}: attribute 'human_video_ids' = {str(raw)[:80]!r} is invalid: "
+                         f"it must be a JSON list of video ids (from model {str(source)!r})")
+    return ids
+
+
+def refuse_human_videos(path, video_ids) -> None:
+    """InputError when a scores file scores a video its model was trained on as a human-labelled
+    video: evaluating there would measure the labels, not the detector."""
+    human = set(read_human_video_ids(path))
+    clash = [vid for vid in video_ids if vid in human]
+    if clash:
+        with open_h5(path, "scores") as f:
+            model, labels = str(f.attrs.get("model", "?")), str(f.attrs.get("human_labels", "") or "?")
+        raise InputError(f"scores file {str(path)!r} scores video {clash[0]!r}, which model {model!r} was trained "
+                         f"on as a human-labelled video (labels {labels!r}); {len(clash)} of the {len(video_ids)} "
+                         f"scored videos are labelled training videos: a test set must not contain them")
 
 
 def read_scores(path) -> Dict[str, np.ndarray]:
