@@ -76,6 +76,20 @@ def configure(p: argparse.ArgumentParser) -> None:
                            "paths must be the same on every worker")
     dist.add_argument("--resume", action="store_true",
                       help="reuse the finished shards of an interrupted run (work files in <out>/.lanp-work)")
+    few = p.add_argument_group("few-shot labels (docs/fewshot.md)")
+    few.add_argument("--labels-file", default=None,
+                     help="human labels: a CSV video_id,kind[,start,end] (kind normal_video | abnormal_video | "
+                          "abnormal_span, spans [start, end)) or a UCF-Crime Temporal_Anomaly_Annotation.txt subset; "
+                          "labelled videos are fixed and labelled spans seed a second, abnormal class")
+    few.add_argument("--span-units", choices=("snippet", "frame"), default="snippet",
+                     help="units of the CSV spans (default snippet; frame: 16 frames a snippet, a span covers "
+                          "the snippets its frames touch)")
+    few.add_argument("--source-features", default=None,
+                     help="cross-domain: the feature file the --labels-file videos come from (the source "
+                          "domain); their spans, aligned into --features' space, seed its similar snippets")
+    few.add_argument("--adapt", choices=("coral", "whiten", "none"), default=None,
+                     help="feature alignment of the source rows with --source-features (default coral), "
+                          "fitted on the target's confident normal snippets")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -103,6 +117,55 @@ def summary_lines(out, path) -> list:
     ]
 
 
+def check_fewshot_args(args, sharded: bool) -> None:
+    """Refuse few-shot options that do not go together, before any work."""
+    from lanp.kernels import InputError
+    if args.source_features is not None and args.labels_file is None:
+        raise InputError("--source-features needs --labels-file: the labels of the source videos")
+    if args.adapt is not None and args.source_features is None:
+        raise InputError(f"--adapt {args.adapt} needs --source-features (it aligns the source domain's rows)")
+    if args.labels_file is not None and args.preset not in ("recommended", "paper"):
+        raise InputError(f"--labels-file works with --preset recommended or paper, not --preset {args.preset}")
+    if args.source_features is not None and sharded:
+        raise InputError("--source-features works with one --features file (no --scheduler / --resume)")
+
+
+def fewshot_builder(args):
+    """None without --labels-file; else recipe(target source) -> the few-shot recipe, the labels
+    read against the target's videos (or, with --source-features, the source's)."""
+    if args.labels_file is None:
+        return None
+    from lanp.data.human_labels import read_labels_file
+    from lanp.data.io import FeatureFile
+    from lanp.runners.file import fewshot_recipe
+
+    config = config_from_args(args)
+
+    def build(target):
+        if args.source_features is None:
+            human = read_labels_file(args.labels_file, target.video_ids, target.lengths, args.span_units)
+            return fewshot_recipe(config, target, human)
+        with FeatureFile(args.source_features) as source:
+            if source.dim != target.dim:
+                from lanp.kernels import InputError
+                raise InputError(f"--source-features {args.source_features!r} has feature size D = {source.dim} but "
+                                 f"--features has D = {target.dim}: the domains must share the feature extractor")
+            human = read_labels_file(args.labels_file, source.video_ids, source.lengths, args.span_units)
+            return fewshot_recipe(config, target, human, source, args.adapt or "coral")
+    return build
+
+
+def fewshot_lines(out) -> list:
+    if "human_labels" not in out.attrs:
+        return []
+    a = out.attrs
+    tau = a.get("fewshot_tau")
+    return [f"human labels {a['human_labels']}: {a['human_normal_videos']} normal, {a['human_abnormal_videos']} "
+            f"abnormal videos, {a['human_spans']} spans; prototypes {a['fewshot_num_prototypes']}"
+            + ("" if tau is None or tau != tau else f", transfer threshold tau {tau:.4f}")
+            + (f"; source {a['fewshot_source']} (adapt {a['fewshot_adapt']})" if "fewshot_source" in a else "")]
+
+
 def run(args) -> int:
     from lanp.runners.sharded import expand_inputs, output_paths
     from lanp.method.registry import preset_recipe
@@ -118,17 +181,19 @@ def run(args) -> int:
         check_output(args.out, "--out", named_inputs, folder=True)
     for out in outputs:
         check_output(out, "output" if as_folder else "--out", named_inputs)
-    if len(inputs) > 1 or args.scheduler or args.resume:
+    sharded = len(inputs) > 1 or bool(args.scheduler) or bool(args.resume)
+    check_fewshot_args(args, sharded)
+    if sharded:
         return _run_sharded(args, config, inputs, outputs)
     features = args.features[0] if Path(args.features[0]) == inputs[0] else str(inputs[0])   # as typed, or the glob's match
     out_path = outputs[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        out = label_file(features, preset_recipe(config), progress=not args.quiet)
+        out = label_file(features, fewshot_builder(args) or preset_recipe(config), progress=not args.quiet)
     write_labels(out_path, out, features)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    print("\n".join(summary_lines(out, out_path)))
+    print("\n".join(summary_lines(out, out_path) + fewshot_lines(out)))
     if "diag_length_score_spearman" in out.attrs:
         from lanp.method.diagnostics import format_lines
         print("\n".join(format_lines(out.attrs)))
@@ -138,9 +203,13 @@ def run(args) -> int:
 def _run_sharded(args, config, inputs, outputs) -> int:
     """Several inputs, --scheduler or --resume: lanp.runners.sharded (one task per shard)."""
     from lanp.runners.sharded import run_sharded, summary_lines as sharded_lines
+    recipe = config
+    build = fewshot_builder(args)
+    if build is not None:                      # the labels are matched to the shards' videos, in order
+        recipe = build(_ShardedVideos(inputs))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        out = run_sharded(inputs, outputs, config, scheduler=args.scheduler, resume=args.resume,
+        out = run_sharded(inputs, outputs, recipe, scheduler=args.scheduler, resume=args.resume,
                           progress=not args.quiet)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -149,3 +218,16 @@ def _run_sharded(args, config, inputs, outputs) -> int:
         from lanp.method.diagnostics import format_lines
         print("\n".join(format_lines(out.attrs)))
     return 0
+
+
+class _ShardedVideos:
+    """The video ids and lengths of several shards as one dataset (headers only)."""
+
+    def __init__(self, inputs):
+        from lanp.data.io import FeatureFile
+        ids, lengths = [], []
+        for p in inputs:
+            with FeatureFile(p) as ff:
+                ids.extend(ff.video_ids)
+                lengths.append(np.asarray(ff.lengths))
+        self.video_ids, self.lengths = ids, np.concatenate(lengths)
