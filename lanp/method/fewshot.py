@@ -410,6 +410,14 @@ class FewShotRecipe(Recipe):
                 "video_human": np.asarray(first.stats["video_human"], dtype=np.int8)}
 
 
+def check_source_labels(human: HumanLabels, source_ids, source_lengths) -> None:
+    """Refuse source labels that cannot give prototypes (no span), or that do not fit the source."""
+    human.check(list(source_ids), source_lengths)
+    if not any(human.spans.values()):
+        raise InputError(f"labels file {human.source!r}: cross-domain labels need at least one abnormal_span "
+                         f"row: the prototypes are the labelled spans' snippets")
+
+
 def source_prototypes(source, human: HumanLabels, target_normal, adapt: str = "coral"):
     """Prototypes of the labelled spans of a SOURCE feature set, aligned into the target's space.
 
@@ -422,12 +430,9 @@ def source_prototypes(source, human: HumanLabels, target_normal, adapt: str = "c
     from lanp.method.adapt import fit_alignment
 
     ids = list(source.video_ids)
-    human.check(ids, source.lengths)
+    check_source_labels(human, ids, source.lengths)
     index = {vid: v for v, vid in enumerate(ids)}
     spans = {index[v]: s for v, s in human.spans.items() if s}
-    if not spans:
-        raise InputError(f"{human.source}: cross-domain labels need at least one abnormal_span row: the "
-                         f"prototypes are the labelled spans' snippets")
 
     def rows(v):
         return np.asarray(source.read(int(v), int(v) + 1, dtype=np.float64, reuse=False)[0], dtype=np.float64)

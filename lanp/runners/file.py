@@ -55,12 +55,13 @@ def fewshot_recipe(config, target, human=None, source=None, adapt: str = "coral"
     target's confident normal snippets from a label-free first pass), become prototypes, and the
     target has no labelled video."""
     from lanp.data.human_labels import HumanLabels
-    from lanp.method.fewshot import FewShotRecipe, source_prototypes
+    from lanp.method.fewshot import FewShotRecipe, check_source_labels, source_prototypes
     from lanp.method.registry import preset_recipe
 
     human = human if human is not None else HumanLabels.empty()
     if source is None:
         return FewShotRecipe(config, human, target.video_ids, target.lengths, settings)
+    check_source_labels(human, source.video_ids, source.lengths)       # before the label-free pass
     normal = confident_normal_rows(preset_recipe(config), target, chunk_bytes)
     prototypes, attrs = source_prototypes(source, human, normal, adapt)
     return FewShotRecipe(config, HumanLabels.empty(human.source), target.video_ids, target.lengths, settings,
