@@ -12,7 +12,8 @@ nested over K, seed s), and every method gets the same draws (paired). Rows:
 - ``lanp-hard-overrides``: plain lanp's pseudo-labels with the human labels written over them and
   no second solve (:func:`hard_overrides`), trained the same way: what propagating the labels adds;
 - ``mil``, ``span-classifier``, ``prototype``: the baselines of
-  :mod:`lanp.evaluation.fewshot_baselines` on the same labelled videos.
+  :mod:`lanp.evaluation.fewshot_baselines` on the same labelled videos (``mil`` with as many
+  optimizer steps as the lanp rows' detector, :func:`_baseline_epochs`; its own Adagrad lr).
 
 Metrics per (method, shots, draw, seed), from :func:`lanp.evaluation.metrics.evaluate`: test frame
 AUC and AP pooled over all test frames, frame AUC on the abnormal test videos only, video AUC (each
@@ -217,6 +218,17 @@ def _check_disjoint(human, test_ids, test_path) -> None:
                              f"{str(test_path)!r}: training labels must not come from the test set")
 
 
+def _baseline_epochs(name: str, human, train_videos: int, config: FewShotConfig) -> int:
+    """The baselines' epochs: ``mil`` gets as many optimizer steps as the detector of the lanp rows
+    (epochs x ceil(V_train / 30) batches of 30 videos; a MIL epoch is ceil(max(|A|, |B|) / 30)
+    batches of the labelled bags), the others ``config.epochs`` (which they do not use)."""
+    if name != "mil":
+        return int(config.epochs)
+    kinds = list(human.kinds.values())
+    bags = max(kinds.count("abnormal_video"), kinds.count("normal_video"), 1)
+    return int(config.epochs) * math.ceil(train_videos / 30) // math.ceil(bags / 30)
+
+
 def _baseline(name: str):
     try:
         from lanp.evaluation import fewshot_baselines
@@ -314,7 +326,10 @@ def run_split(data: dict, gt_test, draws: Dict[int, list], config: FewShotConfig
             for name in BASELINE_FUNCTIONS:
                 if name in config.methods:
                     t0 = time.perf_counter()
-                    scores = _baseline(name)(xtr, otr, idtr, human, data["test"][0], seed, config.epochs)
+                    device = {"device": config.device} if name == "mil" else {}
+                    scores = _baseline(name)(xtr, otr, idtr, human, data["test"][0], seed=seed,
+                                             epochs=_baseline_epochs(name, human, len(data["train"][2]), config),
+                                             **device)
                     record(name, k, d, np.asarray(scores, np.float64), t0, labelled=sorted(human.kinds))
     return runs
 
