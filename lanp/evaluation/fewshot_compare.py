@@ -17,7 +17,9 @@ nested over K, seed s), and every method gets the same draws (paired). Rows:
 
 Metrics per (method, shots, draw, seed), from :func:`lanp.evaluation.metrics.evaluate`: test frame
 AUC and AP pooled over all test frames, frame AUC on the abnormal test videos only, video AUC (each
-test video's max snippet score). Tables: mean ± std over draws and seeds; every run's values in
+test video's max snippet score); with the training truth, each labels file's snippet-level
+pseudo-label precision / recall (also on the snippets without a human label) and split accuracy
+(:func:`label_quality`, never used for anything but the report). Tables: mean ± std over draws and seeds; every run's values in
 compare.json; a paired comparison of ``lanp-fewshot`` with each other row (mean ± std of the
 per-draw differences, wins / ties / losses). The episodic protocol (:mod:`lanp.evaluation.episodes`)
 runs on the TEST split for every K > 0: the pooled features themselves, and each method's video
@@ -54,6 +56,7 @@ FEWSHOT_METHODS = ("lanp", "lanp-fewshot", "lanp-hard-overrides", "mil", "span-c
 BASELINE_FUNCTIONS = {"mil": "mil_sultani", "span-classifier": "span_classifier", "prototype": "nearest_prototype"}
 ADAPTS = ("none", "coral", "whiten")
 METRICS = ("auc", "ap", "auc_abnormal", "video_auc")
+QUALITY = ("pseudo_precision", "pseudo_recall", "unlabelled_precision", "split_accuracy")
 DESCRIPTIONS = {
     "lanp": "no labels: the default preset, propagate + train",
     "lanp-fewshot": "the few-shot recipe (lanp propagate --labels-file) + lanp train with the human labels",
@@ -218,6 +221,28 @@ def _check_disjoint(human, test_ids, test_path) -> None:
                              f"{str(test_path)!r}: training labels must not come from the test set")
 
 
+def label_quality(labels_path, truth: Optional[np.ndarray]) -> dict:
+    """Snippet-level precision and recall of a labels file's training pseudo-labels against the
+    true training snippet labels (N,), overall and on the snippets without a human label
+    (``label_source`` 0), and the accuracy of its video split; {} without the truth."""
+    from lanp.data.io import read_h5
+
+    if truth is None:
+        return {}
+    data, _ = read_h5(labels_path, "labels")
+    p = np.asarray(data["pseudo_label"]) > 0
+    y = np.asarray(truth) > 0
+    free = np.asarray(data.get("label_source", np.zeros(p.shape, np.uint8))) == 0
+    ratio = lambda a, b: float(a.sum() / b.sum()) if b.sum() else None        # noqa: E731
+    out = {"pseudo_precision": ratio(p & y, p), "pseudo_recall": ratio(p & y, y),
+           "unlabelled_precision": ratio(p & y & free, p & free)}
+    if "video_abnormal" in data:
+        offsets = np.asarray(data["offsets"], np.int64)
+        video_truth = np.maximum.reduceat(y, offsets[:-1]) & (np.diff(offsets) > 0)
+        out["split_accuracy"] = float(np.mean((np.asarray(data["video_abnormal"]) > 0) == video_truth))
+    return out
+
+
 def _baseline_epochs(name: str, human, train_videos: int, config: FewShotConfig) -> int:
     """The baselines' epochs: ``mil`` gets as many optimizer steps as the detector of the lanp rows
     (epochs x ceil(V_train / 30) batches of 30 videos; a MIL epoch is ceil(max(|A|, |B|) / 30)
@@ -294,9 +319,10 @@ def run_split(data: dict, gt_test, draws: Dict[int, list], config: FewShotConfig
 
     t0 = time.perf_counter()
     plain = _propagate(data["train_path"], work / "lanp.labels.h5", config)
+    truth = data.get("train_snippet_labels")
     if "lanp" in config.methods:
         record("lanp", 0, None, _train_and_score(data["train_path"], plain, data["test_path"], work / "lanp.pt",
-                                                 seed, config), t0)
+                                                 seed, config), t0, **label_quality(plain, truth))
     fewshot_names = ([f"lanp-fewshot-{a}" for a in config.adapt] if source is not None else ["lanp-fewshot"])
     for k in sorted(draws):
         for d, human in enumerate(draws[k]):
@@ -312,7 +338,7 @@ def run_split(data: dict, gt_test, draws: Dict[int, list], config: FewShotConfig
                     lab = _propagate(data["train_path"], work / f"{name}.{tag}.labels.h5", config, extra)
                     record(name, k, d, _train_and_score(data["train_path"], lab, data["test_path"],
                                                         work / f"{name}.{tag}.pt", seed, config), t0,
-                           labelled=sorted(human.kinds))
+                           labelled=sorted(human.kinds), **label_quality(lab, truth))
             if k == 0:
                 continue
             if "lanp-hard-overrides" in config.methods and source is None:
@@ -320,7 +346,7 @@ def run_split(data: dict, gt_test, draws: Dict[int, list], config: FewShotConfig
                 lab = hard_overrides(plain, human, work / f"hard.{tag}.labels.h5")
                 record("lanp-hard-overrides", k, d, _train_and_score(data["train_path"], lab, data["test_path"],
                                                                      work / f"hard.{tag}.pt", seed, config), t0,
-                       labelled=sorted(human.kinds))
+                       labelled=sorted(human.kinds), **label_quality(lab, truth))
             base = source if source is not None else data
             xtr, otr, idtr = base["train"]
             for name in BASELINE_FUNCTIONS:
@@ -350,8 +376,8 @@ def summarize(runs: List[dict]) -> List[dict]:
     for method, shots in keys:
         part = [r for r in runs if r["method"] == method and r["shots"] == shots]
         row = {"method": method, "shots": shots, "runs": len(part)}
-        for m in METRICS:
-            row[m] = _stats([r[m] for r in part])
+        for m in METRICS + QUALITY:
+            row[m] = _stats([r.get(m) for r in part])
         row["episodes"] = {k: _stats([a for r in part for a in r["episodes"].get(k, [])])
                            for k in dict.fromkeys(k for r in part for k in r["episodes"])}
         rows.append(row)
@@ -395,10 +421,14 @@ def _pm(s: dict, scale: float = 100.0, digits: int = 1) -> str:
 
 def tables(name: str, result: dict) -> List[str]:
     lines = [f"## {name}", "", "| method | shots | runs | frame AUC (%) | frame AP (%) | AUC abnormal videos (%) "
-             "| video AUC (%) |", "|---|---|---|---|---|---|---|"]
+             "| video AUC (%) | pseudo-label P / R (%) | P unlabelled (%) | split acc. (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["table"]:
+        pr = "-" if r["pseudo_precision"]["mean"] is None else \
+            f"{r['pseudo_precision']['mean'] * 100:.1f} / {r['pseudo_recall']['mean'] * 100:.1f}"
         lines.append(f"| {r['method']} | {r['shots']} | {r['runs']} | {_pm(r['auc'])} | {_pm(r['ap'])} | "
-                     f"{_pm(r['auc_abnormal'])} | {_pm(r['video_auc'])} |")
+                     f"{_pm(r['auc_abnormal'])} | {_pm(r['video_auc'])} | {pr} | {_pm(r['unlabelled_precision'])} | "
+                     f"{_pm(r['split_accuracy'])} |")
     if result["paired"]:
         lines += ["", "Paired, per (seed, draw): reference − other (points), wins / ties / losses of the reference.", "",
                   "| reference | against | shots | metric | mean ± std difference | W / T / L |", "|---|---|---|---|---|---|"]
@@ -534,6 +564,9 @@ def run_fewshot_files(train_path, test_path, test_gt, train_gt, out_dir, config:
                                 list_path=list_path, fps=fps)
 
     gt_test = gt_of(test_gt, data["test"], test_gt_list)
+    if train_gt is not None:               # only for the pseudo-label report
+        data["train_snippet_labels"] = snippet_labels_from_gt(gt_of(train_gt, data["train"], train_gt_list),
+                                                              data["train"][1], data["train"][2], fps)[0]
     source = None
     if source_train is not None:
         source = {"train": read_split(source_train), "train_path": str(source_train)}

@@ -78,6 +78,8 @@ def test_worlds_pair_every_method_and_zero_shots_is_lanp(tmp_path):
             assert len(methods["lanp-fewshot"]["labelled"]) == 2 * k
     for d in (0, 1):                                                  # nested over shots
         assert set(by[(1, d)]["lanp-fewshot"]["labelled"]) < set(by[(2, d)]["lanp-fewshot"]["labelled"])
+    assert lanp["pseudo_precision"] is not None and lanp["split_accuracy"] is not None
+    assert by[(1, 0)]["lanp-hard-overrides"]["unlabelled_precision"] is not None
     result = payload["results"]["scenes"]
     assert {(p["against"], p["shots"]) for p in result["paired"] if p["metric"] == "auc"} >= \
         {("lanp", 1), ("lanp", 2), ("lanp-hard-overrides", 2)}
@@ -143,3 +145,18 @@ def test_cli_refusals(tmp_path, capsys):
         code = main(["compare", *argv, "--out", str(tmp_path / f"out{k}")])
         err = capsys.readouterr().err
         assert code == 2 and message in err, (argv, err)
+
+
+def test_files_through_the_cli(tmp_path, capsys):
+    _files(tmp_path)
+    code = main(["compare", "--train", str(tmp_path / "train.h5"), "--test", str(tmp_path / "test.h5"),
+                 "--gt", str(tmp_path / "test.gt.h5"), "--train-gt", str(tmp_path / "train.gt.h5"),
+                 "--shots", "1", "--draws", "2", "--label-kind", "video", "--seeds", "1", "--methods", "lanp", "lanp-fewshot",
+                 "--epochs", "1", "--episodes", "2", "--queries", "2", "--out", str(tmp_path / "o")])
+    assert code == 0, capsys.readouterr().err
+    saved = json.loads((tmp_path / "o" / "compare.json").read_text())
+    runs = saved["results"]["files"]["runs"]
+    assert [(r["method"], r["shots"], r["draw"]) for r in runs] == [("lanp", 0, None), ("lanp-fewshot", 1, 0),
+                                                                     ("lanp-fewshot", 1, 1)]
+    assert all(r["pseudo_precision"] is not None for r in runs)
+    assert (tmp_path / "o" / "runs" / "seed0" / "labels.k1.d0.csv").read_text().count("abnormal_span") == 0
