@@ -447,6 +447,59 @@ def tables(name: str, result: dict) -> List[str]:
     return lines + [""]
 
 
+def summary(results: Dict[str, dict]) -> dict:
+    """Across worlds: per (method, shots) the mean over worlds of the mean test AUC, AP and video
+    AUC; per paired comparison (AUC) the differences pooled over worlds (mean ± std, wins / ties /
+    losses) and the number of worlds whose mean difference is > 0."""
+    rows = {}
+    for result in results.values():
+        for r in result["table"]:
+            row = rows.setdefault((r["method"], r["shots"]), {"method": r["method"], "shots": r["shots"], "worlds": 0,
+                                                              **{m: [] for m in ("auc", "ap", "video_auc")}})
+            row["worlds"] += 1
+            for m in ("auc", "ap", "video_auc"):
+                if r[m]["mean"] is not None:
+                    row[m].append(r[m]["mean"])
+    table = [{**row, **{m: float(np.mean(row[m])) if row[m] else None for m in ("auc", "ap", "video_auc")}}
+             for row in rows.values()]
+    pairs = {}
+    for result in results.values():
+        for p in result["paired"]:
+            if p["metric"] != "auc":
+                continue
+            q = pairs.setdefault((p["method"], p["against"], p["shots"]),
+                                 {"method": p["method"], "against": p["against"], "shots": p["shots"],
+                                  "differences": [], "worlds": 0, "worlds_ahead": 0})
+            q["differences"] += p["differences"]
+            q["worlds"] += 1
+            q["worlds_ahead"] += int(p["mean_difference"] > 0)
+    for q in pairs.values():
+        d = np.asarray(q["differences"])
+        q.update(mean_difference=float(d.mean()), std_difference=float(d.std()), wins=int((d > 0).sum()),
+                 ties=int((d == 0).sum()), losses=int((d < 0).sum()))
+    return {"table": table, "paired": list(pairs.values())}
+
+
+def summary_lines(payload: dict) -> List[str]:
+    if len(payload["results"]) < 2:
+        return []
+    s = summary(payload["results"])
+    lines = ["## Summary over worlds", "", "| method | shots | worlds | test AUC (%) | test AP (%) | video AUC (%) |",
+             "|---|---|---|---|---|---|"]
+    f = lambda v: "-" if v is None else f"{v * 100:.1f}"          # noqa: E731
+    for r in s["table"]:
+        lines.append(f"| {r['method']} | {r['shots']} | {r['worlds']} | {f(r['auc'])} | {f(r['ap'])} | "
+                     f"{f(r['video_auc'])} |")
+    lines += ["", "Paired test AUC differences pooled over worlds (points); worlds ahead = worlds whose mean "
+              "difference is > 0.", "", "| reference | against | shots | mean ± std | W / T / L | worlds ahead |",
+              "|---|---|---|---|---|---|"]
+    for q in s["paired"]:
+        lines.append(f"| {q['method']} | {q['against']} | {q['shots']} | {q['mean_difference'] * 100:+.1f} ± "
+                     f"{q['std_difference'] * 100:.1f} | {q['wins']} / {q['ties']} / {q['losses']} | "
+                     f"{q['worlds_ahead']} / {q['worlds']} |")
+    return lines + [""]
+
+
 def markdown(payload: dict) -> str:
     s = payload["settings"]
     head = (f"worlds {', '.join(payload['worlds'])}" if payload.get("worlds") else f"train `{payload['train']}`")
@@ -456,6 +509,7 @@ def markdown(payload: dict) -> str:
              f"{head}; shots {', '.join(map(str, s['shots']))}, {s['draws']} draw(s), {s['label_kind']} labels, "
              f"{s['seeds']} seed(s), {s['epochs']} epochs, lr {s['lr']:g}; mean ± std over draws and seeds; frame "
              f"metrics pooled over all test frames; labels drawn from the training split only.", ""]
+    lines += summary_lines(payload)
     for name, result in payload["results"].items():
         lines += tables(name, result)
     return "\n".join(lines)
@@ -532,7 +586,8 @@ def run_fewshot_worlds(worlds: Sequence[str], out_dir, config: FewShotConfig, *,
         results[world if not source_world else f"{source_world} -> {world}"] = _result(runs, feature_eps)
     payload = {"mode": "few-shot", "worlds": worlds, "source": source_world,
                "settings": _settings(config, train_videos=train_videos, test_videos=test_videos, dim=dim),
-               "results": results, "seconds": time.perf_counter() - t_all, "lanp_config": lanp_config}
+               "results": results, "summary": summary(results), "seconds": time.perf_counter() - t_all,
+               "lanp_config": lanp_config}
     _write(payload, out)
     log(f"wrote {out / 'compare.md'}, {out / 'compare.json'} ({payload['seconds']:.1f} s in all)")
     return payload

@@ -59,6 +59,21 @@ def test_paired_hand_case():
     assert rows["mil"]["mean_difference"] == pytest.approx(0.05) and rows["mil"]["ties"] == 1
 
 
+def test_summary_pools_worlds():
+    from lanp.evaluation.fewshot_compare import summary, summarize
+
+    results = {}
+    for w, (a, b) in {"w1": (0.7, 0.6), "w2": (0.5, 0.55)}.items():
+        runs = [dict(_run("lanp", 0, 0, None, b), ap=b, video_auc=b, auc_abnormal=b, episodes={}),
+                dict(_run("lanp-fewshot", 0, 5, 0, a), ap=a, video_auc=a, auc_abnormal=a, episodes={})]
+        results[w] = {"table": summarize(runs), "paired": paired(runs)}
+    s = summary(results)
+    row = next(r for r in s["table"] if r["method"] == "lanp-fewshot")
+    assert row["auc"] == pytest.approx(0.6) and row["worlds"] == 2
+    q = s["paired"][0]
+    assert q["differences"] == pytest.approx([0.1, -0.05]) and (q["worlds_ahead"], q["worlds"]) == (1, 2)
+
+
 def test_worlds_pair_every_method_and_zero_shots_is_lanp(tmp_path):
     config = FewShotConfig(methods=_methods(), shots=[0, 1, 2], draws=2, epochs=1, lr=1e-3, episodes=4, queries=2)
     payload = run_fewshot_worlds(["scenes"], tmp_path / "fs", config, log=lambda m: None, **TINY)
