@@ -20,7 +20,8 @@ from .contract import check_neighbours_written, check_written
 from .errors import ConvergenceWarning, InputError, warn_unconverged
 from .params import GraphParams, SolverParams, check_dtype, check_packed
 from .results import CsrSolution, Graph, Neighbours, Propagation
-from .seeds import is_uniform_seeds, pack_seeds
+from .rhs import right_hand_side
+from .seeds import is_uniform_seeds
 
 
 def _prepare(features, offsets, video_ids, dtype, where):
@@ -31,7 +32,7 @@ def _prepare(features, offsets, video_ids, dtype, where):
     return dt, offsets
 
 
-def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
+def propagate(features, offsets, *, y=None, alpha: float = 0.99, sigma: float = 0.1,
               distance: str = "sqeuclidean", normalize: bool = True, window: Optional[int] = None,
               temporal_scale: Optional[float] = None, terms: str = "both", seeds=(0, -1),
               tol: float = 1e-6, maxiter: int = 1000, dtype=None, backend: str = "auto",
@@ -44,6 +45,9 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
     factor); S = D^-1/2 W D^-1/2 (log domain);
     y = 1 at ``seeds``: positions for every video alike, e.g. (0, -1), or one sequence of positions
     per video (V of them); negative positions count from the end. See GraphParams / SolverParams.
+    Or ``y``: the packed right-hand side (N,) float32/float64 itself (numpy, or a device array for
+    GPU backends), finite, any sign; then leave ``seeds`` at its default. A video whose y is all
+    zero gets z = 0, 0 iterations, residual 0, converged. z is linear in y.
     dtype: compute dtype of the dot products (default: the features' dtype if float32/64).
     Returns a :class:`Propagation`; warns with ConvergenceWarning for videos that hit maxiter.
 
@@ -57,9 +61,12 @@ def propagate(features, offsets, *, alpha: float = 0.99, sigma: float = 0.1,
     seeds = seeds if isinstance(seeds, np.ndarray) else list(seeds)     # iterators: read once
     solver = solver_params(alpha, seeds, tol, maxiter)
     dt, offsets = _prepare(features, offsets, video_ids, dtype, where)
-    packed_seeds = pack_seeds(seeds, np.diff(offsets), video_ids, where)
+    packed_seeds, y = right_hand_side(y, seeds, offsets, video_ids, where)
     impl = backends.get(backend)
-    result = impl.propagate(features, offsets, graph, solver, packed_seeds, dt, video_ids, where)
+    if y is None:                                   # the seed path: the call it always was
+        result = impl.propagate(features, offsets, graph, solver, packed_seeds, dt, video_ids, where)
+    else:
+        result = impl.propagate(features, offsets, graph, solver, packed_seeds, dt, video_ids, where, y=y)
     check_written(result, video_ids, where)
     if warn:
         warn_unconverged(result.converged, result.residual, solver.tol, solver.maxiter, video_ids, where)
@@ -77,15 +84,35 @@ def similarity(features, offsets, *, sigma: float = 0.1, distance: str = "sqeucl
     return backends.get(backend).similarity(features, offsets, graph, dt, video_ids, where)
 
 
-def solve(graph: Graph, *, alpha: float = 0.99, seeds=(0, -1), tol: float = 1e-6,
+def solve(graph: Graph, *, y=None, alpha: float = 0.99, seeds=(0, -1), tol: float = 1e-6,
           maxiter: int = 1000, backend: str = "auto", video_ids=None, where: str = "graph",
           warn: bool = True) -> Propagation:
-    """CG for (I - alpha S) z = y on a :class:`Graph` from :func:`similarity` (``seeds`` as in
-    :func:`propagate`: one list for all videos, or one per video)."""
+    """CG for (I - alpha S) z = y on a :class:`Graph` from :func:`similarity`, per video.
+
+    y = 1 at ``seeds`` (as in :func:`propagate`: one list for all videos, or one per video), or
+    the packed right-hand side ``y`` (N,) float32/float64 (finite, any sign; numpy or a device
+    array for GPU backends; ``seeds`` left at its default). Returns a :class:`Propagation`: z
+    (N,) float64, residual ||y_v - (I - alpha S_v) z_v|| / ||y_v|| per video (0 for a video whose
+    y is all zero: z = 0 there after 0 iterations).
+
+    >>> x = np.random.default_rng(0).normal(size=(6, 3))
+    >>> g = similarity(x, np.array([0, 2, 6]), backend="cpu")
+    >>> y = np.array([0., 0., 1., -2., 0., .5])
+    >>> r = solve(g, y=y, alpha=0.5, tol=1e-12, backend="cpu")
+    >>> S = g.dense(1)
+    >>> bool(np.allclose(r.z[2:], np.linalg.solve(np.eye(4) - 0.5 * S, y[2:])))
+    True
+    >>> r.z[:2].tolist(), int(r.iterations[0]), float(r.residual[0]), bool(r.converged[0])
+    ([0.0, 0.0], 0, 0.0, True)
+    """
     seeds = seeds if isinstance(seeds, np.ndarray) else list(seeds)     # iterators: read once
     solver = solver_params(alpha, seeds, tol, maxiter)
-    packed_seeds = pack_seeds(seeds, np.diff(np.asarray(graph.offsets)), video_ids, where)
-    result = backends.get(backend).solve(graph, solver, packed_seeds)
+    packed_seeds, y = right_hand_side(y, seeds, np.asarray(to_numpy(graph.offsets)), video_ids, where)
+    impl = backends.get(backend)
+    if y is None:                                   # the seed path: the call it always was
+        result = impl.solve(graph, solver, packed_seeds)
+    else:
+        result = impl.solve(graph, solver, packed_seeds, y=y)
     check_written(result, video_ids, where)
     if warn:
         warn_unconverged(result.converged, result.residual, solver.tol, solver.maxiter, video_ids, where)
@@ -94,7 +121,7 @@ def solve(graph: Graph, *, alpha: float = 0.99, seeds=(0, -1), tol: float = 1e-6
 
 def solver_params(alpha, seeds, tol, maxiter) -> SolverParams:
     """Checked solver parameters; per-video seeds are checked by :func:`pack_seeds` instead (the
-    kernels take the packed seeds, never ``SolverParams.seeds``)."""
+    kernels take the packed seeds or y, never ``SolverParams.seeds``)."""
     if is_uniform_seeds(seeds):
         return SolverParams(alpha=alpha, seeds=tuple(seeds), tol=tol, maxiter=maxiter)
     return SolverParams(alpha=alpha, tol=tol, maxiter=maxiter)

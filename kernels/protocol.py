@@ -19,6 +19,11 @@ Arguments, in every method:
     seeds:       (positions (M,) int64, seed_offsets (V+1,) int64) from
                  :func:`lanp.kernels.seeds.pack_seeds`: video v's local seed positions are
                  positions[seed_offsets[v]:seed_offsets[v+1]], 0 <= p < L_v.
+    y:           (keyword, only when the caller gave one) the packed right-hand side (N,), in the
+                 array kind the caller gave (numpy or a device array), checked finite, float32 or
+                 float64 (:func:`lanp.kernels.rhs.check_y`): video v solves against
+                 y[offsets[v]:offsets[v+1]] in float64, and ``seeds`` is then empty
+                 (seed_offsets all 0). A video with y_v = 0 gets z = 0, 0 iterations, residual 0.
     dt:          numpy dtype float32 | float64, the dtype the dot products are computed in.
     video_ids, where: only for error messages (:func:`lanp.kernels.errors.video_name`).
 
@@ -50,7 +55,7 @@ class Backend(Protocol):
 
     def propagate(self, features, offsets: np.ndarray, graph: GraphParams, solver: SolverParams,
                   seeds: PackedSeeds, dt: np.dtype, video_ids: Optional[Sequence],
-                  where: str) -> Propagation:
+                  where: str, y=None) -> Propagation:
         """Similarity + CG fused: z = (I - alpha S)^-1 y for every video.
 
         Returns a Propagation with z (N,) in ``dt`` (array kind of ``features``), iterations
@@ -64,7 +69,7 @@ class Backend(Protocol):
         video v's (L, L) matrix at graph_offsets[v] (graph_offsets = [0, cumsum(L^2)]), or
         banded (N, 2k+1) float64 with column c <-> j = i + c - k, 0 outside the video."""
 
-    def solve(self, g: Graph, solver: SolverParams, seeds: PackedSeeds) -> Propagation:
+    def solve(self, g: Graph, solver: SolverParams, seeds: PackedSeeds, y=None) -> Propagation:
         """CG for (I - alpha S) z = y on a Graph in the layout above; z (N,) float64 (array
         kind of ``g.values``), the per-video fields as in :meth:`propagate`."""
 

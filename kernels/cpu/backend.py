@@ -14,6 +14,11 @@ from . import csr, neighbours, packed
 from .schedule import schedule
 
 
+def _host_y(y):
+    """The packed right-hand side as host float64 (None: the seeds' y)."""
+    return None if y is None else np.ascontiguousarray(to_numpy(y), dtype=np.float64)
+
+
 class CpuBackend:
     """numba kernels in :mod:`lanp.kernels.cpu.packed`, videos scheduled over threads largest
     first (:func:`schedule`). Implements :class:`lanp.kernels.protocol.Backend`."""
@@ -23,7 +28,7 @@ class CpuBackend:
     def available(self):
         return True, ""
 
-    def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where):
+    def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where, y=None):
         x = np.ascontiguousarray(to_numpy(features), dtype=dt)
         lengths = np.diff(offsets)
         check_graph_memory(lengths, graph.window, video_ids, where, threads=numba.get_num_threads())
@@ -34,7 +39,7 @@ class CpuBackend:
         packed.propagate_packed(x, offsets, order, bounds, dt.type(0), graph.band, graph.distance_code,
                                 graph.normalize, graph.inv_two_sigma2, graph.kernel_temporal_scale, *seeds,
                                 solver.alpha, solver.tol, solver.maxiter,
-                                z, iterations, residual, converged, status, where_idx)
+                                z, iterations, residual, converged, status, where_idx, _host_y(y))
         raise_for_status(status, where_idx, offsets, video_ids, graph, where, features=x)
         return Propagation(z, iterations, residual, converged, self.name)
 
@@ -58,7 +63,7 @@ class CpuBackend:
         raise_for_status(status, where_idx, offsets, video_ids, graph, where, features=x)
         return Graph(values, offsets, graph_offsets, graph.window)
 
-    def solve(self, g, solver, seeds):
+    def solve(self, g, solver, seeds, y=None):
         offsets = np.asarray(g.offsets, dtype=np.int64)
         lengths = np.diff(offsets)
         V, N = lengths.shape[0], int(offsets[-1])
@@ -71,7 +76,7 @@ class CpuBackend:
         order, bounds = schedule(lengths, band, 0)
         packed.solve_packed(values, offsets, order, bounds, graph_offsets,
                             band, *seeds, solver.alpha, solver.tol, solver.maxiter,
-                            z, iterations, residual, converged)
+                            z, iterations, residual, converged, _host_y(y))
         return Propagation(z, iterations, residual, converged, self.name)
 
     def anchor_neighbours(self, features, offsets, anchors, anchor_video, k, first_video, dt, video_ids, where):

@@ -1,10 +1,10 @@
 """Conjugate gradient for (I - alpha S) z = y on one video: the CPU twin of ``lanp_cg`` in
 cuda/lanp.cu.
 
-S (L, L) dense or (L, 2k+1) band (or its upper half (L, k+1) for large bands), y (L,) with ones
-at the seeds, z (L,) float64 out. Stops on the recursive residual ||r_k|| <= tol ||y|| or at
-maxiter; returns (iterations, true residual ||y - A z|| / ||y|| recomputed after the loop,
-converged). With a band of half-width k the j-th search direction is exactly zero beyond j k rows
+S (L, L) dense or (L, 2k+1) band (or its upper half (L, k+1) for large bands), y (L,) (ones at
+the seeds, or the caller's y), z (L,) float64 out. Stops on the recursive residual
+||r_k|| <= tol ||y|| or at maxiter; returns (iterations, true residual ||y - A z|| / ||y||
+recomputed after the loop, converged); y = 0 gives z = 0, 0 iterations, residual 0, converged. With a band of half-width k the j-th search direction is exactly zero beyond j k rows
 of the seeds, so iteration j works only on the rows it can reach (:func:`widen_spans`).
 """
 from __future__ import annotations
@@ -214,6 +214,8 @@ def make_conjugate_gradient(banded: bool):
         for i in range(L):
             e = y[i] - q[i]
             res += e * e
+        if not yy > 0.0:                        # y = 0: z = 0 exactly, after 0 iterations
+            return it, 0.0, converged
         return it, math.sqrt(res / yy), converged
 
     return conjugate_gradient

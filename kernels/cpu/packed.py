@@ -69,6 +69,27 @@ def seed_vector(positions, y):
 
 
 @njit(cache=True, inline="always")
+def right_hand_side(positions, given, has_y, a, y):
+    """Video y of the solve: given[a:a + len(y)] when ``has_y`` (the packed y of the caller),
+    else 1 at the seed positions (:func:`seed_vector`)."""
+    if has_y:
+        for i in range(y.shape[0]):
+            y[i] = given[a + i]
+    else:
+        seed_vector(positions, y)
+
+
+NO_Y = np.zeros(0)                  # the ``given`` argument of the seed path (never read)
+
+
+def packed_y(y):
+    """(given, has_y) for the kernels: (y (N,) float64 contiguous, True), or (NO_Y, False)."""
+    if y is None:
+        return NO_Y, False
+    return np.ascontiguousarray(y, dtype=np.float64), True
+
+
+@njit(cache=True, inline="always")
 def upper_half(S, k):
     """A C-contiguous copy of the band's columns k.. (its diagonal and upper half)."""
     L, width = S.shape
@@ -98,8 +119,8 @@ def make_propagate_slots(unit_fast: bool, banded: bool):
     BANDED = banded
     @njit(cache=True, nogil=True, fastmath=FASTMATH)
     def propagate_slots(lo, hi, x, offsets, order, zero, band, distance, normalize, inv_two_sigma2,
-                        temporal_scale, seeds, seed_offsets, alpha, tol, maxiter, z_out, iters_out,
-                        residual_out, converged_out, status_out, where_out):
+                        temporal_scale, seeds, seed_offsets, given, has_y, alpha, tol, maxiter, z_out,
+                        iters_out, residual_out, converged_out, status_out, where_out):
         """Similarity + CG for the videos order[lo:hi], in order; each one prefetches the next. A
         band covering the whole video (k >= L-1) is built dense: the same graph in L^2 instead
         of L (2L-1) entries."""
@@ -126,7 +147,7 @@ def make_propagate_slots(unit_fast: bool, banded: bool):
             if status != STATUS_OK:
                 continue
             y = np.empty(L)
-            seed_vector(seeds[seed_offsets[v]:seed_offsets[v + 1]], y)
+            right_hand_side(seeds[seed_offsets[v]:seed_offsets[v + 1]], given, has_y, a, y)
             zv = np.empty(L)
             if BANDED and k > 0 and L * width > BAND_COMPACT_ENTRIES:
                 S = upper_half(S, k)           # CG streams only the upper half of large bands
@@ -170,18 +191,19 @@ def unit_fast_applies(lengths, band, distance, normalize, inv_two_sigma2, tempor
 
 def propagate_packed(x, offsets, order, bounds, zero, band, distance, normalize, inv_two_sigma2,
                      temporal_scale, seeds, seed_offsets, alpha, tol, maxiter,
-                     z_out, iters_out, residual_out, converged_out, status_out, where_out):
+                     z_out, iters_out, residual_out, converged_out, status_out, where_out, y=None):
     """Fused similarity + CG for every video; thread t handles order[bounds[t]:bounds[t+1]]
     (see :func:`schedule`). band = 0: dense graph; band = k: half-width k. y_v = 1 at the local
-    positions seeds[seed_offsets[v]:seed_offsets[v+1]] (0 <= p < L_v). Outputs are per snippet
+    positions seeds[seed_offsets[v]:seed_offsets[v+1]] (0 <= p < L_v), or, when ``y`` (N,) is
+    given, y_v = y[offsets[v]:offsets[v+1]] (the seeds unused). Outputs are per snippet
     (z_out) and per video (the rest); status_out[v] != 0 marks bad input at snippet where_out[v]
     and leaves that video's other outputs unwritten."""
     lengths = np.diff(offsets)
     banded = band > 0 and bool(np.any(lengths - 1 > band))
     fast = unit_fast_applies(lengths, band, distance, normalize, inv_two_sigma2, temporal_scale)
     run_threads(propagate_kernel(fast, banded), bounds, x, offsets, order, zero, band, distance, normalize,
-                inv_two_sigma2, temporal_scale, seeds, seed_offsets, alpha, tol, maxiter, z_out, iters_out,
-                residual_out, converged_out, status_out, where_out)
+                inv_two_sigma2, temporal_scale, seeds, seed_offsets, *packed_y(y), alpha, tol, maxiter, z_out,
+                iters_out, residual_out, converged_out, status_out, where_out)
 
 
 @njit(cache=True)
@@ -222,15 +244,15 @@ def similarity_packed(x, offsets, order, bounds, graph_offsets, zero, band, dist
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def solve_slots(lo, hi, values, offsets, order, graph_offsets, band, seeds, seed_offsets, alpha, tol,
-                maxiter, z_out, iters_out, residual_out, converged_out):
+def solve_slots(lo, hi, values, offsets, order, graph_offsets, band, seeds, seed_offsets, given, has_y,
+                alpha, tol, maxiter, z_out, iters_out, residual_out, converged_out):
     for slot in range(lo, hi):
         v = order[slot]
         a = offsets[v]
         L = offsets[v + 1] - a
         S = graph_view(values, offsets, graph_offsets, band, v)
         y = np.empty(L)
-        seed_vector(seeds[seed_offsets[v]:seed_offsets[v + 1]], y)
+        right_hand_side(seeds[seed_offsets[v]:seed_offsets[v + 1]], given, has_y, a, y)
         zv = np.empty(L)
         it, res, conv = conjugate_gradient(S, band, y, alpha, tol, maxiter, zv)
         store_solution(zv, z_out, a)
@@ -240,8 +262,8 @@ def solve_slots(lo, hi, values, offsets, order, graph_offsets, band, seeds, seed
 
 
 def solve_packed(values, offsets, order, bounds, graph_offsets, band, seeds, seed_offsets, alpha, tol,
-                 maxiter, z_out, iters_out, residual_out, converged_out):
-    """CG on a graph built by :func:`similarity_packed` (same layout and threads; seeds as in
-    :func:`propagate_packed`)."""
-    run_threads(solve_slots, bounds, values, offsets, order, graph_offsets, band, seeds, seed_offsets, alpha,
-                tol, maxiter, z_out, iters_out, residual_out, converged_out)
+                 maxiter, z_out, iters_out, residual_out, converged_out, y=None):
+    """CG on a graph built by :func:`similarity_packed` (same layout and threads; seeds or ``y``
+    as in :func:`propagate_packed`)."""
+    run_threads(solve_slots, bounds, values, offsets, order, graph_offsets, band, seeds, seed_offsets,
+                *packed_y(y), alpha, tol, maxiter, z_out, iters_out, residual_out, converged_out)

@@ -1,0 +1,287 @@
+"""The y-vector entry point of the kernels: solve(graph, y=...) and propagate(features, offsets, y=...)
+solve (I - alpha S) z = y per video for a given packed right-hand side y (N,).
+
+Checked against a float64 dense reference (numpy.linalg on the dense S of ``similarity``, and on
+tests/reference.py's independent S) on fresh random inputs (the ``rng`` fixture), a hand-worked
+case, linearity in y, y = the seed indicator against the seed path (bit for bit on the CPU), videos
+whose y is all zero, poisoned outputs, and every refusal. The CPU backend runs here; the GPU
+backends (device, ``gpu`` marker) reuse the same bodies; the CUDA C host build and the numba.cuda
+simulator have their own sections below.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lanp.kernels as K
+from lanp.kernels import ConvergenceWarning, InputError
+from lanp.kernels.arrays import to_numpy
+from reference import normalized_similarity, relative_error
+from shared import BACKENDS, smooth_features
+
+ALL = ["cpu", *BACKENDS]
+
+
+def random_y(rng, offsets, zero_videos=()):
+    """Mixed-sign y with some exact zeros; the videos ``zero_videos`` all zero."""
+    N = int(offsets[-1])
+    y = rng.normal(size=N) * (rng.random(N) < 0.6)
+    for v in zero_videos:
+        y[offsets[v]:offsets[v + 1]] = 0.0
+    return y
+
+
+def dense_reference(S_of, offsets, y, alpha):
+    """z = (I - alpha S_v)^-1 y_v per video, float64 numpy.linalg.solve on the dense S."""
+    z = np.zeros(int(offsets[-1]))
+    for v, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        S = S_of(v)
+        z[a:b] = np.linalg.solve(np.eye(b - a) - alpha * S, y[a:b])
+    return z
+
+
+def per_video_errors(z, ref, offsets, y):
+    """Relative error per video (absolute where the reference is 0: y_v = 0)."""
+    out = []
+    for a, b in zip(offsets[:-1], offsets[1:]):
+        scale = np.linalg.norm(ref[a:b])
+        out.append(float(np.linalg.norm(np.asarray(z[a:b], np.float64) - ref[a:b]) / (scale or 1.0)))
+    return np.array(out)
+
+
+def host(a):
+    """A host copy of a result array (GPU backends may return device arrays)."""
+    return to_numpy(a)
+
+
+# -- against the float64 dense reference ---------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("window", [None, 3])
+@pytest.mark.parametrize("y_dtype", [np.float32, np.float64])
+def test_solve_matches_the_dense_float64_solve(rng, backend, window, y_dtype):
+    lengths = rng.integers(1, 60, size=int(rng.integers(2, 8)))
+    x, offsets = smooth_features(rng, lengths, int(rng.integers(2, 12)), np.float64)
+    alpha = float(rng.uniform(0.5, 0.99))
+    y = random_y(rng, offsets, zero_videos=[int(rng.integers(len(lengths)))]).astype(y_dtype)
+    g = K.similarity(x, offsets, window=window, sigma=0.5, backend="cpu")
+    r = K.solve(g, y=y, alpha=alpha, tol=1e-12, backend=backend)
+    ref = dense_reference(g.dense, offsets, y.astype(np.float64), alpha)
+    errors = per_video_errors(host(r.z), ref, offsets, y)
+    assert errors.max() <= 1e-10, errors
+    assert r.converged.all() and np.isfinite(r.residual).all() and r.residual.max() <= 1e-11
+    A = [np.eye(b - a) - alpha * g.dense(v) for v, (a, b) in enumerate(zip(offsets[:-1], offsets[1:]))]
+    for v, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+        yv = y[a:b].astype(np.float64)
+        if not yv.any():
+            continue
+        true = np.linalg.norm(yv - A[v] @ np.asarray(host(r.z)[a:b], np.float64)) / np.linalg.norm(yv)
+        assert abs(r.residual[v] - true) <= 1e-12 + 1e-6 * true, v      # the residual is ||y_v||-relative
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("window", [None, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_propagate_matches_the_independent_float64_reference(rng, backend, window, dtype):
+    """S from tests/reference.py (no lanp code), float64 features there; float32 features give
+    float32 dot products in the kernel, so a looser bound."""
+    lengths = rng.integers(1, 50, size=int(rng.integers(2, 7)))
+    x, offsets = smooth_features(rng, lengths, int(rng.integers(2, 10)), dtype)
+    alpha = float(rng.uniform(0.5, 0.99))
+    y = random_y(rng, offsets)
+    graph = dict(sigma=0.5, window=window)
+    tol = 1e-12 if dtype == np.float64 else 1e-7
+    r = K.propagate(x, offsets, y=y, alpha=alpha, tol=tol, backend=backend, **graph)
+    assert host(r.z).dtype == dtype
+    ref = dense_reference(lambda v: normalized_similarity(x[offsets[v]:offsets[v + 1]].astype(np.float64), **graph),
+                          offsets, y, alpha)
+    errors = per_video_errors(host(r.z), ref, offsets, y)
+    assert errors.max() <= (1e-10 if dtype == np.float64 else 1e-4), errors
+
+
+def test_hand_worked_case():
+    """L = 1: S = [0], z = y. L = 2: S = [[0, 1], [1, 0]] whatever the features, so with
+    alpha = 1/2, (I - alpha S) z = (1, -2) gives z = (y1 + y2/2, y2 + y1/2) / (3/4) = (0, -2).
+    L = 3 with y = 0: z = 0 after 0 iterations, residual 0, converged."""
+    x = np.array([[1.0, 2.0], [0.5, 0.1], [0.3, 0.9], [1, 0], [0, 1], [1, 1]])
+    offsets = np.array([0, 1, 3, 6])
+    y = np.array([3.0, 1.0, -2.0, 0.0, 0.0, 0.0])
+    for r in (K.propagate(x, offsets, y=y, alpha=0.5, tol=1e-14, backend="cpu"),
+              K.solve(K.similarity(x, offsets, backend="cpu"), y=y, alpha=0.5, tol=1e-14, backend="cpu")):
+        np.testing.assert_allclose(r.z[:3], [3.0, 0.0, -2.0], rtol=0, atol=1e-14)
+        assert r.z[3:].tolist() == [0.0, 0.0, 0.0]
+        assert r.iterations[2] == 0 and r.residual[2] == 0.0 and r.converged.all()
+
+
+# -- linearity, the seed path, zero videos ---------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("window", [None, 5])
+def test_linear_in_y(rng, backend, window):
+    lengths = rng.integers(2, 70, size=5)
+    x, offsets = smooth_features(rng, lengths, 6, np.float64)
+    g = K.similarity(x, offsets, window=window, backend="cpu")
+    y1, y2 = random_y(rng, offsets), random_y(rng, offsets)
+    a, b = rng.normal(size=2)
+    solve = lambda y: np.asarray(host(K.solve(g, y=y, alpha=0.95, tol=1e-13, backend=backend).z))
+    combined = a * solve(y1) + b * solve(y2)
+    assert relative_error(solve(a * y1 + b * y2), combined) <= 1e-11
+    assert np.array_equal(solve(0.0 * y1), np.zeros_like(y1))
+
+
+def indicator(offsets, seeds):
+    """The packed y that is 1 at the seeds (one list for all videos, or one per video)."""
+    positions, seed_offsets = K.pack_seeds(seeds, np.diff(offsets))
+    y = np.zeros(int(offsets[-1]))
+    video = np.repeat(np.arange(len(offsets) - 1), np.diff(seed_offsets))
+    y[offsets[video] + positions] = 1.0
+    return y
+
+
+@pytest.mark.parametrize("window", [None, 2, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_seed_indicator_equals_the_seed_path_bit_for_bit_on_the_cpu(rng, window, dtype):
+    lengths = rng.integers(1, 90, size=9)
+    x, offsets = smooth_features(rng, lengths, 12, dtype)
+    per_video = [rng.choice(L, size=int(rng.integers(1, min(L, 4) + 1)), replace=False) for L in lengths]
+    for seeds in ((0, -1), per_video):
+        y = indicator(offsets, seeds)
+        for by_seeds, by_y in ((K.propagate(x, offsets, seeds=seeds, window=window, backend="cpu"),
+                                K.propagate(x, offsets, y=y, window=window, backend="cpu")),
+                               (K.solve(K.similarity(x, offsets, window=window), seeds=seeds, backend="cpu"),
+                                K.solve(K.similarity(x, offsets, window=window), y=y, backend="cpu"))):
+            assert by_y.z.dtype == by_seeds.z.dtype
+            assert np.array_equal(by_y.z.view(np.uint8), by_seeds.z.view(np.uint8))
+            assert np.array_equal(by_y.iterations, by_seeds.iterations)
+            assert np.array_equal(by_y.residual, by_seeds.residual)
+            assert np.array_equal(by_y.converged, by_seeds.converged)
+
+
+def test_float32_and_float64_y_give_the_same_bits(rng):
+    x, offsets = smooth_features(rng, [17, 40, 3], 5, np.float32)
+    y = random_y(rng, offsets).astype(np.float32)
+    a = K.propagate(x, offsets, y=y, window=3, backend="cpu")
+    b = K.propagate(x, offsets, y=y.astype(np.float64), window=3, backend="cpu")
+    assert np.array_equal(a.z, b.z) and np.array_equal(a.iterations, b.iterations)
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("window", [None, 3])
+def test_all_zero_videos_get_zero_and_leave_the_others_alone(rng, backend, window):
+    lengths = rng.integers(1, 40, size=6)
+    x, offsets = smooth_features(rng, lengths, 4, np.float64)
+    zero = [0, 3]
+    y = random_y(rng, offsets, zero_videos=zero)
+    for v in range(len(lengths)):                     # every other video has a nonzero entry
+        if v not in zero:
+            y[offsets[v]] = 1.0 + rng.random()
+    r = K.propagate(x, offsets, y=y, window=window, backend=backend)
+    other = y.copy()
+    for v in zero:
+        other[offsets[v]:offsets[v + 1]] = rng.normal(size=lengths[v])
+    s = K.propagate(x, offsets, y=other, window=window, backend=backend)
+    z, zs = host(r.z), host(s.z)
+    for v in range(len(lengths)):
+        a, b = offsets[v], offsets[v + 1]
+        if v in zero:
+            assert np.all(z[a:b] == 0.0) and r.iterations[v] == 0
+            assert r.residual[v] == 0.0 and r.converged[v]
+        else:                                         # videos are solved independently
+            assert np.array_equal(z[a:b], zs[a:b]) and r.iterations[v] == s.iterations[v]
+            assert r.iterations[v] >= 1
+
+
+# -- poisoned outputs ---------------------------------------------------------------------------------
+
+def test_every_output_is_written_in_the_y_path(rng):
+    """The kernels' outputs are NaN / -1 before the run (contract.poisoned_solver_outputs): none is
+    left after it, for dense and banded graphs, with zero videos among them."""
+    x, offsets = smooth_features(rng, [1, 2, 30, 7, 55], 3, np.float64)
+    y = random_y(rng, offsets, zero_videos=[3])
+    for window in (None, 2):
+        for r in (K.propagate(x, offsets, y=y, window=window, backend="cpu"),
+                  K.solve(K.similarity(x, offsets, window=window), y=y, backend="cpu")):
+            assert np.isfinite(r.z).all() and np.isfinite(r.residual).all()
+            assert (r.iterations >= 0).all()
+
+
+def test_a_kernel_that_writes_nothing_is_caught_in_the_y_path(monkeypatch):
+    import lanp.kernels.cpu.packed as C
+    for kernel in ("propagate_packed", "solve_packed"):
+        monkeypatch.setattr(C, kernel, lambda *args, **kwargs: None)
+    x = np.ones((3, 2)) + np.eye(3, 2)
+    with pytest.raises(RuntimeError, match="wrote no result for video #0"):
+        K.propagate(x, np.array([0, 3]), y=np.ones(3), backend="cpu")
+    graph = K.Graph(np.zeros(9), np.array([0, 3]), np.array([0, 9]), None)
+    with pytest.raises(RuntimeError, match="wrote no result"):
+        K.solve(graph, y=np.ones(3), backend="cpu")
+
+
+def test_unconverged_videos_warn_in_the_y_path(rng):
+    x, offsets = smooth_features(rng, [60, 3], 8)
+    with pytest.warns(ConvergenceWarning, match=r"video long \(#0\)"):
+        r = K.propagate(x, offsets, y=random_y(rng, offsets) + 1.0, maxiter=1, video_ids=["long", "short"],
+                        backend="cpu")
+    assert r.iterations[0] == 1 and not r.converged[0] and r.residual[0] > 1e-6
+
+
+# -- refusals -----------------------------------------------------------------------------------------
+
+def entry_points(x, offsets):
+    g = K.similarity(x, offsets, backend="cpu")
+    return {"propagate": lambda **kw: K.propagate(x, offsets, backend="cpu", video_ids=["a", "b"], **kw),
+            "solve": lambda **kw: K.solve(g, backend="cpu", video_ids=["a", "b"], **kw)}
+
+
+@pytest.mark.parametrize("entry", ["propagate", "solve"])
+@pytest.mark.parametrize("y, match", [
+    (np.zeros(6), r"y must be the packed right-hand side \(N,\) with N = 7 snippets .*got shape \(6,\)"),
+    (np.zeros(8), r"N = 7 .*got shape \(8,\)"),
+    (np.zeros((7, 1)), r"got shape \(7, 1\)"),
+    (np.zeros(7, dtype=np.int64), "y must be float32 or float64, got int64"),
+    (np.zeros(7, dtype=np.float16), "y must be float32 or float64, got float16"),
+    (np.zeros(7, dtype=bool), "got bool"),
+    (np.zeros(7, dtype=np.complex128), "got complex128"),
+])
+def test_bad_y_is_refused(entry, y, match):
+    x, offsets = np.eye(7, 3) + 0.5, np.array([0, 3, 7])
+    with pytest.raises(InputError, match=match):
+        entry_points(x, offsets)[entry](y=y)
+
+
+@pytest.mark.parametrize("entry", ["propagate", "solve"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_y_names_the_video_snippet_and_value(entry, bad):
+    x, offsets = np.eye(7, 3) + 0.5, np.array([0, 3, 7])
+    y = np.ones(7, dtype=np.float32)
+    y[5] = bad
+    y[6] = bad
+    with pytest.raises(InputError, match=rf"y of video b \(#1\), snippet 2 \(row 5\) is {bad!r}: y must be "
+                                         rf"finite; 2 such entries"):
+        entry_points(x, offsets)[entry](y=y)
+
+
+@pytest.mark.parametrize("entry", ["propagate", "solve"])
+@pytest.mark.parametrize("seeds, shown", [((0,), r"\[0\]"), ((0, 1, -1), r"\[0, 1, -1\]"),
+                                          ([[0], [1, 2]], r"\(one list per video\)"),
+                                          (np.array([-1, 0]), r"\[-1, 0\]")])
+def test_y_and_seeds_together_are_refused_naming_both(entry, seeds, shown):
+    x, offsets = np.eye(7, 3) + 0.5, np.array([0, 3, 7])
+    with pytest.raises(InputError, match=rf"y and seeds={shown} were both given.*leave seeds at its default"):
+        entry_points(x, offsets)[entry](y=np.ones(7), seeds=seeds)
+
+
+def test_default_seeds_given_explicitly_with_y_are_the_default(rng):
+    x, offsets = smooth_features(rng, [5, 9], 3, np.float64)
+    y = random_y(rng, offsets)
+    a = K.propagate(x, offsets, y=y, seeds=(0, -1), backend="cpu")
+    b = K.propagate(x, offsets, y=y, seeds=np.array([0, -1]), backend="cpu")
+    c = K.propagate(x, offsets, y=y, backend="cpu")
+    assert np.array_equal(a.z, c.z) and np.array_equal(b.z, c.z)
+
+
+def test_a_list_y_is_read_as_an_array(rng):
+    x, offsets = smooth_features(rng, [4, 6], 3, np.float64)
+    y = random_y(rng, offsets)
+    assert np.array_equal(K.propagate(x, offsets, y=list(y), backend="cpu").z,
+                          K.propagate(x, offsets, y=y, backend="cpu").z)
