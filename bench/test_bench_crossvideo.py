@@ -15,6 +15,10 @@ size of the issue's done-when), D = 128 in the quick run (full N), 24 short vide
   solve         ``solve_csr`` on that graph, y = 1 at every video's seeds, alpha 0.99, tol 1e-6
   cross-video   the last three together (what the cross-video variant adds), with the in-video
                 time of the same run and their ratio in extra_info
+  whole process ``lanp-propagate --preset cross-video --window 50`` (its default projected anchor
+                search) against ``--preset paper --window 50`` on the same h5 file, rounds
+                interleaved, start-up included (issue 15's done-when: ratio <= 5); the file is
+                D = 1024 under /tmp with --full, D = 128 quick, 24 short videos at D = 32 smoke
 
 The edge weights are the benchmark's choice, for timing; the method layer (lanp/) chooses its own.
 """
@@ -185,3 +189,60 @@ def test_cross_video_total(benchmark, data, mode):
     _info(benchmark, x, off, anchors=int(anchors.shape[0]), k=K, **stages, in_video_s=in_video,
           ratio_to_in_video=None if in_video is None else total / in_video, cg_iterations=int(r.iterations))
     assert r.converged
+
+
+@pytest.mark.benchmark(group="cross-video")
+def test_whole_process_cross_video_vs_paper(benchmark, mode, tmp_path):
+    """The whole cross-video command against the whole in-video command on one file (the ratio of
+    the medians is issue 15's done-when: <= 5)."""
+    import shutil
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    import h5py
+    from test_bench_process import lanp, write_features
+
+    lengths = workloads.ucf_lengths()
+    if mode == "smoke":
+        lengths = np.minimum(lengths[:24], 300)
+    folder = Path(tempfile.mkdtemp(prefix="lanp-bench-", dir="/tmp")) if mode == "full" else tmp_path
+    rounds = 1 if mode == "smoke" else 2
+    try:
+        path = folder / "ucf-lengths.h5"
+        x, off = write_features(path, lengths, DIMS[mode], seed=1)
+        del x
+        common = ["propagate", "--features", path, "--quiet", "--window", WINDOW]
+        runs = {"paper": [], "cross-video": []}
+
+        def command(preset):
+            return lanp(*common, "--out", folder / f"{preset}.labels.h5", "--preset", preset)
+
+        for preset in runs:                              # numba caches filled, the file page-cached
+            command(preset)
+
+        def paper():
+            runs["paper"].append(command("paper"))
+
+        def target():
+            runs["cross-video"].append(command("cross-video"))
+
+        benchmark.pedantic(target, setup=paper, rounds=rounds, iterations=1, warmup_rounds=0)
+        if not runs["cross-video"]:                      # --benchmark-disable: nothing ran
+            paper()
+            target()
+        cross, inside = statistics.median(runs["cross-video"]), statistics.median(runs["paper"])
+        with h5py.File(folder / "cross-video.labels.h5", "r") as f:
+            attrs = dict(f.attrs)
+            assert f["normality"].shape == (int(off[-1]),)
+        benchmark.extra_info.update(
+            impl="lanp-propagate --preset cross-video --window 50 vs --preset paper --window 50 (whole processes)",
+            videos=int(len(off) - 1), snippets=int(off[-1]), dim=DIMS[mode], cross_video_s=runs["cross-video"],
+            paper_s=runs["paper"], cross_video_median_s=cross, paper_median_s=inside, ratio=cross / inside,
+            goal="ratio <= 5", anchor_search=str(attrs.get("crossvideo_anchor_search")),
+            search_dims=int(attrs.get("crossvideo_search_dims", 0)),
+            search_candidates=int(attrs.get("crossvideo_search_candidates", 0)), loadavg=list(__import__("os").getloadavg()))
+        assert attrs["preset"] == "cross-video"
+    finally:
+        if mode == "full":
+            shutil.rmtree(folder, ignore_errors=True)

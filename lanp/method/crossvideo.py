@@ -6,8 +6,9 @@ set A of 2V rows, and a snippet is as normal as it is similar to the anchors of 
 
     n_i = max over anchors a of other videos of cos(x_i, a)          (its normality, in [-1, 1])
 
-(:func:`lanp.kernels.anchor_neighbours`, exact search: O(N 2V D), seconds on the UCF-Crime
-training lengths). n is comparable across videos, so the rest of the recipe is dataset-level:
+(:mod:`lanp.method.anchor_search`: by default candidates from a 64-dimensional PCA projection of the
+anchors, the best 16 re-scored exactly; ``anchor_search="exact"``: :func:`lanp.kernels.anchor_neighbours`
+in full D, O(N 2V D)). n is comparable across videos, so the rest of the recipe is dataset-level:
 
 - video score ``low-tail``: 1 - q10 of n over the video (a tenth of the video unlike anything
   normal elsewhere makes it abnormal; one odd snippet does not);
@@ -29,18 +30,32 @@ from typing import Optional
 
 import numpy as np
 
-from lanp.kernels import anchor_neighbours, pack_seeds
+from lanp.kernels import pack_seeds
+from lanp.method.anchor_search import check_search, exact_search, prepare
 from lanp.method.options import PropagateConfig
 from lanp.method.recipe import Recipe
 
 
 @dataclass(frozen=True)
 class CrossVideoSettings:
-    """The constants of the cross-video recipe."""
+    """The constants of the cross-video recipe. The anchor search (:mod:`lanp.method.anchor_search`):
+    ``projected`` (default: candidates by a d = ``search_dims`` projection, the best
+    ``search_candidates`` re-scored exactly in full D; every similarity exact, only the choice can
+    miss: recall and time in bench/RESULTS.md) or ``exact`` (:func:`lanp.kernels.anchor_neighbours`
+    in full D)."""
 
     neighbours: int = 1           # n_i = the k-th largest similarity (k = 1: the nearest anchor)
     abnormal_ratio: float = 0.2   # floor(r L) least normal snippets of an abnormal video
     video_score: str = "low-tail"
+    anchor_search: str = "projected"
+    search_dims: int = 64
+    search_candidates: int = 16
+    search_projection: str = "pca"
+    search_seed: int = 0          # of the random projection
+
+    def __post_init__(self):
+        check_search(self.anchor_search, self.search_dims, self.search_candidates, self.search_projection,
+                     self.neighbours)
 
     def attrs(self) -> dict:
         return {f"crossvideo_{k}": v for k, v in asdict(self).items()}
@@ -59,6 +74,7 @@ class CrossVideoRecipe(Recipe):
         super().__init__(replace(config, video_score=self.settings.video_score))
         self.anchors: Optional[np.ndarray] = None
         self.anchor_video: Optional[np.ndarray] = None
+        self.search = None                      # the prepared projected search (None: exact)
 
     # -- context: the anchors -------------------------------------------------------------
     def context_rows(self, x: np.ndarray, offsets: np.ndarray, first_video: int):
@@ -70,8 +86,11 @@ class CrossVideoRecipe(Recipe):
         return np.asarray(x[offsets[video] + local], dtype=np.float64), video + first_video
 
     def with_context(self, rows: np.ndarray, videos: np.ndarray) -> "CrossVideoRecipe":
-        out = CrossVideoRecipe(self.config, self.settings)
+        out = type(self)(self.config, self.settings)
         out.anchors, out.anchor_video = np.ascontiguousarray(rows), np.asarray(videos, dtype=np.int64)
+        s = self.settings
+        out.search = prepare(out.anchors, out.anchor_video, s.anchor_search, s.search_dims, s.search_candidates,
+                             s.search_projection, s.search_seed)
         return out
 
     def _context_digest(self) -> str:
@@ -103,9 +122,19 @@ class CrossVideoRecipe(Recipe):
             raise RuntimeError("the cross-video recipe needs its anchors: run it through a runner "
                                "(lanp.label, lanp.runners), which gathers them first")
         inside = super().normality(x, offsets, video_ids, where, first_video)
-        nb = anchor_neighbours(x, offsets, self.anchors, self.anchor_video, k=self.settings.neighbours,
-                               first_video=first_video, backend=self.config.backend, video_ids=video_ids,
-                               where=where)
-        n = nb.similarity[:, -1]
+        n = self.anchor_similarity(x, offsets, video_ids, where, first_video)[:, -1]
         n = np.where(np.isfinite(n), n, -1.0)                        # no eligible anchor: least normal
         return replace(inside, z=n, backend=f"{inside.backend}+anchors")
+
+    def anchor_similarity(self, x, offsets, video_ids, where, first_video) -> np.ndarray:
+        """(n, k) float64: each row's k largest cosines to anchors of other videos (exact values;
+        with the projected search the choice of anchor may miss, see lanp.method.anchor_search)."""
+        return self.nearest(x, offsets, self.settings.neighbours, video_ids, where, first_video).similarity
+
+    def nearest(self, x, offsets, k, video_ids, where, first_video):
+        """The k nearest anchors of other videos of every row (:class:`lanp.method.anchor_search.Found`),
+        by the settings' search."""
+        backend = self.config.backend
+        if self.search is None:
+            return exact_search(x, offsets, self.anchors, self.anchor_video, k, first_video, backend, video_ids, where)
+        return self.search.search(x, offsets, k, first_video, backend, video_ids, where, dtype=self.config.dtype)
