@@ -161,8 +161,9 @@ def hard_overrides(labels_path, human, out_path) -> Path:
     lanp's pseudo-label and weight (label_source 0), except when lanp's split called the video
     normal: then its floor(r L) lowest-normality snippets become pseudo-abnormal (lanp's own rule for
     an abnormal video, r = the file's abnormal_ratio), weights kept. Unlabelled videos unchanged.
-    Writes pseudo_label, weight, offsets, video_ids, label_source, video_human and the attribute
-    human_video_ids (what ``lanp train`` reads)."""
+    Writes pseudo_label, weight, offsets, video_ids, label_source, video_human, video_abnormal (lanp's
+    split with the labelled videos at their label) and the attribute human_video_ids (what ``lanp
+    train`` reads)."""
     from lanp.data.io import read_h5, write_h5
     from lanp.method import labels as L
 
@@ -182,8 +183,9 @@ def hard_overrides(labels_path, human, out_path) -> Path:
     pseudo[human_rows] = snippet[human_rows].astype(np.uint8)
     weight[human_rows] = 1.0
     source[human_rows] = 1
+    split = np.where(video >= 0, video == 1, np.asarray(data["video_abnormal"], bool)).astype(np.uint8)
     write_h5(out_path, {"pseudo_label": pseudo, "weight": weight, "offsets": offsets, "video_ids": ids,
-                        "label_source": source, "video_human": video},
+                        "label_source": source, "video_human": video, "video_abnormal": split},
              {"method": "lanp-hard-overrides", "human_labels": str(human.source),
               "human_video_ids": json.dumps(list(human.kinds))})
     return Path(out_path)

@@ -40,6 +40,7 @@ def test_hard_overrides_hand_case(tmp_path):
     assert data["weight"].tolist() == [1, 1, 1, 1, 0.5, 0.5, 1, 1, 0.5, 0.5, 0.5, 0.5]
     assert data["label_source"].tolist() == [1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0]
     assert data["video_human"].tolist() == [0, 1, 1]
+    assert data["video_abnormal"].tolist() == [0, 1, 1]
     assert json.loads(attrs["human_video_ids"]) == ["v0", "v1", "v2"]
 
 
