@@ -36,6 +36,21 @@ from lanp.method.options import PropagateConfig
 from lanp.method.recipe import Recipe
 
 
+def seed_places(seeds, offsets: np.ndarray):
+    """(video (m,), position in the video (m,)) of every video's distinct seed snippets, in order:
+    the anchors of the cross-video recipes."""
+    positions, seed_offsets = pack_seeds(seeds, np.diff(offsets))
+    video = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(seed_offsets))
+    video, local = np.unique(np.stack([video, positions], axis=1), axis=0).T   # distinct, by video
+    return video, local
+
+
+def seed_rows(seeds, offsets: np.ndarray) -> np.ndarray:
+    """(m,) the packed rows of the anchors (:func:`seed_places`), in anchor order."""
+    video, local = seed_places(seeds, offsets)
+    return np.asarray(offsets[video] + local, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class CrossVideoSettings:
     """The constants of the cross-video recipe. The anchor search (:mod:`lanp.method.anchor_search`):
@@ -80,9 +95,7 @@ class CrossVideoRecipe(Recipe):
     def context_rows(self, x: np.ndarray, offsets: np.ndarray, first_video: int):
         """(rows (m, D) float64, global video (m,)) of the anchors in this chunk: each video's
         distinct seed snippets, in order."""
-        positions, seed_offsets = pack_seeds(self.config.seeds, np.diff(offsets))
-        video = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(seed_offsets))
-        video, local = np.unique(np.stack([video, positions], axis=1), axis=0).T   # distinct, by video
+        video, local = seed_places(self.config.seeds, offsets)
         return np.asarray(x[offsets[video] + local], dtype=np.float64), video + first_video
 
     def with_context(self, rows: np.ndarray, videos: np.ndarray) -> "CrossVideoRecipe":
