@@ -10,6 +10,10 @@ The source is compiled once per process and device (NVRTC, memoised; the codes o
   sub-batch, ``lanp_similarity_*`` (one launch over row-chunk work items) builds its float64
   graph, ``lanp_solve`` (one block per video) solves it, and z is scattered back.
 * ``similarity`` / ``solve``: the unfused pair, output in the CPU layout.
+* A given right-hand side y (``propagate(..., y=y)``, ``solve(..., y=y)``) takes the ``*_y`` twins
+  of the CG kernels (``lanp_fused_y_*``, ``lanp_solve_y``: the same code, y as the last argument,
+  float64 on the device, gathered into the sub-batches with the rows); without y the launches are
+  the seed path's, unchanged.
 
 Everything runs on the input's device (a torch tensor on cuda:1 is computed on device 1), with
 that device's limits (:mod:`lanp.kernels.cuda.limits`) and memory budget (driver free memory plus
@@ -98,6 +102,16 @@ def _scalars(graph):
             np.float64(graph.inv_two_sigma2), np.float64(graph.kernel_temporal_scale))
 
 
+def _fused_name(dt, y) -> str:
+    """The fused kernel for the compute dtype: the seeds' (y None) or the given y's twin."""
+    return f"lanp_fused_{'' if y is None else 'y_'}{_suffix(dt)}"
+
+
+def _y_argument(y) -> tuple:
+    """The trailing launch argument of the *_y kernels (nothing for the seed path's)."""
+    return () if y is None else (y,)
+
+
 def _device():
     import cupy
     return int(cupy.cuda.runtime.getDevice())
@@ -140,28 +154,29 @@ class CupyBackend:
         return values, plan, bad
 
     def _solve(self, values, offsets, graph_offsets, band, solver, seeds, z, iterations,
-               residual, converged):
+               residual, converged, y=None):
+        """lanp_solve (y None: the seeds) or lanp_solve_y (y: the packed (N,) float64 device y)."""
         import cupy
         V, N = offsets.shape[0] - 1, int(offsets[-1])
         if not V:
             return
         goff = graph_offsets if graph_offsets is not None else np.zeros(1, np.int64)
         positions, seed_offsets = seeds
-        kernel("lanp_solve", _device())(
+        kernel("lanp_solve" if y is None else "lanp_solve_y", _device())(
             (V,), (cuda_plan.BLOCK,),
             (values, cupy.asarray(offsets), cupy.asarray(goff), cupy.arange(V, dtype=np.int64),
              np.int32(band), cupy.asarray(positions), cupy.asarray(seed_offsets), np.float64(solver.alpha),
              np.float64(solver.tol), np.int32(solver.maxiter), z, cupy.empty(N), cupy.empty(N),
-             cupy.empty(N), iterations, residual, converged))
+             cupy.empty(N), iterations, residual, converged, *_y_argument(y)))
 
     @staticmethod
     def _solver_outputs(N, V):
         import cupy
         return poisoned_solver_outputs(N, V, np.float64, xp=cupy, converged_dtype=np.uint8)
 
-    def _fused(self, x, offsets, graph, solver, seeds, dt, videos, smem, outputs, bad):
+    def _fused(self, x, offsets, graph, solver, seeds, dt, videos, smem, outputs, bad, y=None):
         import cupy
-        fn = kernel(f"lanp_fused_{_suffix(dt)}", _device())
+        fn = kernel(_fused_name(dt, y), _device())
         device = devices.cupy_limits(_device())
         opt_in = limits.shared_opt_in(device, devices.kernel_attributes(fn), smem)
         if opt_in is not None and fn.max_dynamic_shared_size_bytes < opt_in:
@@ -170,7 +185,7 @@ class CupyBackend:
         fn((videos.size,), (cuda_plan.BLOCK,),
            (x, np.int64(x.shape[1]), cupy.asarray(offsets), cupy.asarray(videos), *_scalars(graph),
             cupy.asarray(positions), cupy.asarray(seed_offsets), np.float64(solver.alpha),
-            np.float64(solver.tol), np.int32(solver.maxiter), *outputs, bad),
+            np.float64(solver.tol), np.int32(solver.maxiter), *outputs, bad, *_y_argument(y)),
            shared_mem=smem)
 
     # -- backend interface -----------------------------------------------------------------
@@ -189,7 +204,7 @@ class CupyBackend:
             raise_bad_rows(bad.get(), offsets, video_ids, graph, where)
             return Graph(_out(values, kind), offsets, plan.graph_offsets, graph.window)
 
-    def solve(self, g, solver, seeds):
+    def solve(self, g, solver, seeds, y=None):
         kind = _kind(g.values)
         offsets = np.asarray(to_numpy(g.offsets), dtype=np.int64)
         V, N = offsets.shape[0] - 1, int(offsets[-1])
@@ -197,17 +212,18 @@ class CupyBackend:
             values = _to_cupy(g.values, np.float64)
             z, it, res, conv = self._solver_outputs(N, V)
             self._solve(values, offsets, g.graph_offsets, 0 if g.window is None else g.window, solver,
-                        seeds, z, it, res, conv)
+                        seeds, z, it, res, conv, None if y is None else _to_cupy(y, np.float64))
             return Propagation(_out(z, kind), it.get(), res.get(), conv.get().astype(bool), self.name)
 
-    def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where):
+    def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where, y=None):
         kind = _kind(features)
         lengths = np.diff(offsets)
         V, N = lengths.shape[0], int(offsets[-1])
         with _on_device_of(features):
             import cupy
             x = _to_cupy(features, dt)
-            fn = kernel(f"lanp_fused_{_suffix(dt)}", _device())
+            y = None if y is None else _to_cupy(y, np.float64)
+            fn = kernel(_fused_name(dt, y), _device())
             fused, rest, smem = cuda_plan.split_fused(lengths, graph.band, devices.cupy_limits(_device()),
                                                       devices.kernel_attributes(fn))
             in_rest = np.zeros(V, dtype=bool)
@@ -217,16 +233,17 @@ class CupyBackend:
             z, it, res, conv = self._solver_outputs(N, V)
             bad = cupy.full(V, NO_BAD_ROW, dtype=np.int32)
             if fused.size:
-                self._fused(x, offsets, graph, solver, seeds, dt, fused, smem, (z, it, res, conv), bad)
+                self._fused(x, offsets, graph, solver, seeds, dt, fused, smem, (z, it, res, conv), bad, y)
             if rest.size:
                 self._two_step(x, offsets, graph, solver, seeds, dt, rest, video_ids, where,
-                               (z, it, res, conv), bad)
+                               (z, it, res, conv), bad, y)
             raise_bad_rows(bad.get(), offsets, video_ids, graph, where)
             z = z.astype(dt, copy=False)
             return Propagation(_out(z, kind), it.get(), res.get(), conv.get().astype(bool), self.name)
 
-    def _two_step(self, x, offsets, graph, solver, seeds, dt, rest, video_ids, where, outputs, bad):
-        """Similarity + CG for the videos ``rest``, in groups within the memory budget."""
+    def _two_step(self, x, offsets, graph, solver, seeds, dt, rest, video_ids, where, outputs, bad, y=None):
+        """Similarity + CG for the videos ``rest``, in groups within the memory budget (y: the
+        packed device y of the whole batch, gathered with each group's rows)."""
         import cupy
         z, it, res, conv = outputs
         lengths = np.diff(offsets)
@@ -243,7 +260,8 @@ class CupyBackend:
             values, plan, sub_bad = self._similarity(sub_x, sub_offsets, graph, dt)
             sub = self._solver_outputs(int(sub_offsets[-1]), videos.size)
             self._solve(values, sub_offsets, plan.graph_offsets, graph.band, solver,
-                        cuda_plan.subset_seeds(seeds, videos), *sub)
+                        cuda_plan.subset_seeds(seeds, videos), *sub,
+                        None if y is None else cupy.ascontiguousarray(y[rows_d]))
             del values, sub_x
             videos_d = cupy.asarray(videos)
             z[rows_d] = sub[0]

@@ -7,7 +7,8 @@
 //     a_ij  = log Wf_ij - |i - j| / s        (a_ii = -inf, -inf outside the band)
 //     lse_i = logsumexp_j a_ij
 //     S_ij  = exp(a_ij - (lse_i + lse_j) / 2)
-//     (I - alpha S) z = y by conjugate gradient, y = 1 at the seeds.
+//     (I - alpha S) z = y by conjugate gradient, y = 1 at the seeds (or a given packed y (N,)
+//     float64: the *_y kernels).
 //
 // Squared distances (direct differences of the rows, scaled to unit norm for L2 normalisation
 // and cosine, cos = 1 - d2/2) and norms accumulate in double whatever the input dtype; logs, S
@@ -228,6 +229,22 @@ __host__ __device__ inline double lanp_seed(lanp_i64 i, const lanp_i64* seeds, i
     return lanp_within_reach(i, seeds, nseeds, 0) ? 1.0 : 0.0;
 }
 
+// The right-hand side of one video: the seeds (y == 0), or the given y (L,), whose support the
+// kernels do not track (every row is worked on from the first iteration; the rows outside the
+// Krylov support compute exact zeros).
+struct LanpRhs {
+    const lanp_i64* seeds;
+    int nseeds;
+    const double* y;
+
+    __host__ __device__ double at(lanp_i64 i) const { return y ? y[i] : lanp_seed(i, seeds, nseeds); }
+    // row i may be nonzero in a vector CG built with `reach` band steps from y
+    __host__ __device__ int reaches(lanp_i64 i, lanp_i64 reach) const
+    {
+        return y ? 1 : lanp_within_reach(i, seeds, nseeds, reach);
+    }
+};
+
 // ((I - alpha S) p)_i for dense (k == 0, width L) or banded (half-width k, width 2k+1) S
 __host__ __device__ inline double lanp_apply_row(const double* S, lanp_i64 width, int k,
                                                  lanp_i64 L, double alpha, const double* p,
@@ -332,11 +349,11 @@ __host__ __device__ void lanp_similarity_rows(const LanpBlock& b, const T* xv, l
 
 // CG for (I - alpha S) z = y of one video, z = 0 first; stops when ||r||^2 <= tol^2 ||y||^2
 // (recursive residual) or after maxiter; writes iterations, the true relative residual
-// ||y - (I - alpha S) z|| / ||y|| and converged. r, p, q: scratch of length L. Iteration j
-// works only on the rows within (j + 1) k of a seed (lanp_within_reach); the others keep their
-// exact zeros, as in the CPU kernel.
+// ||y - (I - alpha S) z|| / ||y|| (0 for y = 0: z = 0 after 0 iterations) and converged. r, p,
+// q: scratch of length L. With seeds, iteration j works only on the rows within (j + 1) k of a
+// seed (lanp_within_reach); the others keep their exact zeros, as in the CPU kernel.
 __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lanp_i64 width,
-                                        int k, lanp_i64 L, const lanp_i64* seeds, int nseeds,
+                                        int k, lanp_i64 L, const LanpRhs& rhs,
                                         double alpha, double tol, int maxiter, double* z,
                                         double* r, double* p, double* q, int* iterations,
                                         double* residual, unsigned char* converged)
@@ -344,7 +361,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
     const int t = b.tid(), nt = b.size();
     double part = 0.0;
     for (lanp_i64 i = t; i < L; i += nt) {
-        const double y = lanp_seed(i, seeds, nseeds);
+        const double y = rhs.at(i);
         z[i] = 0.0; r[i] = y; p[i] = y;
         part += y * y;
     }
@@ -356,7 +373,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
         const lanp_i64 reach = k == 0 ? L : (lanp_i64)(it + 1) * k;
         part = 0.0;
         for (lanp_i64 i = t; i < L; i += nt) {
-            if (!lanp_within_reach(i, seeds, nseeds, reach)) continue;
+            if (!rhs.reaches(i, reach)) continue;
             const double qi = lanp_apply_row(S, width, k, L, alpha, p, i);
             q[i] = qi;
             part += p[i] * qi;
@@ -366,7 +383,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
         const double step = rr / pq;
         part = 0.0;
         for (lanp_i64 i = t; i < L; i += nt) {
-            if (!lanp_within_reach(i, seeds, nseeds, reach)) continue;
+            if (!rhs.reaches(i, reach)) continue;
             z[i] += step * p[i];
             r[i] -= step * q[i];
             part += r[i] * r[i];
@@ -374,7 +391,7 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
         const double rr_new = b.sum(part);
         const double beta = rr_new / rr;
         for (lanp_i64 i = t; i < L; i += nt)
-            if (lanp_within_reach(i, seeds, nseeds, reach)) p[i] = r[i] + beta * p[i];
+            if (rhs.reaches(i, reach)) p[i] = r[i] + beta * p[i];
         b.sync();
         rr = rr_new;
         ++it;
@@ -383,14 +400,14 @@ __host__ __device__ inline void lanp_cg(const LanpBlock& b, const double* S, lan
     part = 0.0;
     const lanp_i64 reach = k == 0 ? L : (lanp_i64)(it + 1) * k;   // where (I - alpha S) z may be nonzero
     for (lanp_i64 i = t; i < L; i += nt) {
-        if (!lanp_within_reach(i, seeds, nseeds, reach)) continue;
-        const double e = lanp_seed(i, seeds, nseeds) - lanp_apply_row(S, width, k, L, alpha, z, i);
+        if (!rhs.reaches(i, reach)) continue;
+        const double e = rhs.at(i) - lanp_apply_row(S, width, k, L, alpha, z, i);
         part += e * e;
     }
     const double res = b.sum(part);
     if (t == 0) {
         *iterations = it;
-        *residual = sqrt(res / yy);
+        *residual = yy > 0.0 ? sqrt(res / yy) : 0.0;
         *converged = rr <= threshold ? 1 : 0;
     }
 }
@@ -419,22 +436,31 @@ __host__ __device__ void lanp_similarity_item(const LanpBlock& b, lanp_i64 item,
                             lse_buf + it[4], bad_key + v);
 }
 
-// CG of video v on a graph in the layout above (band 0 = dense); r, p, q: scratch (N,)
+// Video v's right-hand side: its seeds, or y[offsets[v]:offsets[v+1]] of a packed y (y != 0)
+__host__ __device__ inline LanpRhs lanp_video_rhs(lanp_i64 v, lanp_i64 a, const lanp_i64* seeds,
+                                                  const lanp_i64* seed_offsets, const double* y)
+{
+    const LanpRhs rhs = {seeds + seed_offsets[v], (int)(seed_offsets[v + 1] - seed_offsets[v]),
+                         y ? y + a : 0};
+    return rhs;
+}
+
+// CG of video v on a graph in the layout above (band 0 = dense); r, p, q: scratch (N,); y: the
+// packed right-hand side (N,), or 0 for the seeds
 __host__ __device__ inline void lanp_solve_video(const LanpBlock& b, lanp_i64 v,
                                                  const double* values, const lanp_i64* offsets,
                                                  const lanp_i64* graph_offsets, int band,
                                                  const lanp_i64* seeds,
-                                                 const lanp_i64* seed_offsets, double alpha,
-                                                 double tol, int maxiter, double* z, double* r,
-                                                 double* p, double* q, int* iterations,
+                                                 const lanp_i64* seed_offsets, const double* y,
+                                                 double alpha, double tol, int maxiter, double* z,
+                                                 double* r, double* p, double* q, int* iterations,
                                                  double* residual, unsigned char* converged)
 {
     const lanp_i64 a = offsets[v], L = offsets[v + 1] - a;
     const double* S = band == 0 ? values + graph_offsets[v] : values + a * (2 * (lanp_i64)band + 1);
     const lanp_i64 width = band == 0 ? L : 2 * (lanp_i64)band + 1;
-    lanp_cg(b, S, width, band, L, seeds + seed_offsets[v],
-            (int)(seed_offsets[v + 1] - seed_offsets[v]), alpha, tol, maxiter, z + a, r + a,
-            p + a, q + a, iterations + v, residual + v, converged + v);
+    lanp_cg(b, S, width, band, L, lanp_video_rhs(v, a, seeds, seed_offsets, y), alpha, tol,
+            maxiter, z + a, r + a, p + a, q + a, iterations + v, residual + v, converged + v);
 }
 
 // Bytes of scratch the fused short-video path needs for a video of length L (doubles):
@@ -447,15 +473,16 @@ __host__ __device__ inline lanp_i64 lanp_fused_doubles(lanp_i64 L, int band)
 }
 
 // Fused similarity + CG of video videos[item] with every intermediate in ``scratch``
-// (shared memory on the device). z is written as double at the video's rows.
+// (shared memory on the device). z is written as double at the video's rows. y: the packed
+// right-hand side (N,), or 0 for the seeds.
 template <typename T>
 __host__ __device__ void lanp_fused_video(const LanpBlock& b, lanp_i64 item, const T* x,
                                           lanp_i64 D, const lanp_i64* offsets,
                                           const lanp_i64* videos, int band, int distance,
                                           int normalize, double inv_two_sigma2,
                                           double temporal_scale, const lanp_i64* seeds,
-                                          const lanp_i64* seed_offsets, double alpha, double tol,
-                                          int maxiter,
+                                          const lanp_i64* seed_offsets, const double* y,
+                                          double alpha, double tol, int maxiter,
                                           double* scratch, double* z, int* iterations,
                                           double* residual, unsigned char* converged,
                                           int* bad_key)
@@ -472,9 +499,8 @@ __host__ __device__ void lanp_fused_video(const LanpBlock& b, lanp_i64 item, con
     double* q = p + L;
     lanp_similarity_rows<T>(b, x + a * D, D, L, 0, L, k, distance, normalize, inv_two_sigma2,
                             temporal_scale, S, S, norms, lse, bad_key + v);
-    lanp_cg(b, S, width, k, L, seeds + seed_offsets[v],
-            (int)(seed_offsets[v + 1] - seed_offsets[v]), alpha, tol, maxiter, z + a, r, p, q,
-            iterations + v, residual + v, converged + v);
+    lanp_cg(b, S, width, k, L, lanp_video_rhs(v, a, seeds, seed_offsets, y), alpha, tol, maxiter,
+            z + a, r, p, q, iterations + v, residual + v, converged + v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -497,40 +523,60 @@ __host__ __device__ void lanp_fused_video(const LanpBlock& b, lanp_i64 item, con
 LANP_SIMILARITY_KERNEL(lanp_similarity_f32, float)
 LANP_SIMILARITY_KERNEL(lanp_similarity_f64, double)
 
-// one block per video videos[blockIdx.x]
-extern "C" __global__ void __launch_bounds__(LANP_BLOCK) lanp_solve(
-    const double* values, const lanp_i64* offsets, const lanp_i64* graph_offsets,
-    const lanp_i64* videos, int band, const lanp_i64* seeds, const lanp_i64* seed_offsets,
-    double alpha, double tol, int maxiter, double* z, double* r, double* p, double* q,
-    int* iterations, double* residual, unsigned char* converged)
-{
-    __shared__ double red[LANP_BLOCK];
-    const LanpBlock b = {red};
-    lanp_solve_video(b, videos[blockIdx.x], values, offsets, graph_offsets, band, seeds,
-                     seed_offsets, alpha, tol, maxiter, z, r, p, q, iterations, residual,
-                     converged);
-}
+// CG: one block per video videos[blockIdx.x]. lanp_solve: y = 1 at the seeds; lanp_solve_y: the
+// packed right-hand side y (N,) float64 (its last argument; seeds and seed_offsets unused, pass
+// empty ones). Both run lanp_solve_video, which takes y or 0.
+#define LANP_SOLVE_PARAMS                                                                        \
+    const double* values, const lanp_i64* offsets, const lanp_i64* graph_offsets,                \
+    const lanp_i64* videos, int band, const lanp_i64* seeds, const lanp_i64* seed_offsets,       \
+    double alpha, double tol, int maxiter, double* z, double* r, double* p, double* q,           \
+    int* iterations, double* residual, unsigned char* converged
+#define LANP_SOLVE_BODY(Y)                                                                       \
+    {                                                                                            \
+        __shared__ double red[LANP_BLOCK];                                                       \
+        const LanpBlock b = {red};                                                               \
+        lanp_solve_video(b, videos[blockIdx.x], values, offsets, graph_offsets, band, seeds,     \
+                         seed_offsets, Y, alpha, tol, maxiter, z, r, p, q, iterations, residual, \
+                         converged);                                                             \
+    }
 
-// dynamic shared memory: 8 * max over the launched videos of lanp_fused_doubles(L, band)
-#define LANP_FUSED_KERNEL(NAME, T)                                                               \
-    extern "C" __global__ void __launch_bounds__(LANP_BLOCK) NAME(                              \
-        const T* x, lanp_i64 D, const lanp_i64* offsets, const lanp_i64* videos, int band,       \
-        int distance, int normalize, double inv_two_sigma2, double temporal_scale,               \
-        const lanp_i64* seeds, const lanp_i64* seed_offsets, double alpha, double tol,           \
-        int maxiter, double* z, int* iterations, double* residual, unsigned char* converged,     \
-        int* bad_key)                                                                            \
+extern "C" __global__ void __launch_bounds__(LANP_BLOCK) lanp_solve(LANP_SOLVE_PARAMS)
+    LANP_SOLVE_BODY(0)
+extern "C" __global__ void __launch_bounds__(LANP_BLOCK) lanp_solve_y(LANP_SOLVE_PARAMS,
+                                                                      const double* y)
+    LANP_SOLVE_BODY(y)
+
+// Fused similarity + CG, one block per video videos[blockIdx.x]; dynamic shared memory: 8 * max
+// over the launched videos of lanp_fused_doubles(L, band). lanp_fused_*: y = 1 at the seeds;
+// lanp_fused_y_*: the packed right-hand side y (N,) float64, the last argument.
+#define LANP_FUSED_PARAMS(T)                                                                     \
+    const T* x, lanp_i64 D, const lanp_i64* offsets, const lanp_i64* videos, int band,           \
+    int distance, int normalize, double inv_two_sigma2, double temporal_scale,                   \
+    const lanp_i64* seeds, const lanp_i64* seed_offsets, double alpha, double tol,               \
+    int maxiter, double* z, int* iterations, double* residual, unsigned char* converged,         \
+    int* bad_key
+#define LANP_FUSED_BODY(T, Y)                                                                    \
     {                                                                                            \
         __shared__ double red[LANP_BLOCK];                                                       \
         extern __shared__ double lanp_dynamic_smem[];                                            \
         const LanpBlock b = {red};                                                               \
         lanp_fused_video<T>(b, (lanp_i64)blockIdx.x, x, D, offsets, videos, band, distance,      \
-                            normalize, inv_two_sigma2, temporal_scale, seeds, seed_offsets,      \
+                            normalize, inv_two_sigma2, temporal_scale, seeds, seed_offsets, Y,   \
                             alpha, tol, maxiter, lanp_dynamic_smem, z, iterations, residual,     \
                             converged, bad_key);                                                 \
     }
+#define LANP_FUSED_KERNEL(NAME, T)                                                               \
+    extern "C" __global__ void __launch_bounds__(LANP_BLOCK) NAME(LANP_FUSED_PARAMS(T))         \
+        LANP_FUSED_BODY(T, 0)
+#define LANP_FUSED_Y_KERNEL(NAME, T)                                                             \
+    extern "C" __global__ void __launch_bounds__(LANP_BLOCK) NAME(LANP_FUSED_PARAMS(T),         \
+                                                                  const double* y)               \
+        LANP_FUSED_BODY(T, y)
 
 LANP_FUSED_KERNEL(lanp_fused_f32, float)
 LANP_FUSED_KERNEL(lanp_fused_f64, double)
+LANP_FUSED_Y_KERNEL(lanp_fused_y_f32, float)
+LANP_FUSED_Y_KERNEL(lanp_fused_y_f64, double)
 
 // ---------------------------------------------------------------------------------------------
 // host twins: the same functions over the whole grid, one thread per block (ctypes, tests)
@@ -554,39 +600,48 @@ LANP_FUSED_KERNEL(lanp_fused_f64, double)
 LANP_SIMILARITY_HOST(lanp_similarity_f32_host, float)
 LANP_SIMILARITY_HOST(lanp_similarity_f64_host, double)
 
-extern "C" void lanp_solve_host(const double* values, const lanp_i64* offsets,
-                                const lanp_i64* graph_offsets, const lanp_i64* videos,
-                                lanp_i64 n_videos, int band,
-                                const lanp_i64* seeds, const lanp_i64* seed_offsets,
-                                double alpha, double tol, int maxiter, double* z, double* r,
-                                double* p, double* q,
-                                int* iterations, double* residual, unsigned char* converged)
-{
-    const LanpBlock b = {0};
-    for (lanp_i64 t = 0; t < n_videos; ++t)
-        lanp_solve_video(b, videos[t], values, offsets, graph_offsets, band, seeds, seed_offsets,
-                         alpha, tol, maxiter, z, r, p, q, iterations, residual, converged);
-}
+// lanp_solve(_y)'s arguments with the grid size n_videos after ``videos`` (y last, as there)
+#define LANP_SOLVE_HOST_PARAMS                                                                   \
+    const double* values, const lanp_i64* offsets, const lanp_i64* graph_offsets,                \
+    const lanp_i64* videos, lanp_i64 n_videos, int band, const lanp_i64* seeds,                  \
+    const lanp_i64* seed_offsets, double alpha, double tol, int maxiter, double* z, double* r,   \
+    double* p, double* q, int* iterations, double* residual, unsigned char* converged
+#define LANP_SOLVE_HOST_BODY(Y)                                                                  \
+    {                                                                                            \
+        const LanpBlock b = {0};                                                                 \
+        for (lanp_i64 t = 0; t < n_videos; ++t)                                                  \
+            lanp_solve_video(b, videos[t], values, offsets, graph_offsets, band, seeds,          \
+                             seed_offsets, Y, alpha, tol, maxiter, z, r, p, q, iterations,       \
+                             residual, converged);                                               \
+    }
 
-#define LANP_FUSED_HOST(NAME, T)                                                                 \
-    extern "C" void NAME(const T* x, lanp_i64 D, const lanp_i64* offsets,                        \
-                         const lanp_i64* videos, lanp_i64 n_items, int band, int distance,       \
-                         int normalize, double inv_two_sigma2, double temporal_scale,            \
-                         const lanp_i64* seeds, const lanp_i64* seed_offsets,                    \
-                         double alpha, double tol, int maxiter, double* scratch, double* z,      \
-                         int* iterations, double* residual, unsigned char* converged,            \
-                         int* bad_key)                                                           \
+extern "C" void lanp_solve_host(LANP_SOLVE_HOST_PARAMS) LANP_SOLVE_HOST_BODY(0)
+extern "C" void lanp_solve_y_host(LANP_SOLVE_HOST_PARAMS, const double* y) LANP_SOLVE_HOST_BODY(y)
+
+// lanp_fused_(y_)*'s arguments with the grid size n_items after ``videos`` and the scratch
+// (shared memory on the device) before z (y last, as there)
+#define LANP_FUSED_HOST_PARAMS(T)                                                                \
+    const T* x, lanp_i64 D, const lanp_i64* offsets, const lanp_i64* videos, lanp_i64 n_items,   \
+    int band, int distance, int normalize, double inv_two_sigma2, double temporal_scale,         \
+    const lanp_i64* seeds, const lanp_i64* seed_offsets, double alpha, double tol, int maxiter,  \
+    double* scratch, double* z, int* iterations, double* residual, unsigned char* converged,     \
+    int* bad_key
+#define LANP_FUSED_HOST_BODY(T, Y)                                                               \
     {                                                                                            \
         const LanpBlock b = {0};                                                                 \
         for (lanp_i64 t = 0; t < n_items; ++t)                                                   \
             lanp_fused_video<T>(b, t, x, D, offsets, videos, band, distance, normalize,          \
-                                inv_two_sigma2, temporal_scale, seeds, seed_offsets, alpha,      \
+                                inv_two_sigma2, temporal_scale, seeds, seed_offsets, Y, alpha,   \
                                 tol, maxiter, scratch, z, iterations, residual, converged,       \
                                 bad_key);                                                        \
     }
 
-LANP_FUSED_HOST(lanp_fused_f32_host, float)
-LANP_FUSED_HOST(lanp_fused_f64_host, double)
+extern "C" void lanp_fused_f32_host(LANP_FUSED_HOST_PARAMS(float)) LANP_FUSED_HOST_BODY(float, 0)
+extern "C" void lanp_fused_f64_host(LANP_FUSED_HOST_PARAMS(double)) LANP_FUSED_HOST_BODY(double, 0)
+extern "C" void lanp_fused_y_f32_host(LANP_FUSED_HOST_PARAMS(float), const double* y)
+    LANP_FUSED_HOST_BODY(float, y)
+extern "C" void lanp_fused_y_f64_host(LANP_FUSED_HOST_PARAMS(double), const double* y)
+    LANP_FUSED_HOST_BODY(double, y)
 
 extern "C" lanp_i64 lanp_fused_doubles_host(lanp_i64 L, int band)
 {

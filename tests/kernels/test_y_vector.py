@@ -10,14 +10,25 @@ simulator have their own sections below.
 """
 from __future__ import annotations
 
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import lanp.kernels as K
 from lanp.kernels import ConvergenceWarning, InputError
 from lanp.kernels.arrays import to_numpy
+from cuda_build import DEFINES, KERNEL_DIR, NVCC, build_host_library, nvcc_run
+from cuda_build import ptr as host_ptr
+from lanp.kernels.cuda import plan as cuda_plan
 from reference import normalized_similarity, relative_error
-from shared import BACKENDS, smooth_features
+from shared import BACKENDS, DEVICES, smooth_features
 
 ALL = ["cpu", *BACKENDS]
 
@@ -285,3 +296,129 @@ def test_a_list_y_is_read_as_an_array(rng):
     y = random_y(rng, offsets)
     assert np.array_equal(K.propagate(x, offsets, y=list(y), backend="cpu").z,
                           K.propagate(x, offsets, y=y, backend="cpu").z)
+
+
+# -- the CUDA C kernels: the cupy backend's own code on lanp.cu's host twins (tests/fake_cupy.py) ----
+
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found on PATH or at /usr/local/bin/nvcc")
+Y_HOST_TWINS = {"lanp_solve_y_host": "lanp_solve_host", "lanp_fused_y_f32_host": "lanp_fused_f32_host",
+                "lanp_fused_y_f64_host": "lanp_fused_f64_host"}
+
+
+@pytest.fixture(scope="module")
+def lanp_cu(tmp_path_factory):
+    """lanp.cu built by nvcc into a host library; the *_y twins declared as their seed-path
+    twins plus the trailing y pointer."""
+    lib = build_host_library(KERNEL_DIR / "lanp.cu", tmp_path_factory.mktemp("y_host"))
+    for name, seed_twin in Y_HOST_TWINS.items():
+        getattr(lib, name).argtypes = [*getattr(lib, seed_twin).argtypes, ctypes.c_void_p]
+        getattr(lib, name).restype = None
+    return lib
+
+
+@pytest.fixture
+def cupy_host(lanp_cu, monkeypatch):
+    """The 'cupy-host' backend: CupyBackend over a numpy stand-in for cupy that knows lanp_solve_y
+    too; returns the stand-in (its .launches lists every launch)."""
+    from fake_cupy import FakeCupy
+    from lanp.kernels import backends
+    from lanp.kernels.cuda import cupy_backend, devices
+
+    class FakeCupyWithY(FakeCupy):
+        def launch(self, kernel, grid, block, args, shared_mem):
+            if kernel.name != "lanp_solve_y":
+                return super().launch(kernel, grid, block, args, shared_mem)
+            self.launches.append((kernel.name, grid[0], shared_mem))
+            c = [host_ptr(a) if isinstance(a, np.ndarray) else
+                 (float(a) if isinstance(a, (float, np.floating)) else int(a)) for a in args]
+            self.lib.lanp_solve_y_host(*c[:4], grid[0], *c[4:])      # as lanp_solve_host, y last
+
+    def make(arch="sm_86", free=2 ** 34):
+        fake = FakeCupyWithY(lanp_cu, DEVICES[arch], free)
+        monkeypatch.setitem(sys.modules, "cupy", fake)
+        cupy_backend.module.cache_clear()
+        cupy_backend.kernel.cache_clear()
+        monkeypatch.setattr(devices, "_LIMITS", {})
+        monkeypatch.setitem(backends._REGISTRY, "cupy-host", cupy_backend.CupyBackend())
+        return fake
+
+    yield make
+    cupy_backend.module.cache_clear()
+    cupy_backend.kernel.cache_clear()
+
+
+HOST_LENGTHS = [1, 2, 33, 75, 128, 129, 300, 17]     # fused (L <= 128 and fits) and two-step videos
+
+
+@needs_nvcc
+@pytest.mark.parametrize("window", [None, 20])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_c_propagate_with_y_matches_the_float64_reference(rng, cupy_host, window, dtype):
+    fake = cupy_host("sm_86")
+    x, offsets = smooth_features(rng, HOST_LENGTHS, 12, dtype)
+    y = random_y(rng, offsets, zero_videos=[int(rng.integers(len(HOST_LENGTHS)))])
+    graph = dict(sigma=0.5, window=window)
+    r = K.propagate(x, offsets, y=y, tol=1e-12 if dtype == np.float64 else 1e-7, backend="cupy-host", **graph)
+    assert r.backend == "cupy" and r.z.dtype == dtype
+    names = {name for name, _, _ in fake.launches}
+    suffix = "f32" if dtype == np.float32 else "f64"
+    assert {f"lanp_fused_y_{suffix}", "lanp_solve_y"} <= names            # both paths took y
+    assert not names & {f"lanp_fused_{suffix}", "lanp_solve"}
+    ref = dense_reference(lambda v: normalized_similarity(x[offsets[v]:offsets[v + 1]].astype(np.float64), **graph),
+                          offsets, y, 0.99)
+    errors = per_video_errors(r.z, ref, offsets, y)
+    assert errors.max() <= (1e-8 if dtype == np.float64 else 1e-4), errors
+
+
+@needs_nvcc
+@pytest.mark.parametrize("window", [None, 20])
+def test_cuda_c_solve_with_y_zero_videos_and_the_seed_indicator(rng, cupy_host, window):
+    cupy_host("sm_90")
+    x, offsets = smooth_features(rng, HOST_LENGTHS, 6, np.float64)
+    g = K.similarity(x, offsets, window=window, sigma=0.5, backend="cupy-host")
+    zero = [1, 5]
+    y = random_y(rng, offsets, zero_videos=zero)
+    for v in set(range(len(HOST_LENGTHS))) - set(zero):
+        y[offsets[v]] = 1.0 + rng.random()
+    r = K.solve(g, y=y, alpha=0.95, tol=1e-12, backend="cupy-host")
+    ref = dense_reference(g.dense, offsets, y, 0.95)
+    assert per_video_errors(r.z, ref, offsets, y).max() <= 1e-9
+    for v in zero:
+        assert np.all(r.z[offsets[v]:offsets[v + 1]] == 0.0) and r.iterations[v] == 0
+        assert r.residual[v] == 0.0 and r.converged[v]
+    cpu = K.solve(K.similarity(x, offsets, window=window, sigma=0.5, backend="cpu"), y=y, alpha=0.95, tol=1e-12,
+                  backend="cpu")
+    assert relative_error(r.z, cpu.z) <= 1e-9
+    seeds = [[0], [-1], [3, -1], [0, 40], [5], [0, -1], [1, 200], [-2]]
+    for by_seeds, by_y in ((K.solve(g, seeds=seeds, backend="cupy-host"),
+                            K.solve(g, y=indicator(offsets, seeds), backend="cupy-host")),
+                           (K.propagate(x, offsets, window=window, sigma=0.5, seeds=seeds, backend="cupy-host"),
+                            K.propagate(x, offsets, window=window, sigma=0.5, y=indicator(offsets, seeds),
+                                        backend="cupy-host"))):
+        # the y kernels work on every row (the seed kernels on the seeds' reach): extra exact zeros
+        assert np.array_equal(by_y.z, by_seeds.z) and np.array_equal(by_y.iterations, by_seeds.iterations)
+        assert np.array_equal(by_y.residual, by_seeds.residual)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("window", [None, 20])
+def test_cuda_c_memory_groups_give_the_same_bits_with_y(rng, cupy_host, window):
+    x, offsets = smooth_features(rng, HOST_LENGTHS, 12, np.float64)
+    y = random_y(rng, offsets)
+    cupy_host("sm_86", free=2 ** 34)
+    one = K.propagate(x, offsets, y=y, window=window, backend="cupy-host", tol=1e-10)
+    need = cuda_plan.two_step_bytes(np.array(HOST_LENGTHS), window or 0, 12, 8)
+    fake = cupy_host("sm_86", free=2 * int(need.max()))                  # a budget of one long video
+    grouped = K.propagate(x, offsets, y=y, window=window, backend="cupy-host", tol=1e-10)
+    assert sum("similarity" in n for n, _, _ in fake.launches) >= 2
+    for field in ("z", "iterations", "residual", "converged"):
+        assert np.array_equal(getattr(one, field), getattr(grouped, field)), field
+
+
+@needs_nvcc
+def test_cuda_c_y_kernels_compile_warning_free_for_sm_90():
+    proc = nvcc_run(["-cubin", "-arch=sm_90", *DEFINES, "-Werror", "all-warnings", "-Xptxas", "-v",
+                     "-o", "/dev/null", str(KERNEL_DIR / "lanp.cu")])
+    assert proc.returncode == 0, proc.stderr
+    for name in ("lanp_solve_y", "lanp_fused_y_f32", "lanp_fused_y_f64"):
+        assert f"Compiling entry function '{name}'" in proc.stderr
