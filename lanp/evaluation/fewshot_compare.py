@@ -31,7 +31,7 @@ Cross-domain (``source``): the labels are drawn from the SOURCE world's (or file
 ``lanp-fewshot-<adapt>`` runs ``lanp propagate --features target --labels-file source.csv
 --source-features source --adapt <adapt>`` on the target for each adaptation (none = the
 no-adaptation control); the baselines train on the labelled source videos and score the target test
-split. The source world is drawn with the target's world seed (the same feature map and anomaly
+split; there is no hard-override row (the labels name no target video). The source world is drawn with the target's world seed (the same feature map and anomaly
 classes, its own spec), its training ids prefixed ``source_``.
 
 Nothing is selected on the test set: the test ground truth computes the metrics only, and a labelled
