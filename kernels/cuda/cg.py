@@ -1,9 +1,12 @@
 """numba.cuda twin of :mod:`lanp.kernels.cpu.cg`: the whole CG loop of one video per block.
 
-(I - alpha S) z = y with y = 1 at the video's seeds, z = 0 first; stops per video when
-||r||^2 <= tol^2 ||y||^2 (recursive residual) or at maxiter. Dot products are tree reductions
-in shared memory (fixed order: deterministic). Iteration j works only on the rows within
-(j + 1) k of a seed (banded S of half-width k): the others keep their exact zeros.
+(I - alpha S) z = y with y = 1 at the video's seeds, or y = the video's rows of a given packed
+y (N,) float64 (``has_y``), z = 0 first; stops per video when ||r||^2 <= tol^2 ||y||^2
+(recursive residual) or at maxiter. Dot products are tree reductions in shared memory (fixed
+order: deterministic). With seeds, iteration j works only on the rows within (j + 1) k of a
+seed (banded S of half-width k): the others keep their exact zeros; a given y's support is not
+tracked (every row from the first iteration, as lanp.cu's lanp_solve_y). y = 0: z = 0 after 0
+iterations, residual 0.
 
 values: the graph in the CPU layout (flat float64); z, r, p, q (N,) float64; iterations (V,)
 int32, residual (V,) float64 (true ||y - A z|| / ||y||), converged (V,) uint8.
@@ -19,8 +22,9 @@ from numba import cuda, float64
 @lru_cache(maxsize=None)
 def cg_kernel(block: int):
     """The compiled kernel for blocks of ``block`` threads (a power of two); launch one block
-    per video: kernel[V, block](values, offsets, graph_offsets, band, seeds, seed_offsets,
-    alpha, tol, maxiter, z, r, p, q, iterations, residual, converged)."""
+    per video: kernel[V, block](values, offsets, graph_offsets, band, seeds, seed_offsets, y,
+    has_y, alpha, tol, maxiter, z, r, p, q, iterations, residual, converged); y (N,) float64
+    is read only when has_y (else any float64 array, e.g. of length 1)."""
     if block & (block - 1):
         raise ValueError(f"block={block!r} is invalid: it must be a power of two")
 
@@ -62,13 +66,20 @@ def cg_kernel(block: int):
         return False
 
     @cuda.jit(device=True)
-    def seed_value(i, seeds, s0, s1):
-        """y_i: 1 at the video's seeds seeds[s0:s1]."""
+    def rhs_value(i, seeds, s0, s1, y, has_y, a):
+        """y_i: the given y[a + i] (has_y), else 1 at the video's seeds seeds[s0:s1]."""
+        if has_y:
+            return y[a + i]
         return 1.0 if within_reach(i, seeds, s0, s1, 0) else 0.0
 
+    @cuda.jit(device=True)
+    def active(i, seeds, s0, s1, reach, has_y):
+        """Row i may be nonzero after `reach` band steps from y (every row for a given y)."""
+        return has_y or within_reach(i, seeds, s0, s1, reach)
+
     @cuda.jit
-    def cg(values, offsets, graph_offsets, band, seeds, seed_offsets, alpha, tol, maxiter, z, r, p,
-           q, iterations, residual, converged):
+    def cg(values, offsets, graph_offsets, band, seeds, seed_offsets, y, has_y, alpha, tol, maxiter, z,
+           r, p, q, iterations, residual, converged):
         red = cuda.shared.array(block, float64)
         v = cuda.blockIdx.x
         t = cuda.threadIdx.x
@@ -81,11 +92,11 @@ def cg_kernel(block: int):
         part = 0.0
         i = t
         while i < L:
-            y = seed_value(i, seeds, s0, s1)
+            yi = rhs_value(i, seeds, s0, s1, y, has_y, a)
             z[a + i] = 0.0
-            r[a + i] = y
-            p[a + i] = y
-            part += y * y
+            r[a + i] = yi
+            p[a + i] = yi
+            part += yi * yi
             i += block
         yy = block_sum(red, part)
         threshold = tol * tol * yy
@@ -96,7 +107,7 @@ def cg_kernel(block: int):
             part = 0.0
             i = t
             while i < L:
-                if within_reach(i, seeds, s0, s1, reach):
+                if active(i, seeds, s0, s1, reach, has_y):
                     qi = apply_row(values, base, width, band, L, alpha, p, a, i)
                     q[a + i] = qi
                     part += p[a + i] * qi
@@ -108,7 +119,7 @@ def cg_kernel(block: int):
             part = 0.0
             i = t
             while i < L:
-                if within_reach(i, seeds, s0, s1, reach):
+                if active(i, seeds, s0, s1, reach, has_y):
                     z[a + i] += step * p[a + i]
                     r[a + i] -= step * q[a + i]
                     part += r[a + i] * r[a + i]
@@ -117,7 +128,7 @@ def cg_kernel(block: int):
             beta = rr_new / rr
             i = t
             while i < L:
-                if within_reach(i, seeds, s0, s1, reach):
+                if active(i, seeds, s0, s1, reach, has_y):
                     p[a + i] = r[a + i] + beta * p[a + i]
                 i += block
             cuda.syncthreads()
@@ -128,14 +139,15 @@ def cg_kernel(block: int):
         reach = L if band == 0 else (it + 1) * band
         i = t
         while i < L:
-            if within_reach(i, seeds, s0, s1, reach):
-                e = seed_value(i, seeds, s0, s1) - apply_row(values, base, width, band, L, alpha, z, a, i)
+            if active(i, seeds, s0, s1, reach, has_y):
+                e = rhs_value(i, seeds, s0, s1, y, has_y, a) - apply_row(values, base, width, band, L, alpha,
+                                                                         z, a, i)
                 part += e * e
             i += block
         res = block_sum(red, part)
         if t == 0:
             iterations[v] = it
-            residual[v] = math.sqrt(res / yy)
+            residual[v] = math.sqrt(res / yy) if yy > 0.0 else 0.0
             converged[v] = 1 if rr <= threshold else 0
 
     return cg

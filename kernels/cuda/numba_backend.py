@@ -146,8 +146,9 @@ class NumbaCudaBackend:
             return Graph(_out(out, kind, device_index(features)), offsets, plan.graph_offsets, graph.window)
 
     # -- CG ------------------------------------------------------------------------------------
-    def _solve_device(self, cuda, values, offsets, graph_offsets, band, solver, seeds):
-        """seeds: (positions, seed_offsets) from :func:`lanp.kernels.seeds.pack_seeds`."""
+    def _solve_device(self, cuda, values, offsets, graph_offsets, band, solver, seeds, y=None):
+        """seeds: (positions, seed_offsets) from :func:`lanp.kernels.seeds.pack_seeds`; y: the
+        packed right-hand side (N,) (any array kind, None: the seeds')."""
         V, N = offsets.shape[0] - 1, int(offsets[-1])
         goff = graph_offsets if graph_offsets is not None else np.zeros(V + 1, np.int64)
         z = cuda.to_device(np.full(N, np.nan))
@@ -155,12 +156,14 @@ class NumbaCudaBackend:
         iterations = cuda.to_device(np.full(V, -1, dtype=np.int32))
         residual = cuda.to_device(np.full(V, np.nan))
         converged = cuda.to_device(np.zeros(V, dtype=np.uint8))
+        given = cuda.to_device(np.zeros(1)) if y is None else _to_device(cuda, y, np.float64)
         cg_kernel(self.block)[V, self.block](values, cuda.to_device(offsets), cuda.to_device(goff), band,
-                          *(cuda.to_device(np.asarray(s, np.int64)) for s in seeds), solver.alpha,
-                          solver.tol, solver.maxiter, z, r, p, q, iterations, residual, converged)
+                          *(cuda.to_device(np.asarray(s, np.int64)) for s in seeds), given, y is not None,
+                          solver.alpha, solver.tol, solver.maxiter, z, r, p, q, iterations, residual,
+                          converged)
         return z, iterations.copy_to_host(), residual.copy_to_host(), converged.copy_to_host().astype(bool)
 
-    def solve(self, g, solver, seeds):
+    def solve(self, g, solver, seeds, y=None):
         kind = _device_kind(g.values)
         offsets = np.asarray(to_numpy(g.offsets), dtype=np.int64)
         with _on_device_of(g.values):
@@ -168,10 +171,10 @@ class NumbaCudaBackend:
             if len(values.shape) != 1:
                 values = values.reshape(values.size)
             band = 0 if g.window is None else g.window
-            z, it, res, conv = self._solve_device(cuda, values, offsets, g.graph_offsets, band, solver, seeds)
+            z, it, res, conv = self._solve_device(cuda, values, offsets, g.graph_offsets, band, solver, seeds, y)
             return Propagation(_out(z, kind, device_index(g.values)), it, res, conv, self.name)
 
-    def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where):
+    def propagate(self, features, offsets, graph, solver, seeds, dt, video_ids, where, y=None):
         kind = _device_kind(features)
         with _on_device_of(features):
             self._check(offsets, graph, video_ids, where)
@@ -179,7 +182,7 @@ class NumbaCudaBackend:
             values, plan, bad = self._similarity_device(cuda, x, offsets, graph, dt)
             raise_bad_rows(bad, offsets, video_ids, graph, where)
             z, it, res, conv = self._solve_device(cuda, values, offsets, plan.graph_offsets, graph.band,
-                                                  solver, seeds)
+                                                  solver, seeds, y)
             del values
             if kind == "numpy":
                 return Propagation(z.copy_to_host().astype(dt), it, res, conv, self.name)

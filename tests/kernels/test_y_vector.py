@@ -422,3 +422,109 @@ def test_cuda_c_y_kernels_compile_warning_free_for_sm_90():
     assert proc.returncode == 0, proc.stderr
     for name in ("lanp_solve_y", "lanp_fused_y_f32", "lanp_fused_y_f64"):
         assert f"Compiling entry function '{name}'" in proc.stderr
+
+
+# -- numba.cuda under the CUDA simulator (a subprocess: the simulator must be on before numba loads) --
+
+SIM_SCRIPT = textwrap.dedent(r'''
+    import json, os, sys
+    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    sys.setswitchinterval(1e-4)
+    sys.path.insert(0, TESTS)
+    sys.path.insert(0, os.path.join(TESTS, "kernels"))
+    import numpy as np
+    from numba import config, cuda
+    assert config.ENABLE_CUDASIM
+    import lanp.kernels as K
+    from lanp.kernels import backends
+    from lanp.kernels.cuda.numba_backend import NumbaCudaBackend
+    from reference import normalized_similarity, relative_error
+    from shared import smooth_features
+    from test_y_vector import dense_reference, indicator, per_video_errors, random_y
+
+    backends.register(NumbaCudaBackend(block=8))     # small blocks: fewer simulator threads
+    rng = np.random.default_rng(SEED)
+    out = {"propagate": [], "solve": [], "linear": [], "indicator": [], "zero": [], "device": []}
+    lengths = (1, 5, 12, 3, 9)
+    for dtype in ("float32", "float64"):
+        x, offsets = smooth_features(rng, lengths, 3, dtype)
+        for window in (None, 2):
+            graph = dict(sigma=0.5, window=window)
+            y = random_y(rng, offsets)
+            r = K.propagate(x, offsets, y=y, tol=1e-12 if dtype == "float64" else 1e-7, maxiter=500,
+                            backend="numba-cuda", **graph)
+            ref = dense_reference(lambda v: normalized_similarity(
+                x[offsets[v]:offsets[v + 1]].astype(np.float64), **graph), offsets, y, 0.99)
+            out["propagate"].append([dtype, window, r.z.dtype.name, float(per_video_errors(r.z, ref, offsets, y).max()),
+                                     r.backend])
+            if dtype == "float32":
+                continue
+            g = K.similarity(x, offsets, backend="numba-cuda", **graph)
+            ref = dense_reference(g.dense, offsets, y, 0.9)
+            s = K.solve(g, y=y, alpha=0.9, tol=1e-12, maxiter=500, backend="numba-cuda")
+            out["solve"].append([window, float(per_video_errors(s.z, ref, offsets, y).max()),
+                                 bool(s.converged.all())])
+            y2 = random_y(rng, offsets)
+            a, b = rng.normal(size=2)
+            z = lambda yy: K.solve(g, y=yy, alpha=0.9, tol=1e-13, maxiter=500, backend="numba-cuda").z
+            out["linear"].append([window, relative_error(z(a * y + b * y2), a * z(y) + b * z(y2))])
+            seeds = [[0], [-1, 1], [6], [2], [0, -1]]
+            for by_seeds, by_y in ((K.solve(g, seeds=seeds, backend="numba-cuda"),
+                                    K.solve(g, y=indicator(offsets, seeds), backend="numba-cuda")),
+                                   (K.propagate(x, offsets, seeds=seeds, backend="numba-cuda", **graph),
+                                    K.propagate(x, offsets, y=indicator(offsets, seeds), backend="numba-cuda",
+                                                **graph))):
+                out["indicator"].append([window, bool(np.array_equal(by_y.z, by_seeds.z)),
+                                         bool(np.array_equal(by_y.iterations, by_seeds.iterations)),
+                                         relative_error(by_y.z, by_seeds.z)])
+            yz = y.copy()
+            yz[offsets[2]:offsets[3]] = 0.0
+            r = K.propagate(x, offsets, y=yz, backend="numba-cuda", **graph)
+            zv = r.z[offsets[2]:offsets[3]]
+            out["zero"].append([window, bool(np.all(zv == 0.0)), int(r.iterations[2]), float(r.residual[2]),
+                                bool(r.converged[2]), bool(np.isfinite(r.z).all())])
+    # a device y (numba device array) and device features: z stays on the device
+    x, offsets = smooth_features(rng, (4, 7), 3, "float64")
+    y = random_y(rng, offsets)
+    host = K.propagate(x, offsets, y=y, backend="numba-cuda")
+    dev = K.propagate(cuda.to_device(x), offsets, y=cuda.to_device(y), backend="numba-cuda")
+    out["device"] = [type(dev.z).__module__, bool(np.array_equal(dev.z.copy_to_host(), host.z))]
+    print("RESULT" + json.dumps(out))
+''')
+
+
+@pytest.fixture(scope="module")
+def sim(request):
+    """Run SIM_SCRIPT once with a fresh seed (printed on failure via the assertion messages)."""
+    seed = int(os.environ.get("LANP_TEST_SEED") or np.random.SeedSequence().entropy % 2 ** 32)
+    tests = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=os.pathsep.join(
+        [str(tests.parent), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", f"TESTS = {str(tests)!r}\nSEED = {seed}\n" + SIM_SCRIPT],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, f"seed {seed}: " + proc.stderr[-4000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
+    return seed, json.loads(line[len("RESULT"):])
+
+
+def test_simulator_propagate_and_solve_with_y_match_the_float64_reference(sim):
+    seed, out = sim
+    assert len(out["propagate"]) == 4 and len(out["solve"]) == 2
+    for dtype, window, zdtype, err, name in out["propagate"]:
+        assert name == "numba-cuda" and zdtype == dtype, seed
+        assert err <= (1e-9 if dtype == "float64" else 1e-4), (seed, dtype, window, err)
+    for window, err, converged in out["solve"]:
+        assert err <= 1e-10 and converged, (seed, window, err)
+
+
+def test_simulator_linearity_zero_videos_and_the_seed_indicator(sim):
+    seed, out = sim
+    for window, err in out["linear"]:
+        assert err <= 1e-11, (seed, window, err)
+    assert len(out["indicator"]) == 4
+    for window, same_z, same_iterations, err in out["indicator"]:
+        assert same_z and same_iterations, (seed, window, err)
+    for window, zero, iterations, residual, converged, finite in out["zero"]:
+        assert zero and iterations == 0 and residual == 0.0 and converged and finite, (seed, window)
+    module, same = out["device"]
+    assert module.startswith("numba") and same, seed
