@@ -4,9 +4,10 @@ solve (I - alpha S) z = y per video for a given packed right-hand side y (N,).
 Checked against a float64 dense reference (numpy.linalg on the dense S of ``similarity``, and on
 tests/reference.py's independent S) on fresh random inputs (the ``rng`` fixture), a hand-worked
 case, linearity in y, y = the seed indicator against the seed path (bit for bit on the CPU), videos
-whose y is all zero, poisoned outputs, and every refusal. The CPU backend runs here; the GPU
-backends (device, ``gpu`` marker) reuse the same bodies; the CUDA C host build and the numba.cuda
-simulator have their own sections below.
+whose y is all zero, poisoned outputs, and every refusal. Three sections: the CPU backend (and the
+GPU backends on a device, ``gpu`` marker, through the same tests); lanp.cu's y kernels through the
+cupy backend's own code on their nvcc-built host twins (tests/fake_cupy.py, taught lanp_solve_y
+here); numba.cuda under the CUDA simulator (one subprocess, a fresh seed).
 """
 from __future__ import annotations
 
