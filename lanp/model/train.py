@@ -154,7 +154,9 @@ class TrainingLabels:
     """A labels file's training targets in the feature file's order: pseudo_label, weight (N,)
     float32; label_source (N,) uint8 (0 pseudo, 1 human); video_human (V,) int8 (-1 unlabelled,
     0 human normal, 1 human abnormal); human_video_ids: every labelled id the labels file names;
-    human_labels: the human labels' own file (the labels file's ``human_labels`` attribute) or ""."""
+    human_labels: the human labels' own file (the labels file's ``human_labels`` attribute) or "".
+    The attribute may list more ids than ``video_human`` marks (labelled videos of another feature
+    file, e.g. the source domain of a cross-domain run); all of them are recorded."""
     pseudo_label: np.ndarray
     weight: np.ndarray
     label_source: np.ndarray
@@ -220,10 +222,10 @@ def read_training_labels(labels_path, features: FeatureFile) -> TrainingLabels:
         src, vh = np.zeros(y.shape, np.uint8), np.full(len(ids), -1, np.int8)
     marked = [vid for vid, h in zip(ids, vh) if h >= 0]
     listed = _human_ids_attr(labels_path, attrs)
-    if listed is not None and present and sorted(set(listed)) != sorted(marked):
-        odd = sorted(set(listed) ^ set(marked))
-        raise InputError(f"labels file {str(labels_path)!r}: attribute 'human_video_ids' ({len(set(listed))} ids) "
-                         f"and 'video_human' ({len(marked)} labelled videos) disagree, e.g. on {odd[0]!r}")
+    if listed is not None and present and not set(marked) <= set(listed):
+        odd = sorted(set(marked) - set(listed))
+        raise InputError(f"labels file {str(labels_path)!r}: 'video_human' marks video {odd[0]!r} as labelled but "
+                         f"the attribute 'human_video_ids' ({len(set(listed))} ids) does not list it")
     human_ids = list(listed) if listed is not None else marked
 
     where = {vid: k for k, vid in enumerate(ids)}

@@ -2,6 +2,8 @@
 batch, the multiple-instance ranking term, old labels files unchanged, and the refusals."""
 import json
 
+import h5py
+
 import numpy as np
 import pytest
 
@@ -238,16 +240,24 @@ def test_human_labels_change_training(tmp_path, rng):
 
 def test_checkpoint_records_every_labelled_id(tmp_path, rng):
     d = dataset(tmp_path, rng)
+    # the attribute may name labelled videos of another feature file (a cross-domain source): kept
     few = write_labels(tmp_path / "few.h5", d, HUMAN, extra_ids=("elsewhere_007",))
-    # extra id in the attribute but not in video_human: the file is inconsistent, so refused ...
-    with pytest.raises(InputError, match="human_video_ids.*disagree.*elsewhere_007"):
-        train(d["feats"], few, tmp_path / "m.pt", TrainConfig(epochs=1), quiet=True)
-    # ... while the datasets alone give the ids
-    few = write_labels(tmp_path / "few2.h5", d, HUMAN, attrs=False)
     s = train(d["feats"], few, tmp_path / "m.pt", TrainConfig(epochs=1, val_fraction=0.5), quiet=True)
     ckpt = load_checkpoint(tmp_path / "m.pt")[1]
-    assert sorted(ckpt["human_video_ids"]) == sorted(HUMAN)
+    assert sorted(ckpt["human_video_ids"]) == sorted([*HUMAN, "elsewhere_007"])
+    assert ckpt["human_labels"] == "few.csv"
     assert s["human_videos_trained"] == {"abnormal": 2, "normal": 2} and s["val_videos"] == 3
+    # without the attribute the datasets give the ids
+    few = write_labels(tmp_path / "few2.h5", d, HUMAN, attrs=False)
+    train(d["feats"], few, tmp_path / "m2.pt", TrainConfig(epochs=1), quiet=True)
+    assert sorted(load_checkpoint(tmp_path / "m2.pt")[1]["human_video_ids"]) == sorted(HUMAN)
+    # a labelled video the attribute does not list: the file contradicts itself
+    bad = tmp_path / "bad.h5"
+    write_labels(bad, d, HUMAN)
+    with h5py.File(bad, "a") as f:
+        f.attrs["human_video_ids"] = json.dumps(["vid00", "vid01", "vid07"])
+    with pytest.raises(InputError, match="'video_human' marks video 'vid08' as labelled but the attribute"):
+        train(d["feats"], bad, tmp_path / "m3.pt", TrainConfig(epochs=1), quiet=True)
 
 
 # -- refusals --------------------------------------------------------------------------------------
