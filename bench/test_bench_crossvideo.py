@@ -24,13 +24,20 @@ The edge weights are the benchmark's choice, for timing; the method layer (lanp/
 """
 from __future__ import annotations
 
+import os
 import resource
+import shutil
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 import workloads
+from test_bench_process import lanp, write_features
 from lanp.kernels import anchor_neighbours, propagate, similarity, solve_csr
 from lanp.kernels.cpu.csr import joint_csr
 
@@ -195,14 +202,6 @@ def test_cross_video_total(benchmark, data, mode):
 def test_whole_process_cross_video_vs_paper(benchmark, mode, tmp_path):
     """The whole cross-video command against the whole in-video command on one file (the ratio of
     the medians is issue 15's done-when: <= 5)."""
-    import shutil
-    import statistics
-    import tempfile
-    from pathlib import Path
-
-    import h5py
-    from test_bench_process import lanp, write_features
-
     lengths = workloads.ucf_lengths()
     if mode == "smoke":
         lengths = np.minimum(lengths[:24], 300)
@@ -241,7 +240,7 @@ def test_whole_process_cross_video_vs_paper(benchmark, mode, tmp_path):
             paper_s=runs["paper"], cross_video_median_s=cross, paper_median_s=inside, ratio=cross / inside,
             goal="ratio <= 5", anchor_search=str(attrs.get("crossvideo_anchor_search")),
             search_dims=int(attrs.get("crossvideo_search_dims", 0)),
-            search_candidates=int(attrs.get("crossvideo_search_candidates", 0)), loadavg=list(__import__("os").getloadavg()))
+            search_candidates=int(attrs.get("crossvideo_search_candidates", 0)), loadavg=list(os.getloadavg()))
         assert attrs["preset"] == "cross-video"
     finally:
         if mode == "full":
