@@ -6,7 +6,7 @@ from typing import Callable, Dict, Optional
 
 from lanp.method.ablations import ABLATIONS, AblationRecipe
 from lanp.method.crossvideo import CrossVideoRecipe
-from lanp.method.joint import JointGraphRecipe
+from lanp.method.joint import JointGraphRecipe, JointSettings
 from lanp.method.official import PRESETS as OFFICIAL_PRESETS
 from lanp.method.official import OfficialRecipe
 from lanp.method.options import PropagateConfig
@@ -49,6 +49,8 @@ METHOD_RECIPES.update({
     "cross-video": lambda config, seed: CrossVideoRecipe(config),
     "cross-video-otsu": lambda config, seed: CrossVideoRecipe(replace(config, normal_split="otsu")),
     "joint-graph": lambda config, seed: JointGraphRecipe(config),
+    "joint-graph-adjusted": lambda config, seed: JointGraphRecipe(config, JointSettings(
+        video_score="seed-low-tail-length-adjusted")),
 })
 
 METHOD_DESCRIPTIONS = {
@@ -61,6 +63,7 @@ METHOD_DESCRIPTIONS = {
     "cross-video": "normality = similarity to the nearest seed snippet of another video; low-tail score, r = 0.2",
     "cross-video-otsu": "cross-video, N_nor by an Otsu cut of the video scores",
     "joint-graph": "one CG over all videos: a 5-neighbour temporal band + edges to the 3 nearest seeds of other videos",
+    "joint-graph-adjusted": "joint-graph with the length-free seed-low-tail-length-adjusted video score",
 }
 
 
