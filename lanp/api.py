@@ -67,7 +67,7 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
         if human is None:
             recipe = preset_recipe(config)
         else:
-            from lanp.runners.file import fewshot_recipe
+            from lanp.runners.fewshot import fewshot_recipe
             if source is not None:
                 if len(source) != 3:
                     raise ValueError("source must be (source_features, source_offsets, source_ids)")

@@ -69,7 +69,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(normality from the seed snippets of the other videos; docs/compare.md)")
     d.add_argument("--video-score", choices=video_scores.names(), default=None,
                    help="how videos are ranked for the split (default: the preset's, std for paper): " + "; ".join(
-                       f"{s}: {video_scores.get(s).description}" for s in video_scores.names()))
+                       f"{s}: {video_scores.get(s).description}" for s in video_scores.names()).replace("%", "%%"))
     dist = p.add_argument_group("sharded runs (dask; pip install 'lanp[dist]')")
     dist.add_argument("--scheduler", default=None,
                       help="dask scheduler address, e.g. tcp://host:8786 (default: local worker processes); "
@@ -137,7 +137,7 @@ def fewshot_builder(args):
         return None
     from lanp.data.human_labels import read_labels_file
     from lanp.data.io import FeatureFile
-    from lanp.runners.file import fewshot_recipe
+    from lanp.runners.fewshot import fewshot_recipe
 
     config = config_from_args(args)
 

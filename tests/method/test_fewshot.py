@@ -12,7 +12,8 @@ from lanp.data.worlds import WORLDS, generate
 from lanp.kernels import InputError
 from lanp.method import fewshot as F
 from lanp.method.options import PropagateConfig
-from lanp.runners.file import fewshot_recipe, label_file
+from lanp.runners.fewshot import fewshot_recipe
+from lanp.runners.file import label_file
 from lanp.runners.memory import ArraySource
 from reference import normalized_similarity
 from shared import smooth_features
