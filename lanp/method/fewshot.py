@@ -22,7 +22,12 @@ snippet rows (across domains: source rows aligned into the target's space first,
 the ``tau_quantile`` quantile of s over rows believed normal (the prior's seed snippets of the
 unlabelled videos and every snippet of the labelled normal videos); in each video that is neither
 labelled normal nor labelled with spans, the at most ceil(f L) highest-s snippets with s > tau are
-abnormal seeds of strength y_i = (s_i - tau) / (1 - tau) in z_abn.
+abnormal seeds of strength y_i = (s_i - tau) / (1 - tau) in z_abn. "s > tau" means s > tau + 1e-9
+(``TIE_MARGIN``): tau is often exactly the similarity of one of the normal rows (a seed snippet of an
+eligible video), and that row's s, recomputed in another block or runner, lands a rounding error
+(~D ulps) above or below it; a seed however weak switches its video to the two-class formula, so
+rounding would decide between two different abnormalities. Within the margin a row is a tie with the
+threshold and is not transferred.
 
 The rest is the base recipe with the labels fixed:
 
@@ -65,6 +70,8 @@ from lanp.method.results import FirstPass
 
 FEWSHOT_PRESETS = ("recommended", "paper")
 Z_NOR, ABNORMALITY, LABEL_SOURCE, KEY = range(4)
+TIE_MARGIN = 1e-9   # s within this of tau is a tie (not above): far above the ~D * 1e-16 rounding of a cosine,
+                    # far below any similarity difference that means something
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,7 @@ def combine(z_nor, z_abn, has_abnormal, eps) -> np.ndarray:
 
 def transfer_seeds(similarity, offsets, eligible, tau: float, fraction: float) -> np.ndarray:
     """y (n,) float64: in each eligible video the at most ceil(f L) highest-similarity snippets with
-    s > tau get y = (s - tau) / (1 - tau) (ties: the earlier snippet); 0 elsewhere."""
+    s > tau + TIE_MARGIN get y = (s - tau) / (1 - tau) (ties: the earlier snippet); 0 elsewhere."""
     y = np.zeros(similarity.shape[0], dtype=np.float64)
     if tau >= 1.0:
         return y
@@ -135,7 +142,7 @@ def transfer_seeds(similarity, offsets, eligible, tau: float, fraction: float) -
         a, b = int(offsets[v]), int(offsets[v + 1])
         s = similarity[a:b]
         top = np.argsort(-s, kind="stable")[:int(math.ceil(fraction * (b - a)))]
-        top = top[s[top] > tau]
+        top = top[s[top] > tau + TIE_MARGIN]
         y[a + top] = (s[top] - tau) / (1.0 - tau)
     return y
 
