@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 from lanp.method.options import PropagateConfig
 from lanp.method.recipe import Recipe
-from lanp.method.registry import preset_recipe
+from lanp.method.registry import preset_name, preset_recipe
 from lanp.method.results import Labels
 from lanp.runners import passes
 from lanp.runners.memory import ArraySource
@@ -22,14 +22,17 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
     features: packed (N, D) or (N, C, D) snippet features with ``offsets`` (V+1,) (video v owns
         rows offsets[v]:offsets[v+1]); or, with ``offsets=None``, a list of per-video (L, D) or
         (L, C, D) arrays. C crops are averaged (in float64) as when read from a file.
-    preset: 'recommended' (the default: the options below apply, with a length-free video score)
-        | 'paper' (the paper bit for bit) | 'official-ucf' | 'official-sht' | 'cross-video'.
+    preset: 'recommended' (the default, today 'dual-prior': normality inside and across videos
+        ranked over the dataset, the top 15 % of snippets pseudo-abnormal, :mod:`lanp.method.dualprior`)
+        | 'paper' (the paper bit for bit) | 'tail-adjusted' (the paper's recipe with a length-free
+        video score) | 'official-ucf' | 'official-sht' | 'cross-video'.
     options: any option of :class:`lanp.method.options.PropagateConfig` (alpha, sigma, window,
         seeds, n_normal, video_score, ...), as ``lanp propagate`` takes them.
     recipe: a :class:`lanp.method.recipe.Recipe` to run instead of the preset's (options unused).
     human: a :class:`lanp.data.human_labels.HumanLabels` (a few labelled videos or spans): few-shot
-        lanp (:mod:`lanp.method.fewshot`, presets recommended and paper) with its extra outputs
-        ``abnormality``, ``label_source``, ``video_human``; empty labels give plain lanp's numbers.
+        lanp (:mod:`lanp.method.fewshot`, built on the in-video recipe: presets recommended, which
+        means tail-adjusted there, tail-adjusted and paper) with its extra outputs ``abnormality``,
+        ``label_source``, ``video_human``; empty labels give that base's numbers exactly.
     source: ``(source_features, source_offsets, source_ids)``: cross-domain few-shot, ``human``
         names these SOURCE videos; their spans, aligned into the target's space by ``adapt``
         ('coral' | 'whiten' | 'none', fitted on the target's confident normal snippets), seed the
@@ -44,9 +47,13 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
     >>> rng = np.random.default_rng(0)
     >>> videos = [np.abs(rng.normal(1.0, 0.05, size=(n, 8))).astype(np.float32) for n in (12, 20, 16, 9)]
     >>> out = lanp.label(videos, video_ids=["a", "b", "c", "d"])
-    >>> out.normality.shape, out.pseudo_label.dtype, int(out.video_abnormal.sum())
-    ((57,), dtype('uint8'), 2)
-    >>> int(out.pseudo_label[out.offsets[1]:out.offsets[2]].sum()) in (0, 8)    # floor(0.4 * 20)
+    >>> out = lanp.label(videos, preset="dual-prior")
+    >>> out.normality.shape, out.pseudo_label.dtype, out.attrs["recipe"]
+    ((57,), dtype('uint8'), 'dual-prior')
+    >>> bool(0.1 < out.pseudo_label.mean() < 0.2)      # about 15 % of the snippets
+    True
+    >>> paper = lanp.label(videos, preset="paper")
+    >>> int(paper.pseudo_label[paper.offsets[1]:paper.offsets[2]].sum()) in (0, 8)    # floor(0.4 * 20)
     True
     """
     unknown = sorted(set(options) - set(OPTIONS))
@@ -65,6 +72,9 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
     if recipe is None:
         config = PropagateConfig(preset=preset, **options)
         if human is None:
+            if "video_score" in options and preset_name(config) == "dual-prior":
+                from lanp.method.dualprior import check_split_options
+                check_split_options(config, video_score_given=True)
             recipe = preset_recipe(config)
         else:
             from lanp.runners.fewshot import fewshot_recipe

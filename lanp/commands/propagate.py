@@ -62,8 +62,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     d = p.add_argument_group("preset and video score")
     d.add_argument("--preset", choices=PRESETS, default="recommended",
-                   help="recommended (default: the options above with the length-free seed-low-tail-length-adjusted "
-                        "video score, which won on every synthetic world), paper (the options above with the "
+                   help="recommended (default; today dual-prior), dual-prior (normality inside each video and "
+                        "across videos, ranked over the whole dataset: the top 15 %% of snippets pseudo-abnormal; "
+                        "won across the synthetic worlds, docs/compare.md), tail-adjusted (the paper's recipe with "
+                        "the length-free seed-low-tail-length-adjusted video score; the default before; few-shot "
+                        "runs build on it), paper (the options above with the "
                         "paper's std(z) score: the paper bit for bit), the public code's rules for UCF-Crime / "
                         "ShanghaiTech (fix graph, solver, split and weights; docs/presets.md), or cross-video "
                         "(normality from the seed snippets of the other videos; docs/compare.md)")
@@ -124,10 +127,17 @@ def check_fewshot_args(args, sharded: bool) -> None:
         raise InputError("--source-features needs --labels-file: the labels of the source videos")
     if args.adapt is not None and args.source_features is None:
         raise InputError(f"--adapt {args.adapt} needs --source-features (it aligns the source domain's rows)")
-    if args.labels_file is not None and args.preset not in ("recommended", "paper"):
-        raise InputError(f"--labels-file works with --preset recommended or paper, not --preset {args.preset}")
+    if args.labels_file is not None and args.preset not in ("recommended", "tail-adjusted", "paper"):
+        raise InputError(f"--labels-file works with --preset recommended (few-shot builds on the in-video "
+                         f"tail-adjusted recipe), tail-adjusted or paper, not --preset {args.preset}")
     if args.source_features is not None and sharded:
         raise InputError("--source-features works with one --features file (no --scheduler / --resume)")
+    if args.labels_file is None and args.video_score is not None and args.preset in ("recommended", "dual-prior"):
+        from lanp.method.registry import preset_name
+        if preset_name(config_from_args(args)) == "dual-prior":
+            raise InputError(f"--video-score {args.video_score} does not apply to --preset {args.preset} (the dual "
+                             f"prior labels the dataset's most abnormal snippets, without a video split): use "
+                             f"--preset tail-adjusted or --preset paper to rank videos")
 
 
 def fewshot_builder(args):

@@ -98,8 +98,12 @@ class CrossVideoRecipe(Recipe):
         video, local = seed_places(self.config.seeds, offsets)
         return np.asarray(x[offsets[video] + local], dtype=np.float64), video + first_video
 
+    def fresh(self) -> "CrossVideoRecipe":
+        """A copy of the recipe without its context (subclasses with more settings override it)."""
+        return type(self)(self.config, self.settings)
+
     def with_context(self, rows: np.ndarray, videos: np.ndarray) -> "CrossVideoRecipe":
-        out = type(self)(self.config, self.settings)
+        out = self.fresh()
         out.anchors, out.anchor_video = np.ascontiguousarray(rows), np.asarray(videos, dtype=np.int64)
         s = self.settings
         out.search = prepare(out.anchors, out.anchor_video, s.anchor_search, s.search_dims, s.search_candidates,

@@ -68,7 +68,7 @@ from lanp.method.options import PropagateConfig
 from lanp.method.recipe import Recipe
 from lanp.method.results import FirstPass
 
-FEWSHOT_PRESETS = ("recommended", "paper")
+FEWSHOT_PRESETS = ("recommended", "tail-adjusted", "paper")   # recommended: the in-video tail-adjusted base
 Z_NOR, ABNORMALITY, LABEL_SOURCE, KEY = range(4)
 TIE_MARGIN = 1e-9   # s within this of tau is a tie (not above): far above the ~D * 1e-16 rounding of a cosine,
                     # far below any similarity difference that means something
@@ -408,7 +408,7 @@ class FewShotRecipe(Recipe):
         weight[source] = 1.0
         return pseudo, weight
 
-    def outputs(self, first: FirstPass) -> dict:
+    def outputs(self, first: FirstPass, decision=None) -> dict:
         """normality (z_nor), abnormality (N,) float32, label_source (N,) uint8, video_human (V,) int8."""
         z = first.z
         return {"normality": np.asarray(z[:, Z_NOR], dtype=np.float32),

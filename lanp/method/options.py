@@ -10,10 +10,13 @@ from lanp.kernels import GraphParams, SolverParams, check_dtype
 from lanp.method import video_scores
 from lanp.method.splits import SPLITS
 
-PRESETS = ("recommended", "paper", "official-ucf", "official-sht", "cross-video")
-# the video score each preset uses unless one is given: the paper's std(z), and for the recommended
-# preset the length-free score that won on every synthetic world (docs/compare.md)
-DEFAULT_VIDEO_SCORE = {"recommended": "seed-low-tail-length-adjusted"}
+PRESETS = ("recommended", "paper", "dual-prior", "tail-adjusted", "official-ucf", "official-sht", "cross-video")
+# what 'recommended' stands for (docs/presets.md: the preset that won across the synthetic worlds)
+RECOMMENDED = "tail-adjusted"
+# the video score each preset uses unless one is given: the paper's std(z), and for the in-video
+# recipe the length-free score that won on every synthetic world before the dual prior
+# (docs/compare.md); 'recommended' keeps it for the few-shot recipe, which builds on the in-video one
+DEFAULT_VIDEO_SCORE = {"recommended": "seed-low-tail-length-adjusted", "tail-adjusted": "seed-low-tail-length-adjusted"}
 NORMALIZE = ("l2", "none")
 
 
@@ -24,11 +27,15 @@ class PropagateConfig:
     Graph: alpha, sigma, distance, normalize ('l2' | 'none'), window (None: dense), temporal_scale
     (None: s = L), terms ('both' | 'feature' | 'temporal'), seeds. Split and labels: n_normal or
     normal_fraction (default half the videos), abnormal_ratio r, confident_fraction h. Solver: tol,
-    maxiter, backend, dtype. preset: 'recommended' (the default: the paper's graph and rules with a
-    length-free video score), 'paper' (these options with the paper's std(z) score: the paper bit
-    for bit), an official preset (which fixes the graph, solver, split and weights) or
-    'cross-video'. video_score: a name of :mod:`lanp.method.video_scores`; None takes the preset's
-    (std, or seed-low-tail-length-adjusted for 'recommended').
+    maxiter, backend, dtype. preset: 'recommended' (the default: today 'dual-prior', the paper's
+    graph with normality inside and across videos ranked over the dataset,
+    :mod:`lanp.method.dualprior`), 'paper' (these options with the paper's std(z) score: the paper
+    bit for bit), 'tail-adjusted' (the paper's recipe with the length-free
+    seed-low-tail-length-adjusted video score; the default before the dual prior), an official
+    preset (which fixes the graph, solver, split and weights) or 'cross-video'. video_score: a name
+    of :mod:`lanp.method.video_scores`; None takes the preset's (std, or
+    seed-low-tail-length-adjusted for 'tail-adjusted' and 'recommended'; the dual prior ranks
+    snippets, not videos, and takes none).
     normal_split: 'count' (N_nor from n_normal / normal_fraction, the paper) | 'otsu' | 'gmm'
     (N_nor from the video scores, :mod:`lanp.method.splits`).
     """

@@ -201,8 +201,9 @@ class Recipe:
         pseudo = self.pseudo_labels(z, offsets, abnormal)
         return pseudo, self.weights(x, pseudo, decision.means)
 
-    def outputs(self, first: FirstPass) -> dict:
+    def outputs(self, first: FirstPass, decision: Optional[Decision] = None) -> dict:
         """The labels' ``normality`` (N,) float32 from the first pass, plus any datasets a variant
-        adds (name -> array; the few-shot recipe's abnormality and label sources)."""
+        adds (name -> array; the few-shot recipe's abnormality and label sources); ``decision``:
+        the global step's, for variants whose outputs need it (the dual prior's dataset ranks)."""
         return {"normality": np.asarray(first.z, dtype=np.float32)}
 

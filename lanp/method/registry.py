@@ -6,17 +6,26 @@ from typing import Callable, Dict, Optional
 
 from lanp.method.ablations import ABLATIONS, AblationRecipe
 from lanp.method.crossvideo import CrossVideoRecipe
+from lanp.method.dualprior import DualPriorRecipe
 from lanp.method.joint import JointGraphRecipe, JointSettings
 from lanp.method.official import PRESETS as OFFICIAL_PRESETS
 from lanp.method.official import OfficialRecipe
-from lanp.method.options import PropagateConfig
+from lanp.method.options import RECOMMENDED, PropagateConfig
 from lanp.method.recipe import Recipe
 
 
+def preset_name(config: PropagateConfig) -> str:
+    """``config.preset``, with 'recommended' resolved to what it stands for (:data:`RECOMMENDED`)."""
+    return RECOMMENDED if config.preset == "recommended" else config.preset
+
+
 def preset_recipe(config: PropagateConfig) -> Recipe:
-    """The recipe of ``config.preset``: the paper's, or an official preset's."""
-    if config.preset in ("recommended", "paper"):          # one recipe; the presets differ in the score
+    """The recipe of ``config.preset`` ('recommended' stands for :data:`RECOMMENDED`)."""
+    preset = preset_name(config)
+    if preset in ("paper", "tail-adjusted"):          # one recipe; the presets differ in the score
         return Recipe(config)
+    if preset == "dual-prior":
+        return DualPriorRecipe(config)
     if config.preset == "cross-video":
         return CrossVideoRecipe(config)
     return OfficialRecipe(config, OFFICIAL_PRESETS[config.preset])
@@ -48,6 +57,7 @@ METHOD_RECIPES.update({
                                                                    normal_split="otsu")),
     "cross-video": lambda config, seed: CrossVideoRecipe(config),
     "cross-video-otsu": lambda config, seed: CrossVideoRecipe(replace(config, normal_split="otsu")),
+    "lanp-dual-prior": lambda config, seed: DualPriorRecipe(config),
     "joint-graph": lambda config, seed: JointGraphRecipe(config),
     "joint-graph-adjusted": lambda config, seed: JointGraphRecipe(config, JointSettings(
         video_score="seed-low-tail-length-adjusted")),
@@ -62,6 +72,7 @@ METHOD_DESCRIPTIONS = {
     "lanp-tail-adjusted-otsu": "tail-adjusted score, N_nor by an Otsu cut of the video scores",
     "cross-video": "normality = similarity to the nearest seed snippet of another video; low-tail score, r = 0.2",
     "cross-video-otsu": "cross-video, N_nor by an Otsu cut of the video scores",
+    "lanp-dual-prior": "dual prior: mean dataset rank of in-video z (seed-calibrated) and cross-video similarity; top 15 % pseudo-abnormal",
     "joint-graph": "one CG over all videos: a 5-neighbour temporal band + edges to the 3 nearest seeds of other videos",
     "joint-graph-adjusted": "joint-graph with the length-free seed-low-tail-length-adjusted video score",
 }

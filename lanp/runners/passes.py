@@ -102,7 +102,7 @@ def second_pass(recipe: Recipe, source, z: np.ndarray, decision: Decision, progr
 def assemble(recipe: Recipe, first: FirstPass, decision: Decision, pseudo, weight, video_ids,
              seconds: float = 0.0) -> Labels:
     """The :class:`Labels` of the passes (attrs: the recipe's options, then the decision's)."""
-    extra = recipe.outputs(first)
+    extra = recipe.outputs(first, decision)
     return Labels(
         video_ids=list(video_ids), offsets=first.offsets, normality=extra.pop("normality"),
         pseudo_label=pseudo, weight=weight, video_score=np.asarray(decision.video_score, dtype=np.float32),

@@ -1,0 +1,150 @@
+"""The dual-prior recipe: its dataset ranks against exact ones, hand-checked pieces, equal labels
+from every runner, refusals."""
+import h5py
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+import lanp
+from lanp.cli import propagate_main
+from lanp.kernels import anchor_neighbours, propagate
+from lanp.method.crossvideo import CrossVideoSettings
+from lanp.method.dualprior import (HIST_BINS, HIST_RANGE, DualPriorRecipe, DualPriorSettings, HistogramCdf,
+                                   sample_positions, seed_means, video_histograms, weighted_quantile)
+from lanp.runners.file import label_file
+
+DATASETS = ("normality", "pseudo_label", "weight", "video_score", "video_abnormal", "in_video_normality",
+            "cross_video_normality")
+EXACT = DualPriorSettings(crossvideo=CrossVideoSettings(anchor_search="exact"))
+
+
+def _videos(rng, n_videos=12, dim=10):
+    base = rng.gamma(2.0, 0.2, size=(3, dim))                      # three shared scenes
+    out = []
+    for v, n in enumerate(rng.integers(8, 40, size=n_videos)):
+        x = base[v % 3] + 0.03 * rng.normal(size=(n, dim))
+        if v % 4 == 1:
+            x[n // 3: n // 2] += rng.gamma(2.0, 0.5, size=dim)       # an anomaly no other video has
+        out.append(np.abs(x).astype(np.float32))
+    return out
+
+
+def _packed(videos):
+    return np.concatenate(videos), np.concatenate([[0], np.cumsum([len(v) for v in videos])]).astype(np.int64)
+
+
+def test_histogram_cdf_is_the_empirical_cdf_up_to_one_bin(rng):
+    values = rng.uniform(0.0, 1.9, size=5000) ** 2 / 1.9             # skewed, inside HIST_RANGE
+    offsets = np.array([0, 1200, 5000])
+    counts = video_histograms(values, offsets)
+    assert counts.shape == (2, HIST_BINS) and counts.sum() == values.size
+    assert counts[0].sum() == 1200
+    cdf = HistogramCdf(counts.sum(axis=0))
+    probe = rng.uniform(*HIST_RANGE, size=300)
+    exact = np.searchsorted(np.sort(values), probe, side="right") / values.size
+    # linear inside a bin: off by at most the share of the probe's own bin
+    bins = np.minimum(((probe - HIST_RANGE[0]) / (HIST_RANGE[1] - HIST_RANGE[0]) * HIST_BINS).astype(int), HIST_BINS - 1)
+    allowed = cdf.counts[bins] / cdf.total + 1e-12
+    assert np.all(np.abs(cdf(probe) - exact) <= allowed)
+    assert cdf(np.array([HIST_RANGE[0] - 1.0]))[0] == 0.0 and cdf(np.array([HIST_RANGE[1] + 1.0]))[0] == 1.0
+
+
+def test_hand_checked_pieces():
+    assert sample_positions(3).tolist() == [0, 1, 2]
+    assert sample_positions(8, m=4).tolist() == [1, 3, 5, 7]            # floor((k + 1/2) 8 / 4)
+    assert weighted_quantile(np.array([3.0, 1.0, 2.0]), np.array([1.0, 1.0, 2.0]), 0.5) == 2.0
+    assert weighted_quantile(np.array([3.0, 1.0, 2.0]), np.array([1.0, 1.0, 2.0]), 0.8) == 3.0
+    z = np.array([2.0, 1.0, 4.0, 1.0, 1.0, 3.0])
+    np.testing.assert_allclose(seed_means(z, np.array([0, 3, 6]), (0, -1)), [3.0, 2.0])
+    np.testing.assert_allclose(seed_means(z, np.array([0, 3, 6]), [[1], [0, 1]]), [1.0, 1.0])
+
+
+def test_labels_are_the_exact_dataset_ranks(rng):
+    """Against the definition with exact ranks over every snippet: a_i = 1 - (F_z + F_n) / 2, the
+    top q of a pseudo-abnormal. The recipe's CDFs come from histograms and its threshold from a
+    sample, so a few snippets next to the threshold may differ; everything else must agree."""
+    videos = _videos(rng, n_videos=30)
+    x, offsets = _packed(videos)
+    out = lanp.label(x, offsets, recipe=DualPriorRecipe(settings=EXACT))
+    V = len(videos)
+    z = np.asarray(propagate(x, offsets, warn=False).z, np.float64)
+    zn = z / np.repeat(0.5 * (z[offsets[:-1]] + z[offsets[1:] - 1]), np.diff(offsets))
+    video = np.repeat(np.arange(V), np.diff(offsets))
+    seeds = np.stack([offsets[:-1], offsets[1:] - 1], axis=1).ravel()
+    n = anchor_neighbours(x, offsets, x[seeds], video[seeds], k=1).similarity[:, 0]
+    np.testing.assert_allclose(out.extra["in_video_normality"], zn, rtol=2e-6)
+    np.testing.assert_allclose(out.extra["cross_video_normality"], n, rtol=1e-6)
+    N = x.shape[0]
+    a = 1.0 - 0.5 * (rankdata(zn, method="max") / N + rankdata(n, method="max") / N)
+    assert np.corrcoef(a, 1.0 - out.normality)[0, 1] > 0.99
+    want = rankdata(a, method="max") / N > 0.85
+    got = out.pseudo_label.astype(bool)
+    assert abs(got.mean() - 0.15) < 0.03
+    assert np.mean(got == want) > 0.97
+    assert np.all(out.weight == 1.0)
+    # video_abnormal marks exactly the videos holding pseudo-abnormal snippets (estimated from
+    # the sample: every video here is shorter than the sample, so it is exact)
+    holds = np.maximum.reduceat(out.pseudo_label, offsets[:-1]) > 0
+    np.testing.assert_array_equal(out.video_abnormal, holds)
+    # the planted anomalies are the most abnormal snippets of the dataset
+    worst = np.argsort(out.normality)[:5]
+    assert set((np.searchsorted(offsets, worst, side="right") - 1).tolist()) <= {v for v in range(V) if v % 4 == 1}
+
+
+def test_every_runner_gives_the_same_labels(tmp_path, rng):
+    videos = _videos(rng)
+    x, offsets = _packed(videos)
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["offsets"] = x, offsets
+    memory = lanp.label(videos, recipe=DualPriorRecipe())
+    chunked = label_file(path, DualPriorRecipe(), progress=False, chunk_bytes=4 * 10 * 25)   # many chunks
+    assert propagate_main(["--features", str(path), "--out", str(tmp_path / "l.h5"), "--preset", "dual-prior",
+                           "--quiet"]) == 0
+    with h5py.File(tmp_path / "l.h5", "r") as f:
+        cli = {k: f[k][()] for k in DATASETS}
+        assert f.attrs["recipe"] == "dual-prior"
+    for k in DATASETS:
+        mine = memory.extra[k] if k in memory.extra else getattr(memory, k)
+        np.testing.assert_array_equal(chunked.extra[k] if k in chunked.extra else getattr(chunked, k), mine, err_msg=k)
+        np.testing.assert_array_equal(cli[k], mine, err_msg=k)
+
+
+def test_sharded_equals_single(tmp_path, rng):
+    pytest.importorskip("distributed")
+    videos = _videos(rng)
+    paths = []
+    for i, part in enumerate((videos[:5], videos[5:])):
+        p = tmp_path / f"part{i}.h5"
+        with h5py.File(p, "w") as f:
+            f["features"], f["offsets"] = _packed(part)
+        paths.append(p)
+    assert propagate_main(["--features", *map(str, paths), "--out", str(tmp_path / "out"), "--preset", "dual-prior",
+                           "--quiet"]) == 0
+    single = lanp.label(videos, recipe=DualPriorRecipe())
+    for k in DATASETS:
+        got = []
+        for p in paths:
+            with h5py.File(tmp_path / "out" / f"{p.stem}.labels.h5", "r") as f:
+                got.append(f[k][()])
+        want = single.extra[k] if k in single.extra else getattr(single, k)
+        np.testing.assert_array_equal(np.concatenate(got), want, err_msg=k)
+
+
+def test_refusals(tmp_path):
+    for bad in (0.0, 1.0, -0.1, True, "0.2"):
+        with pytest.raises(ValueError, match="abnormal_share"):
+            DualPriorSettings(abnormal_share=bad)
+    with pytest.raises(RuntimeError, match="needs its anchors"):
+        DualPriorRecipe().first_pass(np.ones((4, 3), np.float32), np.array([0, 4]), None, "x")
+    for option in ({"n_normal": 3}, {"normal_fraction": 0.3}, {"normal_split": "otsu"}, {"abnormal_ratio": 0.2},
+                   {"video_score": "std"}):
+        with pytest.raises(ValueError, match=f"{next(iter(option))}=.*does not apply to the dual-prior"):
+            lanp.label([np.ones((4, 3), np.float32)] * 3, preset="dual-prior", **option)
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["offsets"] = np.abs(np.random.default_rng(0).normal(size=(12, 3))), np.array([0, 4, 8, 12])
+    for argv in (["--video-score", "std"], ["--n-normal", "1"]):
+        out = tmp_path / "l.h5"
+        assert propagate_main(["--features", str(path), "--out", str(out), "--preset", "dual-prior", *argv]) == 2
+        assert not out.exists()
