@@ -240,7 +240,9 @@ def test_whole_process_cross_video_vs_paper(benchmark, mode, tmp_path):
             paper_s=runs["paper"], cross_video_median_s=cross, paper_median_s=inside, ratio=cross / inside,
             goal="ratio <= 5", anchor_search=str(attrs.get("crossvideo_anchor_search")),
             search_dims=int(attrs.get("crossvideo_search_dims", 0)),
-            search_candidates=int(attrs.get("crossvideo_search_candidates", 0)), loadavg=list(os.getloadavg()))
+            search_candidates=int(attrs.get("crossvideo_search_candidates", 0)), loadavg=list(os.getloadavg()),
+            peak_rss_gb_largest_command=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6,
+            file_gb=path.stat().st_size / 1e9)
         assert attrs["preset"] == "cross-video"
     finally:
         if mode == "full":

@@ -22,7 +22,7 @@ every returned similarity exact and lets only the choice of anchor miss:
 A row is *certified* (provably the exact search's answer) when its k-th exact cosine reaches the
 c-th upper bound, or when at most c anchors are eligible: no other anchor can beat it. With
 d >= min(A, D) (PCA) the bounds are equalities and the search is exact. Memory: O(chunk A) in
-the kernel (its own chunking) plus O(n c) here; the projected copy of a chunk is (n, d+1).
+the kernel (its own chunking) plus O(BLOCK_ROWS (c + d)) here: rows are searched BLOCK_ROWS at a time.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ SEARCHES = ("exact", "projected")
 PROJECTIONS = ("pca", "random")
 POWER_STEPS = 6        # subspace iterations of the PCA fit
 OVERSAMPLE = 16        # extra columns of the iterated subspace
+BLOCK_ROWS = 16384     # rows searched at a time: the (rows, c) arrays stay ~10 MB whatever the chunk
 MARGIN = 1e-6          # rounding allowance of the bounds (float32 projected rows): never prune on a tie
 
 
@@ -180,12 +181,24 @@ class ProjectedAnchors:
             return Found(nb.similarity, nb.index, SearchStats(n, 0, n))
         if self.unit.shape[0] == 0:
             return Found(np.full((n, k), -np.inf), np.full((n, k), -1, dtype=np.int64), SearchStats(n, 0, n))
+        video = np.repeat(np.arange(offsets.shape[0] - 1) + first_video, np.diff(offsets))
+        parts = [self._block(x[lo:lo + BLOCK_ROWS], inv[lo:lo + BLOCK_ROWS], video[lo:lo + BLOCK_ROWS], k, dt, backend)
+                 for lo in range(0, n, BLOCK_ROWS)]
+        stats = SearchStats(n, sum(p.stats.rescored for p in parts), sum(p.stats.certified for p in parts))
+        return Found(np.concatenate([p.similarity for p in parts]), np.concatenate([p.index for p in parts]), stats)
+
+    def _block(self, x, inv, video, k, dt, backend) -> Found:
+        """The search on rows x (b, D) (checked: finite, nonzero) of global videos ``video`` (b,),
+        sorted; a block may cut a video (each row's answer depends on that row alone)."""
+        b = x.shape[0]
+        cuts = np.flatnonzero(np.diff(video)) + 1
+        offsets = np.concatenate([[0], cuts, [b]]).astype(np.int64)
         p = (x @ self.basis.astype(dt)).astype(np.float64) * inv[:, None]
         e = np.sqrt(np.maximum(0.0, 1.0 - np.einsum("ij,ij->i", p, p)))
         rows = np.ascontiguousarray(np.concatenate([p, e[:, None]], axis=1), dtype=dt)
         nb = anchor_neighbours(rows, offsets, self.augmented.astype(dt), self.anchor_video, k=max(self.candidates, k),
-                               first_video=first_video, backend=backend, video_ids=video_ids, where=where)
-        index, upper = nb.index, nb.similarity                                    # (n, c), largest first
+                               first_video=int(video[0]), backend=backend)
+        index, upper = nb.index, nb.similarity                                    # (b, c), largest first
         valid = index >= 0
         lower = np.where(valid, upper - 2.0 * e[:, None] * self.residual[np.maximum(index, 0)], -np.inf)
         kth_lower = lower.max(axis=1) if k == 1 else -np.sort(-lower, axis=1)[:, k - 1]
@@ -198,13 +211,12 @@ class ProjectedAnchors:
             order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
         best = np.take_along_axis(exact, order, axis=1)
         chosen = np.where(np.isfinite(best), np.take_along_axis(index, order, axis=1), -1)
-        video = np.repeat(np.arange(offsets.shape[0] - 1) + first_video, np.diff(offsets))
         own = np.bincount(np.searchsorted(self.videos, self.anchor_video), minlength=self.videos.size)
         place = np.minimum(np.searchsorted(self.videos, video), max(self.videos.size - 1, 0))
-        own_count = np.where(self.videos[place] == video, own[place], 0) if self.videos.size else np.zeros(n, int)
+        own_count = np.where(self.videos[place] == video, own[place], 0) if self.videos.size else np.zeros(b, int)
         everything = self.anchor_video.size - own_count <= index.shape[1]   # every eligible anchor a candidate
         certified = everything | (best[:, -1] >= upper[:, -1] + MARGIN)
-        return Found(best, chosen, SearchStats(n, int(keep.sum()), int(certified.sum())))
+        return Found(best, chosen, SearchStats(b, int(keep.sum()), int(certified.sum())))
 
 
 def exact_search(x, offsets, anchors, anchor_video, k, first_video=0, backend="auto", video_ids=None,

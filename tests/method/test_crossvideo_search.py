@@ -75,6 +75,20 @@ def test_recall_on_clustered_data(rng):
     assert 0 < stats.rescored <= 12 * x.shape[0]
 
 
+def test_row_blocks_that_cut_videos_give_the_same_bits(rng, monkeypatch):
+    from lanp.method import anchor_search
+    x, offsets = clustered(rng, videos=12)
+    x = x.astype(np.float32)
+    anchors, anchor_video = seed_anchors(x, offsets)
+    search = ProjectedAnchors(anchors, anchor_video, dims=6, candidates=4)
+    whole = search.search(x, offsets, 2, first_video=3, backend="cpu")
+    monkeypatch.setattr(anchor_search, "BLOCK_ROWS", int(rng.integers(5, 40)))
+    blocked = search.search(x, offsets, 2, first_video=3, backend="cpu")
+    np.testing.assert_array_equal(blocked.similarity, whole.similarity)
+    np.testing.assert_array_equal(blocked.index, whole.index)
+    assert blocked.stats == whole.stats
+
+
 def test_chunks_give_the_same_bits(rng):
     x, offsets = clustered(rng, videos=12)
     x = x.astype(np.float32)
