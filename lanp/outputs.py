@@ -363,21 +363,25 @@ def transaction():
     writes several files: synth's features and ground truth, evaluate's exports, plot --all).
     Outputs written in the block cannot be read back in it."""
     pending: List[Tuple[Path, Path]] = []
-    _transactions.append(pending)
-    try:
+    try:                     # one try from before the first temporary to the renames: no signal gap
+        _transactions.append(pending)
         yield
+        with deferred():     # a signal between ending the transaction and renaming: raised after
+            _end_transaction(pending)
+            _rename_all(pending)
     except BaseException:
-        _transactions.pop()
+        _end_transaction(pending)
         for tmp, _ in pending:
             _discard(tmp)
         raise
-    _transactions.pop()
-    try:
-        _rename_all(pending)
-    except BaseException:
-        for tmp, _ in pending:
-            _discard(tmp)
-        raise
+
+
+def _end_transaction(pending) -> None:
+    """Take ``pending`` off the transaction stack if it is there (by identity: empty lists are equal)."""
+    for i in range(len(_transactions) - 1, -1, -1):
+        if _transactions[i] is pending:
+            del _transactions[i]
+            return
 
 
 def write_error(exc: OSError, path: PathLike, existed: bool) -> WriteError:
@@ -402,16 +406,21 @@ def atomic_path(path: PathLike, what: str = "output", inputs: Iterable[Named] = 
     onto ``path`` only on success. Checks ``path`` first (:func:`check_output`)."""
     path = check_output(path, what, inputs)
     existed = path.exists()
-    with deferred():                                  # no signal between creating and owning the file
-        fd, tmp = _new_temporary(path)
-        os.close(fd)
+    tmp = None
     try:
+        # created inside the try: a signal recorded while deferred is raised as soon as the
+        # deferred block ends, and must find the clean-up below already in force
+        with deferred():
+            fd, tmp = _new_temporary(path)
+            os.close(fd)
         checkpoint()
         yield tmp
         checkpoint()
         _fsync(tmp)
         _commit(tmp, path)
     except BaseException as exc:
+        if tmp is None:                               # nothing was created
+            raise
         _discard(tmp)
         if received() is not None:
             raise Interrupted(received()) from None
@@ -550,32 +559,37 @@ def atomic_file(path: PathLike, what: str = "output", inputs: Iterable[Named] = 
     :class:`WriteError`; a signal :class:`Interrupted`; either way ``path`` is unchanged."""
     path = check_output(path, what, inputs)
     existed = path.exists()
-    with deferred():                                  # no signal between creating and owning the file
-        fd, tmp = _new_temporary(path)
-        raw = os.fdopen(fd, "w+b", buffering=0)
-        guarded = GuardedFile(raw, path)
+    tmp = raw = guarded = None
     try:
         try:
+            # created inside both tries (see atomic_path); no signal between creating and owning it
+            with deferred():
+                fd, tmp = _new_temporary(path)
+                raw = os.fdopen(fd, "w+b", buffering=0)
+                guarded = GuardedFile(raw, path)
             checkpoint()
             yield guarded
             checkpoint()
             if guarded.error is None:
                 os.fsync(raw.fileno())
         except OSError as exc:
-            if guarded.error is None and exc.errno in WRITE_ERRNOS:
+            if guarded is not None and guarded.error is None and exc.errno in WRITE_ERRNOS:
                 guarded.error = exc                      # fsync or a writer's own failure
             raise
         finally:
-            with deferred():
-                raw.close()
+            if raw is not None:
+                with deferred():
+                    raw.close()
         if guarded.error is not None:
             raise guarded.error
         _commit(tmp, path)
     except BaseException as exc:
+        if tmp is None:                               # nothing was created
+            raise
         _discard(tmp)
         if received() is not None:
             raise Interrupted(received()) from None
-        if guarded.error is not None:
+        if guarded is not None and guarded.error is not None:
             raise write_error(guarded.error, path, existed) from None
         if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS and not isinstance(exc, WriteError):
             raise write_error(exc, path, existed) from None

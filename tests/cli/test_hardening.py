@@ -109,6 +109,80 @@ def test_a_signal_while_writing_keeps_the_output_and_exits_non_zero(tmp_path, si
     assert temporaries(out.parent) == []
 
 
+def _signal_at_instruction(n: int):
+    """A tracer that runs the real handler (record, raise unless deferred) at the ``n``-th bytecode
+    executed in lanp/outputs.py and contextlib, as a SIGINT arriving there would; ``fired`` says
+    whether the run lasted that long."""
+    import contextlib
+
+    files = {outputs.__file__, contextlib.__file__}
+    state = {"count": 0, "fired": False}
+
+    def local(frame, event, arg):
+        if event == "opcode" and not state["fired"]:
+            state["count"] += 1
+            if state["count"] == n:
+                state["fired"] = True
+                outputs._handler(signal.SIGINT, frame)
+        return local
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename not in files:
+            return None
+        frame.f_trace_opcodes = True
+        return local
+
+    return tracer, state
+
+
+@pytest.mark.parametrize("writer", ["atomic_file", "atomic_path", "transaction"])
+def test_a_signal_at_any_instruction_leaves_no_temporary_file(tmp_path, monkeypatch, writer):
+    """The subprocess test above hits the moment a temporary file appears only by chance (it left one
+    behind under load: the file was made in a deferred block before the try that removes it, and a
+    signal recorded there was raised in between). Here the signal arrives at every bytecode of the
+    write in turn, so every gap shows: the output is the original or the new one, never a temporary."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)          # thousands of runs; fsync is not the point
+    out, second = tmp_path / "out.h5", tmp_path / "second.h5"
+
+    def write():
+        if writer == "atomic_file":
+            with outputs.atomic_file(out) as f:
+                f.write(b"new")
+        elif writer == "atomic_path":
+            with outputs.atomic_path(out) as p:
+                p.write_bytes(b"new")
+        else:
+            with outputs.transaction():
+                with outputs.atomic_file(out) as f:
+                    f.write(b"new")
+                with outputs.atomic_path(second) as p:
+                    p.write_bytes(b"new")
+            assert out.read_bytes() == second.read_bytes() == b"new"
+
+    n, replaced = 0, 0
+    while True:
+        n += 1
+        existing(out)
+        second.unlink(missing_ok=True)
+        tracer, state = _signal_at_instruction(n)
+        outputs.install_signal_handlers()
+        sys.settrace(tracer)
+        try:
+            write()
+        except outputs.Interrupted:
+            pass
+        finally:
+            sys.settrace(None)
+            outputs.restore_signal_handlers()
+        assert temporaries(tmp_path) == [], f"signal at instruction {n}"
+        assert out.read_bytes() in (ORIGINAL, b"new"), n
+        replaced += out.read_bytes() == b"new"
+        if not state["fired"]:
+            break
+    assert n > 200 and 0 < replaced < n                    # the write was probed, and both outcomes happened
+    assert outputs._transactions == []
+
+
 def test_a_signal_swallowed_by_a_c_callback_still_stops_the_command(data, tmp_path, monkeypatch, capsys):
     """h5py and llvmlite print 'Exception ignored ... KeyboardInterrupt' and carry on when a signal
     handler raises inside their callbacks; the recorded signal must still stop the command before
