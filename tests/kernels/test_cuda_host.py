@@ -281,14 +281,33 @@ def test_cg_follows_the_cpu_iterates_and_keeps_zeros_beyond_reach(rng, lib, maxi
 
 
 def test_cg_converges_where_the_cpu_converges(rng, lib):
-    """To tol = 1e-10 both CGs converge on every video. Their stopping tests compare recursive
-    residuals summed in different orders, so a video may stop one iteration apart; the solutions
-    then differ by at most cond(A) tol per side (cond <= (1 + alpha) / (1 - alpha) = 199)."""
-    (z, it, res, conv), cpu = banded_cg_pair(rng, lib, tol=1e-10, maxiter=2000)
+    """To tol = 1e-10 both CGs converge on every video, and the solutions differ by at most
+    cond(A) tol per side (cond <= (1 + alpha) / (1 - alpha) = 199).
+
+    Their stopping iterations may differ by more than one: CG's residual is not monotone, and near
+    tol it can hover for several iterations (seed 1351865617, 300 rows: 2.1e-10, 3.5e-10, 1.2e-10,
+    1.0e-10, 1.7e-10 at iterations 120-124, then 3.6e-11), while the rounding of the two kernels'
+    differently ordered sums has grown to the size of tol there (z differs by 4e-11 relative at
+    iteration 124, 5e-14 at 100). So which iterate first dips below tol is rounding's choice: the
+    CPU stopped at 122 (9.97e-11), the CUDA CG at 125 (1.23e-10 at 122). Over 29,600 seeds (59,200
+    videos, 2026-12-01 on this 2-core machine) 99% stop together and the largest gap was 6 iterations
+    of ~125; at the earlier stop the later CG's residual was at most 2.7 tol. The invariant: the
+    later one is on that plateau (below 10 tol where the other stopped) and at most 10 % of the
+    iterations (at least 2) behind; a real slowdown (a lost term, a wrong step) breaks both."""
+    tol = 1e-10
+    state = rng.bit_generator.state
+    (z, it, res, conv), cpu = banded_cg_pair(rng, lib, tol=tol, maxiter=2000)
     assert conv.all() and cpu.converged.all()
-    assert np.all(np.abs(it - cpu.iterations) <= 1), (it, cpu.iterations)
-    assert relative_error(z, cpu.z) <= 2 * 199 * 1e-10
+    assert relative_error(z, cpu.z) <= 2 * 199 * tol
     assert np.all(res < 1e-9) and np.all(cpu.residual < 1e-9)
+    later = np.maximum(it, cpu.iterations)
+    assert np.all(np.abs(it - cpu.iterations) <= np.maximum(2, 0.1 * later)), (it, cpu.iterations)
+    first = np.minimum(it, cpu.iterations)
+    for v in np.flatnonzero(it != cpu.iterations):          # the later CG where the earlier stopped
+        rng.bit_generator.state = state                     # the same problem again
+        (_, _, res_first, _), cpu_first = banded_cg_pair(rng, lib, tol=1e-30, maxiter=int(first[v]))
+        behind = res_first[v] if it[v] > cpu.iterations[v] else cpu_first.residual[v]
+        assert behind < 10 * tol, (v, it, cpu.iterations, behind)
 
 
 @pytest.mark.parametrize("window", [None, 2])
