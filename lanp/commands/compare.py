@@ -64,6 +64,9 @@ def configure(parser):
     f.add_argument("--adapt", type=_world_list, default=["none", "coral"],
                    help="cross-domain feature adaptations to report, comma-separated from none,coral,whiten "
                         "(default none,coral)")
+    f.add_argument("--preset", default=None, choices=("tail-adjusted", "paper"),
+                   help="preset of every lanp row's propagate (default tail-adjusted: the in-video recipe few-shot "
+                        "lanp builds on, so that --shots 0 equals it)")
     f.add_argument("--human-weight", type=float, default=1.0, help="lanp train --human-weight (default 1)")
     f.add_argument("--mil-weight", type=float, default=0.0, help="lanp train --mil-weight (default 0: off)")
     f.add_argument("--episodes", type=int, default=100, help="episodes of the episodic protocol per K (default 100)")
@@ -92,7 +95,7 @@ def _int_list(text: str):
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 1,2,5,10") from None
 
 
-FEWSHOT_ONLY = ("labels_file", "source_world", "source_train", "source_gt")
+FEWSHOT_ONLY = ("labels_file", "source_world", "source_train", "source_gt", "preset")
 
 
 def run_fewshot(args) -> int:
@@ -102,7 +105,8 @@ def run_fewshot(args) -> int:
 
     config = FewShotConfig(methods=args.methods or list(FEWSHOT_METHODS), shots=args.shots or [1], draws=args.draws,
                            label_kind=args.label_kind, seeds=args.seeds, epochs=args.epochs, lr=args.lr,
-                           normal_fraction=args.normal_fraction, human_weight=args.human_weight,
+                           normal_fraction=args.normal_fraction, preset=args.preset or "tail-adjusted",
+                           human_weight=args.human_weight,
                            mil_weight=args.mil_weight, adapt=args.adapt, episodes=args.episodes,
                            queries=args.queries, device=args.device, frames_per_snippet=args.frames_per_snippet,
                            torch_threads=args.torch_threads)

@@ -4,8 +4,10 @@ For each world (or the given files) and seed s, the labels are drawn from the TR
 ground truth only (:mod:`lanp.evaluation.fewshot_draws`: K abnormal + K normal videos per draw,
 nested over K, seed s), and every method gets the same draws (paired). Rows:
 
-- ``lanp``: no labels, the default preset (``lanp propagate`` then ``lanp train``); one run per seed,
-  paired with every draw of that seed;
+- ``lanp``: no labels (``lanp propagate --preset P`` then ``lanp train``), P = ``preset``
+  (tail-adjusted by default, or paper: the in-video recipes the few-shot recipe builds on, so that
+  0 shots equals it exactly; the dual-prior recipe of ``--preset recommended`` takes no labels); one
+  run per seed, paired with every draw of that seed;
 - ``lanp-fewshot``: the draw written as a labels CSV, ``lanp propagate --labels-file`` (the few-shot
   recipe: two classes, prototype transfer), then ``lanp train`` on the labels file it wrote (the
   human labels it carries, ``--human-weight``, ``--mil-weight``);
@@ -18,7 +20,7 @@ nested over K, seed s), and every method gets the same draws (paired). Rows:
 Metrics per (method, shots, draw, seed), from :func:`lanp.evaluation.metrics.evaluate`: test frame
 AUC and AP pooled over all test frames, frame AUC on the abnormal test videos only, video AUC (each
 test video's max snippet score); with the training truth, each labels file's snippet-level
-pseudo-label precision / recall (also on the snippets without a human label) and split accuracy
+pseudo-label precision / recall (also on the videos without a human label) and split accuracy
 (:func:`label_quality`, never used for anything but the report). Tables: mean ± std over draws and seeds; every run's values in
 compare.json; a paired comparison of ``lanp-fewshot`` with each other row (mean ± std of the
 per-draw differences, wins / ties / losses). The episodic protocol (:mod:`lanp.evaluation.episodes`)
@@ -55,8 +57,9 @@ from lanp.kernels import InputError
 FEWSHOT_METHODS = ("lanp", "lanp-fewshot", "lanp-hard-overrides", "mil", "span-classifier", "prototype")
 BASELINE_FUNCTIONS = {"mil": "mil_sultani", "span-classifier": "span_classifier", "prototype": "nearest_prototype"}
 ADAPTS = ("none", "coral", "whiten")
+FEWSHOT_BASES = ("tail-adjusted", "paper")     # presets few-shot lanp builds on (lanp.method.fewshot)
 METRICS = ("auc", "ap", "auc_abnormal", "video_auc")
-QUALITY = ("pseudo_precision", "pseudo_recall", "unlabelled_precision", "split_accuracy")
+QUALITY = ("pseudo_precision", "pseudo_recall", "unlabelled_precision", "unlabelled_recall", "split_accuracy")
 DESCRIPTIONS = {
     "lanp": "no labels: the default preset, propagate + train",
     "lanp-fewshot": "the few-shot recipe (lanp propagate --labels-file) + lanp train with the human labels",
@@ -79,6 +82,7 @@ class FewShotConfig:
     epochs: int = 300
     lr: float = 1e-4
     normal_fraction: Optional[float] = None
+    preset: str = "tail-adjusted"
     human_weight: float = 1.0
     mil_weight: float = 0.0
     adapt: Sequence[str] = ("none", "coral")
@@ -97,6 +101,9 @@ class FewShotConfig:
         self.shots = sorted({int(k) for k in self.shots})
         if not self.shots or self.shots[0] < 0 or any(int(k) != k for k in self.shots):
             raise InputError(f"--shots {self.shots!r} is invalid: give integers >= 0, e.g. 1,2,5,10")
+        if self.preset not in FEWSHOT_BASES:
+            raise InputError(f"--preset {self.preset!r} is invalid for the few-shot comparison: choose "
+                             f"{' or '.join(FEWSHOT_BASES)} (the in-video recipes few-shot lanp builds on)")
         if self.label_kind not in ("video", "span"):
             raise InputError(f"--label-kind {self.label_kind!r} is invalid: choose video or span")
         for name, low in (("draws", 1), ("seeds", 1), ("epochs", 1), ("episodes", 1), ("queries", 1),
@@ -131,7 +138,7 @@ def run_command(name: str, argv: Sequence[str]) -> None:
 
 
 def _propagate(features, out, config: FewShotConfig, extra=()) -> Path:
-    argv = ["--features", str(features), "--out", str(out), "--quiet", *map(str, extra)]
+    argv = ["--features", str(features), "--out", str(out), "--preset", config.preset, "--quiet", *map(str, extra)]
     if config.normal_fraction is not None:
         argv += ["--normal-fraction", str(config.normal_fraction)]
     run_command("propagate", argv)
@@ -225,21 +232,23 @@ def _check_disjoint(human, test_ids, test_path) -> None:
 
 def label_quality(labels_path, truth: Optional[np.ndarray]) -> dict:
     """Snippet-level precision and recall of a labels file's training pseudo-labels against the
-    true training snippet labels (N,), overall and on the snippets without a human label
-    (``label_source`` 0), and the accuracy of its video split; {} without the truth."""
+    true training snippet labels (N,), overall and on the videos without a human label
+    (``video_human`` -1: the same snippets for every method of one draw), and the accuracy of its
+    video split; {} without the truth."""
     from lanp.data.io import read_h5
 
     if truth is None:
         return {}
     data, _ = read_h5(labels_path, "labels")
+    offsets = np.asarray(data["offsets"], np.int64)
     p = np.asarray(data["pseudo_label"]) > 0
     y = np.asarray(truth) > 0
-    free = np.asarray(data.get("label_source", np.zeros(p.shape, np.uint8))) == 0
+    human = np.asarray(data.get("video_human", np.full(offsets.shape[0] - 1, -1, np.int8)))
+    free = np.repeat(human < 0, np.diff(offsets))
     ratio = lambda a, b: float(a.sum() / b.sum()) if b.sum() else None        # noqa: E731
     out = {"pseudo_precision": ratio(p & y, p), "pseudo_recall": ratio(p & y, y),
-           "unlabelled_precision": ratio(p & y & free, p & free)}
+           "unlabelled_precision": ratio(p & y & free, p & free), "unlabelled_recall": ratio(p & y & free, y & free)}
     if "video_abnormal" in data:
-        offsets = np.asarray(data["offsets"], np.int64)
         video_truth = np.maximum.reduceat(y, offsets[:-1]) & (np.diff(offsets) > 0)
         out["split_accuracy"] = float(np.mean((np.asarray(data["video_abnormal"]) > 0) == video_truth))
     return out
@@ -423,14 +432,13 @@ def _pm(s: dict, scale: float = 100.0, digits: int = 1) -> str:
 
 def tables(name: str, result: dict) -> List[str]:
     lines = [f"## {name}", "", "| method | shots | runs | frame AUC (%) | frame AP (%) | AUC abnormal videos (%) "
-             "| video AUC (%) | pseudo-label P / R (%) | P unlabelled (%) | split acc. (%) |",
+             "| video AUC (%) | pseudo-label P / R (%) | P / R unlabelled videos (%) | split acc. (%) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["table"]:
-        pr = "-" if r["pseudo_precision"]["mean"] is None else \
-            f"{r['pseudo_precision']['mean'] * 100:.1f} / {r['pseudo_recall']['mean'] * 100:.1f}"
+        pr = lambda a, b: "-" if r[a]["mean"] is None else f"{r[a]['mean'] * 100:.1f} / {r[b]['mean'] * 100:.1f}"  # noqa: E731
         lines.append(f"| {r['method']} | {r['shots']} | {r['runs']} | {_pm(r['auc'])} | {_pm(r['ap'])} | "
-                     f"{_pm(r['auc_abnormal'])} | {_pm(r['video_auc'])} | {pr} | {_pm(r['unlabelled_precision'])} | "
-                     f"{_pm(r['split_accuracy'])} |")
+                     f"{_pm(r['auc_abnormal'])} | {_pm(r['video_auc'])} | {pr('pseudo_precision', 'pseudo_recall')} | "
+                     f"{pr('unlabelled_precision', 'unlabelled_recall')} | {_pm(r['split_accuracy'])} |")
     if result["paired"]:
         lines += ["", "Paired, per (seed, draw): reference − other (points), wins / ties / losses of the reference.", "",
                   "| reference | against | shots | metric | mean ± std difference | W / T / L |", "|---|---|---|---|---|---|"]

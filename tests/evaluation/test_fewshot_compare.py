@@ -44,6 +44,22 @@ def test_hard_overrides_hand_case(tmp_path):
     assert json.loads(attrs["human_video_ids"]) == ["v0", "v1", "v2"]
 
 
+def test_label_quality_hand_case(tmp_path):
+    from lanp.evaluation.fewshot_compare import label_quality
+
+    write_h5(tmp_path / "l.h5", {"pseudo_label": np.array([1, 1, 0, 1, 0, 1], np.uint8), "weight": np.ones(6, np.float32),
+                                 "offsets": np.array([0, 2, 4, 6]), "video_ids": ["a", "b", "c"],
+                                 "video_human": np.array([1, -1, -1], np.int8),
+                                 "video_abnormal": np.array([1, 0, 1], np.uint8)})
+    truth = np.array([1, 1, 1, 0, 0, 1])
+    q = label_quality(tmp_path / "l.h5", truth)
+    assert q["pseudo_precision"] == 0.75 and q["pseudo_recall"] == 0.75
+    # videos b, c: pseudo 1 at snippets 3 and 5, truth 1 at 2 and 5
+    assert q["unlabelled_precision"] == 0.5 and q["unlabelled_recall"] == 0.5
+    assert q["split_accuracy"] == pytest.approx(2 / 3)          # b is abnormal (snippet 2) but split normal
+    assert label_quality(tmp_path / "l.h5", None) == {}
+
+
 def _run(method, seed, shots, draw, auc):
     return {"method": method, "seed": seed, "shots": shots, "draw": draw, "auc": auc}
 
