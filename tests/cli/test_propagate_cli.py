@@ -61,20 +61,39 @@ def test_cli_writes_the_documented_labels_file(demo, capsys):
     assert attrs["backend"] == "cpu" and attrs["alpha"] == 0.99
 
 
-def test_the_default_preset_is_the_paper_with_a_length_free_video_score(demo, tmp_path):
-    """No --preset: the paper's graph, z and rules, ranked by seed-low-tail-length-adjusted."""
+def test_tail_adjusted_is_the_paper_with_a_length_free_video_score(demo, tmp_path):
+    """--preset tail-adjusted: the paper's graph, z and rules, ranked by seed-low-tail-length-adjusted."""
     from lanp.method.video_scores import video_scores
     d, data = demo
-    assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "r.h5"), "--quiet"]) == 0
+    assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "r.h5"), "--quiet",
+                           "--preset", "tail-adjusted"]) == 0
     assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "p.h5"), "--quiet",
                            "--preset", "paper"]) == 0
     rec, rec_attrs = read_all(tmp_path / "r.h5")
     paper, _ = read_all(tmp_path / "p.h5")
-    assert rec_attrs["preset"] == "recommended" and rec_attrs["video_score"] == "seed-low-tail-length-adjusted"
+    assert rec_attrs["preset"] == "tail-adjusted" and rec_attrs["video_score"] == "seed-low-tail-length-adjusted"
     np.testing.assert_array_equal(rec["normality"], paper["normality"])           # the same propagation
     want, _ = video_scores(rec["normality"], data.offsets, "seed-low-tail-length-adjusted")
     np.testing.assert_allclose(rec["video_score"], want.astype(np.float32), rtol=1e-6, atol=1e-7)
     assert (~rec["video_abnormal"]).sum() == 12                                   # N_nor = V / 2 as before
+
+
+def test_the_default_preset_is_the_dual_prior(demo, tmp_path):
+    """No --preset: the dual prior, the same numbers as --preset dual-prior; its in-video normality
+    is the paper's z over its seeds' mean."""
+    d, data = demo
+    assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "r.h5"), "--quiet"]) == 0
+    assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "d.h5"), "--quiet",
+                           "--preset", "dual-prior"]) == 0
+    rec, attrs = read_all(tmp_path / "r.h5")
+    dual, _ = read_all(tmp_path / "d.h5")
+    assert attrs["recipe"] == "dual-prior" and attrs["preset"] == "recommended"
+    for name in ("normality", "pseudo_label", "weight", "video_score", "video_abnormal"):
+        np.testing.assert_array_equal(rec[name], dual[name], err_msg=name)
+    z = np.asarray(K.propagate(data.features, data.offsets).z, np.float64)
+    seeds = np.repeat(0.5 * (z[data.offsets[:-1]] + z[data.offsets[1:] - 1]), np.diff(data.offsets))
+    np.testing.assert_allclose(rec["in_video_normality"], z / seeds, rtol=1e-6)
+    assert 0.12 <= rec["pseudo_label"].mean() <= 0.18
 
 
 def test_chunked_run_equals_single_chunk(demo):
@@ -97,8 +116,15 @@ def test_grouped_layout_with_crops_equals_packed_mean(tmp_path):
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     write_h5(tmp_path / "packed.h5", {"features": mean, "offsets": offsets,
                                       "video_ids": ["cam0/clip", "cam1/clip", "cam2/clip"]})
-    a = run_propagation(tmp_path / "grouped.h5", PropagateConfig(), progress=False)
-    b = run_propagation(tmp_path / "packed.h5", PropagateConfig(), progress=False)
+    for preset in ("paper", "recommended"):
+        a = run_propagation(tmp_path / "grouped.h5", PropagateConfig(preset=preset), progress=False)
+        b = run_propagation(tmp_path / "packed.h5", PropagateConfig(preset=preset), progress=False)
+        assert a.video_ids == ["cam0/clip", "cam1/clip", "cam2/clip"]
+        np.testing.assert_array_equal(a.pseudo_label, b.pseudo_label)
+    # the in-video normality (the dual prior's is a dataset rank: a last-bit change of a crop mean
+    # moves it by a bin's share, so compare it where it is a solve)
+    a = run_propagation(tmp_path / "grouped.h5", PropagateConfig(preset="paper"), progress=False)
+    b = run_propagation(tmp_path / "packed.h5", PropagateConfig(preset="paper"), progress=False)
     assert a.video_ids == ["cam0/clip", "cam1/clip", "cam2/clip"]
     np.testing.assert_allclose(a.normality, b.normality, rtol=1e-5)
     np.testing.assert_array_equal(a.pseudo_label, b.pseudo_label)
@@ -167,7 +193,8 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, capsys, monkeypatch
     _fails([*g, "--sigma", "-0.1"], capsys, "sigma=-0.1 is invalid", out=out)
     _fails([*g, "--window", "0"], capsys, "window=0 is invalid", out=out)
     _fails([*g, "--seeds", "0,5"], capsys, "seeds=[0, 5] are out of range for video v0", out=out)
-    _fails([*g, "--n-normal", "3"], capsys, "n_normal=3 is invalid", "[1, 2]", out=out)
+    _fails([*g, "--n-normal", "3", "--preset", "tail-adjusted"], capsys, "n_normal=3 is invalid", "[1, 2]", out=out)
+    _fails([*g, "--n-normal", "1"], capsys, "n_normal=1 does not apply to the dual-prior recipe", out=out)
     import lanp.kernels.backends as B
     monkeypatch.setattr(B, "available_memory_bytes", lambda: 300)
     _fails(g, capsys, "video v1 (#1) has L = 6", "GB", "--window", out=out)
@@ -195,7 +222,7 @@ def test_terms_flag_propagates_on_one_factor(demo, tmp_path, terms, capsys):
     d, data = demo
     out = tmp_path / f"{terms}.labels.h5"
     assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(out), "--terms", terms,
-                           "--quiet"]) == 0
+                           "--preset", "tail-adjusted", "--quiet"]) == 0
     ds, attrs = read_all(out)
     z = K.propagate(data.features, data.offsets, terms=terms).z
     np.testing.assert_array_equal(ds["normality"], z)

@@ -40,7 +40,9 @@ def _propagate_file(tmp_path, videos, options):
 @pytest.mark.parametrize("crops", [False, True])
 @pytest.mark.parametrize("options,kwargs", [
     ([], {}),
-    (["--window", "4", "--video-score", "std-length-adjusted"], {"window": 4, "video_score": "std-length-adjusted"}),
+    (["--window", "4", "--video-score", "std-length-adjusted", "--preset", "tail-adjusted"],
+     {"window": 4, "video_score": "std-length-adjusted", "preset": "tail-adjusted"}),
+    (["--window", "4"], {"window": 4}),                                   # the default: the dual prior
     (["--preset", "official-sht"], {"preset": "official-sht"}),
 ])
 def test_label_equals_lanp_propagate(tmp_path, seed, crops, options, kwargs):
