@@ -178,7 +178,7 @@ def hard_overrides(labels_path, human, out_path) -> Path:
     ids, offsets = list(data["video_ids"]), np.asarray(data["offsets"], np.int64)
     pseudo = np.asarray(data["pseudo_label"], np.uint8).copy()
     weight = np.asarray(data["weight"], np.float32).copy()
-    snippet, video = _snippet_arrays(human, ids, offsets)
+    snippet, video = human.snippet_arrays(ids, offsets)
     source = np.zeros(pseudo.shape[0], np.uint8)
     flip = (video == 1) & ~np.asarray(data["video_abnormal"], bool)
     if flip.any():
@@ -198,36 +198,10 @@ def hard_overrides(labels_path, human, out_path) -> Path:
     return Path(out_path)
 
 
-def _snippet_arrays(human, ids, offsets):
-    if hasattr(human, "snippet_arrays"):
-        return human.snippet_arrays(ids, offsets)
-    label = np.full(int(offsets[-1]), -1, np.int8)        # the contract's arrays, for a stand-in labelling
-    video = np.full(len(ids), -1, np.int8)
-    for v, vid in enumerate(ids):
-        kind = human.kinds.get(vid)
-        a, b = int(offsets[v]), int(offsets[v + 1])
-        if kind == "normal_video":
-            video[v], label[a:b] = 0, 0
-        elif kind is not None:
-            video[v] = 1
-            for s, e in human.spans.get(vid, ()):
-                label[a + s:a + e] = 1
-    return label, video
-
-
 def _check_disjoint(human, test_ids, test_path) -> None:
-    try:
-        from lanp.data.human_labels import check_disjoint
-    except ImportError:          # pragma: no cover - only before lanp.data.human_labels lands
-        check_disjoint = None
-    if check_disjoint is not None:
-        check_disjoint(human, test_ids, test_path)
-        return
-    test = set(test_ids)
-    for vid in human.kinds:
-        if vid in test:
-            raise InputError(f"video {vid!r} is labelled in {human.source!r} and is also a test video in "
-                             f"{str(test_path)!r}: training labels must not come from the test set")
+    from lanp.data.human_labels import check_disjoint
+
+    check_disjoint(human, test_ids, test_path)
 
 
 def label_quality(labels_path, truth: Optional[np.ndarray]) -> dict:

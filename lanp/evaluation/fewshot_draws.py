@@ -19,33 +19,14 @@ API::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from lanp.data.human_labels import HumanLabels, write_labels_csv
 from lanp.kernels import InputError
 
 LABEL_KINDS = ("video", "span")
-
-
-def _human_labels_class():
-    """M's HumanLabels (lanp.data.human_labels), or a stand-in of the same fields until it exists."""
-    try:
-        from lanp.data.human_labels import HumanLabels
-        return HumanLabels
-    except ImportError:          # pragma: no cover - only before lanp.data.human_labels lands
-        return _DrawnLabels
-
-
-@dataclass(frozen=True)
-class _DrawnLabels:
-    kinds: dict
-    spans: dict
-    source: str = "drawn"
-
-    def __len__(self):
-        return len(self.kinds)
 
 
 def snippet_runs(labels: np.ndarray) -> Tuple[Tuple[int, int], ...]:
@@ -89,7 +70,6 @@ def draw_labels(video_ids: Sequence[str], offsets, snippet_labels, shots: int, d
         raise InputError(f"draws={draws!r} is invalid: it must be an integer >= 1")
     ids, offsets, y = _check(video_ids, offsets, snippet_labels)
     index = {vid: v for v, vid in enumerate(ids)}
-    cls = _human_labels_class()
     out = []
     for d in range(int(draws)):
         abnormal, normal = video_orders(ids, offsets, y, d, seed)
@@ -105,7 +85,7 @@ def draw_labels(video_ids: Sequence[str], offsets, snippet_labels, shots: int, d
                 spans[vid] = snippet_runs(y[offsets[v]:offsets[v + 1]])
         for vid in normal[:shots]:
             kinds[vid] = "normal_video"
-        out.append(cls(kinds=kinds, spans=spans, source=f"draw {d}, {shots} shots, {label_kind} labels, seed {seed}"))
+        out.append(HumanLabels(kinds, spans, f"draw {d}, {shots} shots, {label_kind} labels, seed {seed}"))
     return out
 
 
@@ -115,30 +95,7 @@ def draw_series(video_ids, offsets, snippet_labels, shots: Sequence[int], draws:
     return {int(k): draw_labels(video_ids, offsets, snippet_labels, int(k), draws, label_kind, seed) for k in shots}
 
 
-def csv_rows(labels) -> List[Tuple]:
-    """The labels file rows ``video_id,kind[,start,end]`` of a labelling, one row per span."""
-    rows = []
-    for vid, kind in labels.kinds.items():
-        spans = labels.spans.get(vid, ())
-        if kind == "abnormal_video" and spans:
-            rows.extend((vid, "abnormal_span", int(a), int(b)) for a, b in spans)
-        else:
-            rows.append((vid, kind))
-    return rows
-
-
-def write_draw_csv(path, labels) -> None:
-    """Write a labelling as the labels CSV (M's ``write_labels_csv`` when it exists, the same rows
-    otherwise), atomically."""
-    try:
-        from lanp.data.human_labels import write_labels_csv
-    except ImportError:          # pragma: no cover - only before lanp.data.human_labels lands
-        write_labels_csv = None
-    if write_labels_csv is not None:
-        write_labels_csv(path, labels)
-        return
-    from lanp.outputs import atomic_file
-
-    text = "".join(",".join(str(c) for c in row) + "\n" for row in csv_rows(labels))
-    with atomic_file(path) as f:
-        f.write(text.encode("utf-8"))
+def write_draw_csv(path, labels: HumanLabels) -> None:
+    """Write a labelling as the labels CSV ``lanp propagate --labels-file`` reads (header, one
+    ``abnormal_span`` row per span), atomically."""
+    write_labels_csv(path, labels)

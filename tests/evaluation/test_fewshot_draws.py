@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lanp.evaluation.fewshot_draws import csv_rows, draw_labels, draw_series, snippet_runs, write_draw_csv
+from lanp.evaluation.fewshot_draws import draw_labels, draw_series, snippet_runs, write_draw_csv
 from lanp.kernels import InputError
 
 
@@ -57,16 +57,15 @@ def test_draws_are_nested_over_shots_differ_over_draws_and_repeat_by_seed(rng):
     assert [a.kinds for a in other[5]] != [b.kinds for b in series[5]]
 
 
-def test_csv_rows_one_row_per_span(tmp_path):
-    from lanp.evaluation.fewshot_draws import _human_labels_class
+def test_a_draw_written_as_csv_reads_back_the_same(rng, tmp_path):
+    from lanp.data.human_labels import read_labels_file
 
-    labels = _human_labels_class()(kinds={"a": "abnormal_video", "b": "normal_video", "c": "abnormal_video"},
-                                   spans={"a": ((0, 2), (5, 7))}, source="t")
-    assert sorted(csv_rows(labels)) == sorted([("a", "abnormal_span", 0, 2), ("a", "abnormal_span", 5, 7),
-                                               ("b", "normal_video"), ("c", "abnormal_video")])
-    write_draw_csv(tmp_path / "few.csv", labels)
-    text = (tmp_path / "few.csv").read_text()
-    assert "a,abnormal_span,0,2" in text and "a,abnormal_span,5,7" in text and "b,normal_video" in text
+    ids, offsets, y = _split(rng)
+    for kind in ("span", "video"):
+        labels = draw_labels(ids, offsets, y, shots=3, draws=1, label_kind=kind, seed=1)[0]
+        write_draw_csv(tmp_path / f"{kind}.csv", labels)
+        back = read_labels_file(tmp_path / f"{kind}.csv", ids, np.diff(offsets))
+        assert back.kinds == labels.kinds and back.spans == labels.spans
 
 
 def test_refusals(rng):
