@@ -127,9 +127,12 @@ def check_fewshot_args(args, sharded: bool) -> None:
         raise InputError("--source-features needs --labels-file: the labels of the source videos")
     if args.adapt is not None and args.source_features is None:
         raise InputError(f"--adapt {args.adapt} needs --source-features (it aligns the source domain's rows)")
-    if args.labels_file is not None and args.preset not in ("recommended", "tail-adjusted", "paper"):
+    if args.labels_file is not None and args.preset not in ("recommended", "tail-adjusted", "paper", "dual-prior"):
         raise InputError(f"--labels-file works with --preset recommended (few-shot builds on the in-video "
-                         f"tail-adjusted recipe), tail-adjusted or paper, not --preset {args.preset}")
+                         f"tail-adjusted recipe), tail-adjusted, paper or dual-prior, not --preset {args.preset}")
+    if args.source_features is not None and args.preset == "dual-prior":
+        raise InputError("--source-features needs the in-video few-shot recipe: use --preset recommended, "
+                         "tail-adjusted or paper with it, not --preset dual-prior")
     if args.source_features is not None and sharded:
         raise InputError("--source-features works with one --features file (no --scheduler / --resume)")
     if args.labels_file is None and args.video_score is not None and args.preset in ("recommended", "dual-prior"):
@@ -171,7 +174,7 @@ def fewshot_lines(out) -> list:
     a = out.attrs
     tau = a.get("fewshot_tau")
     return [f"human labels {a['human_labels']}: {a['human_normal_videos']} normal, {a['human_abnormal_videos']} "
-            f"abnormal videos, {a['human_spans']} spans; prototypes {a['fewshot_num_prototypes']}"
+            f"abnormal videos, {a['human_spans']} spans; prototypes {a.get('fewshot_num_prototypes', 0)}"
             + ("" if tau is None or tau != tau else f", transfer threshold tau {tau:.4f}")
             + (f"; source {a['fewshot_source']} (adapt {a['fewshot_adapt']})" if "fewshot_source" in a else "")]
 

@@ -30,15 +30,23 @@ F_z and F_n (piecewise linear inside a bin), and a sample of at most ``SAMPLE`` 
 snippets per video (all of a shorter video), from which it estimates tau (each sampled snippet
 weighted by L_v / m_v) and the video scores. The second pass applies a_i > tau to every snippet
 exactly. The cost over the paper is the cross-video recipe's anchor search (2V anchors).
+
+Human labels (few-shot, ``human=``; ``lanp propagate --preset dual-prior --labels-file``): the
+snippets of labelled normal videos are pseudo-normal and the labelled spans pseudo-abnormal
+(label_source 1); F_z, F_n and tau come from the unlabelled snippets only, which are labelled by
+the rule above; a labelled abnormal video without spans keeps the rule's labels (the video is
+marked abnormal). No second solve and no transfer to other videos (the in-video few-shot recipe,
+:mod:`lanp.method.fewshot`, has those). Empty labels give the dual prior exactly.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from lanp.kernels import pack_seeds
+from lanp.kernels import InputError, pack_seeds
 from lanp.method import diagnostics
 from lanp.method import labels as L
 from lanp.method.crossvideo import CrossVideoRecipe, CrossVideoSettings
@@ -82,13 +90,13 @@ def _bin_index(values: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(i, nan=HIST_BINS - 1), 0, HIST_BINS - 1).astype(np.int64)
 
 
-def video_histograms(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def video_histograms(values: np.ndarray, offsets: np.ndarray, weights=None) -> np.ndarray:
     """(V, HIST_BINS) int64: per-video counts of ``values`` in HIST_BINS equal bins of HIST_RANGE
-    (values outside it counted in the end bins)."""
+    (values outside it counted in the end bins); ``weights`` (N,) int: what each value counts (1)."""
     V = offsets.shape[0] - 1
     video = np.repeat(np.arange(V), np.diff(offsets))
     out = np.zeros((V, HIST_BINS), dtype=np.int64)
-    np.add.at(out, (video, _bin_index(values)), 1)
+    np.add.at(out, (video, _bin_index(values)), 1 if weights is None else weights)
     return out
 
 
@@ -147,13 +155,33 @@ class DualPriorRecipe(CrossVideoRecipe):
 
     name = "dual-prior"
 
-    def __init__(self, config: Optional[PropagateConfig] = None, settings: Optional[DualPriorSettings] = None):
+    def __init__(self, config: Optional[PropagateConfig] = None, settings: Optional[DualPriorSettings] = None,
+                 human=None, video_ids: Sequence[str] = (), lengths=None):
         check_split_options(config or PropagateConfig())
         self.dual = settings or DualPriorSettings()
         super().__init__(config, self.dual.crossvideo)
+        self.human = human if human is not None and len(human) else None
+        self.video_ids = list(video_ids)
+        self.lengths = np.asarray(lengths if lengths is not None else [], dtype=np.int64)
+        self.snippet_human = self.video_human = None
+        if self.human is not None:
+            if self.lengths.shape != (len(self.video_ids),):
+                raise ValueError(f"human labels need one length per video id ({len(self.video_ids)}), got "
+                                 f"lengths of shape {self.lengths.shape}")
+            self.human.check(self.video_ids, self.lengths)
+            offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+            self.snippet_human, self.video_human = self.human.snippet_arrays(self.video_ids, offsets)
+            self.global_offsets = offsets
 
     def fresh(self) -> "DualPriorRecipe":
-        return type(self)(self.config, self.dual)
+        return type(self)(self.config, self.dual, self.human, self.video_ids,
+                          self.lengths if self.human is not None else None)
+
+    def check_dataset(self, num_videos: int) -> None:
+        if self.human is not None and num_videos != len(self.video_ids):
+            raise ValueError(f"the human labels were resolved for {len(self.video_ids)} videos, the data has "
+                             f"{num_videos}")
+        super().check_dataset(num_videos)
 
     # -- identity -------------------------------------------------------------------------
     def pass1_key(self) -> dict:
@@ -163,7 +191,14 @@ class DualPriorRecipe(CrossVideoRecipe):
         return {**super().run_key(), "recipe": self.name, "dual": asdict(self.dual)}
 
     def attrs(self) -> dict:
-        return {**super().attrs(), "preset": self.config.preset, "recipe": self.name, **self.dual.attrs()}
+        out = {**super().attrs(), "preset": self.config.preset, "recipe": self.name, **self.dual.attrs(),
+               "video_score": "dual-share-above"}
+        if self.human is not None:
+            out.update({"human_labels": self.human.source, "human_video_ids": json.dumps(list(self.human.kinds)),
+                        "human_normal_videos": int((self.video_human == 0).sum()),
+                        "human_abnormal_videos": int((self.video_human == 1).sum()),
+                        "human_spans": int(sum(len(v) for v in self.human.spans.values()))})
+        return out
 
     @property
     def abnormal_ratio(self) -> float:
@@ -182,19 +217,32 @@ class DualPriorRecipe(CrossVideoRecipe):
         zn = np.divide(z, scale, out=np.zeros_like(z), where=scale > 0)
         n = self.anchor_similarity(x, offsets, video_ids, where, first_video)[:, -1]
         n = np.where(np.isfinite(n), n, -1.0)                        # no eligible anchor: least normal
-        return replace(inside, z=np.stack([zn, n], axis=1), backend=f"{inside.backend}+anchors")
+        columns = [zn, n]
+        if self.human is not None:                                   # + the snippet's and its video's human label
+            a = int(self.global_offsets[first_video])
+            columns.append(self.snippet_human[a:a + x.shape[0]])
+            columns.append(np.repeat(self.video_human[first_video:first_video + offsets.shape[0] - 1], np.diff(offsets)))
+        return replace(inside, z=np.stack(columns, axis=1), backend=f"{inside.backend}+anchors")
 
     def video_stats(self, z: np.ndarray, offsets: np.ndarray) -> dict:
-        """Histograms of zn and 1 - n, the (zn, n) sample, and the prior violations of zn."""
+        """Histograms of zn and 1 - n over the unlabelled snippets, the (zn, n) sample of them, and
+        the prior violations of zn (and, with human labels, each video's label)."""
         lengths = np.diff(offsets)
+        free = np.ones(z.shape[0], bool) if z.shape[1] == 2 else z[:, 2] < 0
         sample = np.full((lengths.shape[0], SAMPLE, 2), np.nan, dtype=np.float32)
-        for v, L_v in enumerate(lengths):
-            pos = sample_positions(int(L_v))
-            sample[v, :pos.size] = z[offsets[v] + pos]
-        return {"dual_hist_zn": video_histograms(z[:, 0], offsets),
-                "dual_hist_u": video_histograms(1.0 - z[:, 1].astype(np.float64), offsets),
-                "dual_sample": sample,
-                PRIOR_VIOLATION: diagnostics.prior_violations(np.ascontiguousarray(z[:, 0]), offsets, 0.4)}
+        for v in range(lengths.shape[0]):
+            rows = offsets[v] + np.flatnonzero(free[offsets[v]:offsets[v + 1]])
+            pos = sample_positions(int(rows.size))
+            sample[v, :pos.size] = z[rows[pos], :2]
+        weights = free.astype(np.int64)
+        stats = {"dual_hist_zn": video_histograms(z[:, 0], offsets, weights),
+                 "dual_hist_u": video_histograms(1.0 - z[:, 1].astype(np.float64), offsets, weights),
+                 "dual_sample": sample, "dual_unlabelled": np.add.reduceat(weights, offsets[:-1]) if z.shape[0] else
+                 np.zeros(lengths.shape[0], np.int64),
+                 PRIOR_VIOLATION: diagnostics.prior_violations(np.ascontiguousarray(z[:, 0]), offsets, 0.4)}
+        if z.shape[1] > 2:
+            stats["video_human"] = z[offsets[:-1], 3].astype(np.int8)
+        return stats
 
     # -- global step ----------------------------------------------------------------------
     def abnormality(self, z: np.ndarray, cdf_zn: HistogramCdf, cdf_u: HistogramCdf) -> np.ndarray:
@@ -208,16 +256,22 @@ class DualPriorRecipe(CrossVideoRecipe):
     def decide(self, first: FirstPass, video_ids, where: str) -> Decision:
         """tau from the weighted sample; video score = the sample's share above tau."""
         cdf_zn, cdf_u = self.tables(first.stats)
+        if cdf_zn.total == 0:
+            raise InputError(f"{where}: every video is labelled: the dual prior needs unlabelled snippets to rank")
         sample = first.stats["dual_sample"]
-        lengths = first.lengths.astype(np.float64)
+        free = first.stats["dual_unlabelled"].astype(np.float64)        # unlabelled snippets per video
         taken = np.isfinite(sample[:, :, 0])
         m = taken.sum(axis=1)
         a = np.full(taken.shape, -np.inf)
         a[taken] = self.abnormality(sample[taken], cdf_zn, cdf_u)
-        weights = np.broadcast_to((lengths / m)[:, None], taken.shape)[taken]
+        weights = np.broadcast_to((free / np.maximum(m, 1))[:, None], taken.shape)[taken]
         tau = weighted_quantile(a[taken], weights, 1.0 - self.dual.abnormal_share)
-        scores = (a > tau).sum(axis=1) / m
+        scores = (a > tau).sum(axis=1) / np.maximum(m, 1)
         abnormal = scores > 0
+        if "video_human" in first.stats:                            # labelled videos as labelled
+            human = first.stats["video_human"]
+            scores = np.where(human == 1, 1.0, np.where(human == 0, 0.0, scores))
+            abnormal = np.where(human >= 0, human == 1, abnormal)
         listed = np.asarray(L.confident_normal_videos(scores, abnormal, self.config.confident_fraction)
                             if (~abnormal).any() else np.argsort(scores, kind="stable")[:1], dtype=np.int64)
         attrs = {"n_normal": int((~abnormal).sum()), "confident_videos": len(listed), "dual_threshold": float(tau),
@@ -238,7 +292,11 @@ class DualPriorRecipe(CrossVideoRecipe):
         """pseudo = a > tau (uint8), weights 1 (float32)."""
         cdf_zn, cdf_u = self.tables_from_attrs(decision.attrs)
         a = self.abnormality(z, cdf_zn, cdf_u)
-        return (a > decision.attrs["dual_threshold"]).astype(np.uint8), np.ones(a.shape[0], np.float32)
+        pseudo = (a > decision.attrs["dual_threshold"]).astype(np.uint8)
+        if z.shape[1] > 2:                                          # human labels win
+            labelled = z[:, 2] >= 0
+            pseudo[labelled] = z[labelled, 2].astype(np.uint8)
+        return pseudo, np.ones(a.shape[0], np.float32)
 
     def outputs(self, first: FirstPass, decision: Optional[Decision] = None) -> dict:
         """normality = 1 - a (in [0, 1], higher = more normal); the two normalities as they are."""
@@ -248,4 +306,8 @@ class DualPriorRecipe(CrossVideoRecipe):
             out["normality"] = (1.0 - self.abnormality(z, *self.tables_from_attrs(decision.attrs))).astype(np.float32)
         else:
             out["normality"] = z[:, 0].astype(np.float32)
+        if z.shape[1] > 2:
+            out.update({"abnormality": (1.0 - out["normality"]).astype(np.float32),
+                        "label_source": (z[:, 2] >= 0).astype(np.uint8),
+                        "video_human": np.asarray(first.stats["video_human"], np.int8)})
         return out

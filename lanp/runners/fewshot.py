@@ -24,7 +24,8 @@ def confident_normal_rows(recipe: Recipe, source, chunk_bytes: int = CHUNK_BYTES
 def fewshot_recipe(config, target, human=None, source=None, adapt: str = "coral", settings=None,
                    chunk_bytes: int = CHUNK_BYTES):
     """The :class:`lanp.method.fewshot.FewShotRecipe` of ``config`` for the videos of ``target`` (a
-    runner source: a feature file, an ArraySource). In-domain: ``human`` names target videos.
+    runner source: a feature file, an ArraySource); with preset 'dual-prior' the
+    :class:`lanp.method.dualprior.DualPriorRecipe` with the human labels (in-domain only). In-domain: ``human`` names target videos.
     Cross-domain (``source`` given, another runner source): ``human`` names SOURCE videos; their
     spans, aligned into the target's space by ``adapt`` (coral | whiten | none, fitted on the
     target's confident normal snippets from a label-free first pass), become prototypes, and the
@@ -34,6 +35,12 @@ def fewshot_recipe(config, target, human=None, source=None, adapt: str = "coral"
     from lanp.method.registry import preset_recipe
 
     human = human if human is not None else HumanLabels.empty()
+    if config.preset == "dual-prior":           # human labels over the dual prior's ranking (no transfer)
+        from lanp.method.dualprior import DualPriorRecipe
+        if source is not None:
+            raise ValueError("cross-domain labels (source=, --source-features) need the in-video few-shot recipe: "
+                             "use preset 'recommended', 'tail-adjusted' or 'paper' with them, not 'dual-prior'")
+        return DualPriorRecipe(config, human=human, video_ids=target.video_ids, lengths=target.lengths)
     if source is None:
         return FewShotRecipe(config, human, target.video_ids, target.lengths, settings)
     check_source_labels(human, source.video_ids, source.lengths)       # before the label-free pass

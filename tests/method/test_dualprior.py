@@ -148,3 +148,77 @@ def test_refusals(tmp_path):
         out = tmp_path / "l.h5"
         assert propagate_main(["--features", str(path), "--out", str(out), "--preset", "dual-prior", *argv]) == 2
         assert not out.exists()
+
+
+# -- human labels ---------------------------------------------------------------------------------
+def _human(ids, offsets):
+    from lanp.data.human_labels import HumanLabels
+    lengths = np.diff(offsets)
+    return HumanLabels({ids[0]: "normal_video", ids[1]: "abnormal_video", ids[5]: "abnormal_video",
+                        ids[2]: "abnormal_video"},
+                       {ids[1]: ((1, 4),), ids[5]: ((0, 2), (int(lengths[5]) - 2, int(lengths[5])))}, "few.csv")
+
+
+def test_empty_human_labels_give_the_dual_prior_exactly(rng):
+    from lanp.data.human_labels import HumanLabels
+    videos = _videos(rng)
+    plain = lanp.label(videos, preset="dual-prior")
+    few = lanp.label(videos, preset="dual-prior", human=HumanLabels.empty())
+    for k in DATASETS:
+        np.testing.assert_array_equal(few.extra.get(k, getattr(few, k, None)), plain.extra.get(k, getattr(plain, k, None)),
+                                      err_msg=k)
+    assert "label_source" not in few.extra
+
+
+def test_human_labels_override_and_the_ranks_come_from_the_rest(rng, tmp_path):
+    videos = _videos(rng, n_videos=16)
+    x, offsets = _packed(videos)
+    ids = [f"v{i}" for i in range(len(videos))]
+    human = _human(ids, offsets)
+    out = lanp.label(x, offsets, video_ids=ids, preset="dual-prior", human=human)
+    label, video = human.snippet_arrays(ids, offsets)
+    np.testing.assert_array_equal(out.extra["label_source"], (label >= 0).astype(np.uint8))
+    np.testing.assert_array_equal(out.extra["video_human"], video)
+    np.testing.assert_array_equal(out.pseudo_label[label >= 0], label[label >= 0])
+    assert out.video_abnormal[[1, 2, 5]].all() and not out.video_abnormal[0]
+    free = label < 0
+    assert abs(out.pseudo_label[free].mean() - 0.15) < 0.03           # the share is the unlabelled snippets'
+    assert np.all(out.weight == 1.0)
+    assert out.attrs["human_abnormal_videos"] == 3 and out.attrs["human_normal_videos"] == 1
+    # the ranks ignore the labelled snippets: moving a labelled snippet's features changes nothing
+    # of the unlabelled snippets' labels beyond its own cross-video anchor role (video 0 keeps its seeds)
+    y = x.copy()
+    y[offsets[0] + 2] *= 3.0                                         # an interior snippet of labelled video 0
+    moved = lanp.label(y, offsets, video_ids=ids, preset="dual-prior", human=human)
+    others = np.arange(x.shape[0]) >= offsets[1]
+    np.testing.assert_array_equal(moved.pseudo_label[others & free], out.pseudo_label[others & free])
+    # one file through the CLI: the same labels, and lanp train takes them as human labels
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["offsets"], f["video_ids"] = x, offsets, ids
+    csv = tmp_path / "few.csv"
+    from lanp.data.human_labels import write_labels_csv
+    write_labels_csv(csv, human)
+    assert propagate_main(["--features", str(path), "--out", str(tmp_path / "l.h5"), "--preset", "dual-prior",
+                           "--labels-file", str(csv), "--quiet"]) == 0
+    with h5py.File(tmp_path / "l.h5", "r") as f:
+        np.testing.assert_array_equal(f["pseudo_label"][()], out.pseudo_label)
+        np.testing.assert_array_equal(f["label_source"][()], out.extra["label_source"])
+    from lanp.data.io import FeatureFile
+    from lanp.model.train import read_training_labels
+    with FeatureFile(path) as ff:
+        got = read_training_labels(tmp_path / "l.h5", ff)
+    assert set(got.human_video_ids) == set(human.kinds)
+
+
+def test_dual_prior_refuses_cross_domain_labels(tmp_path, rng):
+    x, offsets = _packed(_videos(rng))
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["offsets"] = x, offsets
+    csv = tmp_path / "few.csv"
+    csv.write_text("video_000001,abnormal_span,1,3\n")
+    out = tmp_path / "l.h5"
+    assert propagate_main(["--features", str(path), "--out", str(out), "--preset", "dual-prior", "--labels-file",
+                           str(csv), "--source-features", str(path)]) == 2
+    assert not out.exists()
