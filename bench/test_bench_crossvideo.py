@@ -199,9 +199,11 @@ def test_cross_video_total(benchmark, data, mode):
 
 
 @pytest.mark.benchmark(group="cross-video")
-def test_whole_process_cross_video_vs_paper(benchmark, mode, tmp_path):
-    """The whole cross-video command against the whole in-video command on one file (the ratio of
-    the medians is issue 15's done-when: <= 5)."""
+@pytest.mark.parametrize("preset", ["cross-video", "dual-prior"])
+def test_whole_process_cross_video_vs_paper(benchmark, mode, tmp_path, preset):
+    """The whole cross-video command (``preset``: the cross-video recipe, or the dual prior, the
+    default, which runs the same anchor search) against the whole in-video command on one file
+    (the ratio of the medians is issue 15's done-when: <= 5)."""
     lengths = workloads.ucf_lengths()
     if mode == "smoke":
         lengths = np.minimum(lengths[:24], 300)
@@ -212,38 +214,38 @@ def test_whole_process_cross_video_vs_paper(benchmark, mode, tmp_path):
         x, off = write_features(path, lengths, DIMS[mode], seed=1)
         del x
         common = ["propagate", "--features", path, "--quiet", "--window", WINDOW]
-        runs = {"paper": [], "cross-video": []}
+        runs = {"paper": [], preset: []}
 
-        def command(preset):
-            return lanp(*common, "--out", folder / f"{preset}.labels.h5", "--preset", preset)
+        def command(name):
+            return lanp(*common, "--out", folder / f"{name}.labels.h5", "--preset", name)
 
-        for preset in runs:                              # numba caches filled, the file page-cached
-            command(preset)
+        for name in runs:                                # numba caches filled, the file page-cached
+            command(name)
 
         def paper():
             runs["paper"].append(command("paper"))
 
         def target():
-            runs["cross-video"].append(command("cross-video"))
+            runs[preset].append(command(preset))
 
         benchmark.pedantic(target, setup=paper, rounds=rounds, iterations=1, warmup_rounds=0)
-        if not runs["cross-video"]:                      # --benchmark-disable: nothing ran
+        if not runs[preset]:                             # --benchmark-disable: nothing ran
             paper()
             target()
-        cross, inside = statistics.median(runs["cross-video"]), statistics.median(runs["paper"])
-        with h5py.File(folder / "cross-video.labels.h5", "r") as f:
+        cross, inside = statistics.median(runs[preset]), statistics.median(runs["paper"])
+        with h5py.File(folder / f"{preset}.labels.h5", "r") as f:
             attrs = dict(f.attrs)
             assert f["normality"].shape == (int(off[-1]),)
         benchmark.extra_info.update(
-            impl="lanp-propagate --preset cross-video --window 50 vs --preset paper --window 50 (whole processes)",
-            videos=int(len(off) - 1), snippets=int(off[-1]), dim=DIMS[mode], cross_video_s=runs["cross-video"],
+            impl=f"lanp-propagate --preset {preset} --window 50 vs --preset paper --window 50 (whole processes)",
+            videos=int(len(off) - 1), snippets=int(off[-1]), dim=DIMS[mode], cross_video_s=runs[preset],
             paper_s=runs["paper"], cross_video_median_s=cross, paper_median_s=inside, ratio=cross / inside,
             goal="ratio <= 5", anchor_search=str(attrs.get("crossvideo_anchor_search")),
             search_dims=int(attrs.get("crossvideo_search_dims", 0)),
             search_candidates=int(attrs.get("crossvideo_search_candidates", 0)), loadavg=list(os.getloadavg()),
             peak_rss_gb_largest_command=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6,
             file_gb=path.stat().st_size / 1e9)
-        assert attrs["preset"] == "cross-video"
+        assert attrs["preset"] == preset
     finally:
         if mode == "full":
             shutil.rmtree(folder, ignore_errors=True)
