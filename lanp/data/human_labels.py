@@ -25,6 +25,7 @@ allowed and clipped), a video labelled both ``normal_video`` and ``abnormal_*``,
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -310,3 +311,17 @@ def labels_from_mapping(kinds: Mapping[str, str], spans: Optional[Mapping[str, S
     """HumanLabels from plain mappings (e.g. a draw of training videos), spans sorted and distinct."""
     spans = {v: tuple(sorted({(int(s), int(e)) for s, e in sp})) for v, sp in (spans or {}).items() if sp}
     return HumanLabels(dict(kinds), spans, source)
+
+
+def parse_id_list(raw, where: str) -> list:
+    """The labelled video ids of a ``human_video_ids`` attribute (a JSON list of str, as bytes or
+    str); an InputError naming ``where`` (the file and what wrote it) when it is anything else."""
+    raw = raw.decode() if isinstance(raw, bytes) else raw
+    try:
+        ids = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids):
+        raise InputError(f"{where}: attribute 'human_video_ids' = {str(raw)[:80]!r} is invalid: it must be a "
+                         f"JSON list of video ids")
+    return ids

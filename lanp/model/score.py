@@ -142,15 +142,8 @@ def read_human_video_ids(path) -> List[str]:
         source = f.attrs.get("model", "")
     if raw is None:
         return []
-    raw = raw.decode() if isinstance(raw, bytes) else raw
-    try:
-        ids = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        ids = None
-    if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids):
-        raise InputError(f"scores file {str(path)!r}: attribute 'human_video_ids' = {str(raw)[:80]!r} is invalid: "
-                         f"it must be a JSON list of video ids (from model {str(source)!r})")
-    return ids
+    from lanp.data.human_labels import parse_id_list
+    return parse_id_list(raw, f"scores file {str(path)!r} (from model {str(source)!r})")
 
 
 def refuse_human_videos(path, video_ids) -> None:

@@ -37,7 +37,6 @@ used here.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -175,16 +174,8 @@ def _human_ids_attr(labels_path, attrs: dict):
     """The labels file's ``human_video_ids`` attribute as a list of str, or None when absent."""
     if "human_video_ids" not in attrs:
         return None
-    raw = attrs["human_video_ids"]
-    raw = raw.decode() if isinstance(raw, bytes) else raw
-    try:
-        ids = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        ids = None
-    if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids):
-        raise InputError(f"labels file {str(labels_path)!r}: attribute 'human_video_ids' = {str(raw)[:80]!r} "
-                         f"is invalid: it must be a JSON list of video ids")
-    return ids
+    from lanp.data.human_labels import parse_id_list
+    return parse_id_list(attrs["human_video_ids"], f"labels file {str(labels_path)!r}")
 
 
 def read_training_labels(labels_path, features: FeatureFile) -> TrainingLabels:
