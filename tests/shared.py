@@ -157,3 +157,19 @@ def labelled_files(d, num_videos: int, max_length: int, seed: int):
     assert main(["score", "--model", str(d / "m.pt"), "--features", str(d / "f.h5"), "--out",
                  str(d / "s.h5"), "--quiet"]) == 0
     return synth
+
+
+def learnable_snippets(rng, V, D, min_length, max_length):
+    """A tiny learnable task: (x (N, D) float32, y (N,) uint8, offsets (V+1,), lengths (V,)); the
+    first half of the videos hold a run of label-1 snippets (a third of the video, from a third in)
+    whose first feature is shifted by +3."""
+    lengths = rng.integers(min_length, max_length, V)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    N = int(offsets[-1])
+    y = np.zeros(N, np.uint8)
+    for v in range(V // 2):
+        a = offsets[v] + lengths[v] // 3
+        y[a:a + max(1, lengths[v] // 3)] = 1
+    x = rng.normal(0, 1, (N, D)).astype(np.float32)
+    x[:, 0] += 3.0 * y
+    return x, y, offsets, lengths

@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import lanp.model.train as T  # noqa: E402
+from shared import learnable_snippets  # noqa: E402
 from lanp.cli import main  # noqa: E402
 from lanp.data.io import write_h5  # noqa: E402
 from lanp.kernels import InputError  # noqa: E402
@@ -20,15 +21,8 @@ from lanp.model.train import (HumanBatches, TrainConfig, human_weights, load_che
 
 def dataset(tmp_path, rng, V=10, D=5):
     """Feature file + pseudo-labels: the first half of the videos hold a shifted run of snippets."""
-    lengths = rng.integers(6, 30, V)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    x, y, offsets, lengths = learnable_snippets(rng, V, D, 6, 30)
     N = int(offsets[-1])
-    y = np.zeros(N, np.uint8)
-    for v in range(V // 2):
-        a = offsets[v] + lengths[v] // 3
-        y[a:a + max(1, lengths[v] // 3)] = 1
-    x = rng.normal(0, 1, (N, D)).astype(np.float32)
-    x[:, 0] += 3.0 * y
     ids = [f"vid{v:02d}" for v in range(V)]
     w = rng.uniform(0.5, 1.0, N).astype(np.float32)
     feats = tmp_path / "f.h5"

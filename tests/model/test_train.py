@@ -6,20 +6,14 @@ torch = pytest.importorskip("torch")
 from lanp.data.io import write_h5  # noqa: E402
 from lanp.kernels import InputError  # noqa: E402
 from lanp.model.train import TrainConfig, load_checkpoint, sample_indices, train, weighted_bce  # noqa: E402
+from shared import learnable_snippets  # noqa: E402
 
 
 def make_fixture(tmp_path, V=12, D=6, seed=0, crops=None):
     """Tiny dataset: label 1 snippets have a shifted feature so the task is learnable."""
     rng = np.random.default_rng(seed)
-    lengths = rng.integers(5, 40, V)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    x, y, offsets, lengths = learnable_snippets(rng, V, D, 5, 40)
     N = int(offsets[-1])
-    y = np.zeros(N, np.uint8)
-    for v in range(V // 2):
-        a = offsets[v] + lengths[v] // 3
-        y[a:a + max(1, lengths[v] // 3)] = 1
-    x = rng.normal(0, 1, (N, D)).astype(np.float32)
-    x[:, 0] += 3.0 * y
     if crops:
         x = np.repeat(x[:, None, :], crops, axis=1) + rng.normal(0, 0.01, (N, crops, D)).astype(np.float32)
     ids = [f"vid{v:02d}" for v in range(V)]
