@@ -5,9 +5,9 @@ ground truth only (:mod:`lanp.evaluation.fewshot_draws`: K abnormal + K normal v
 nested over K, seed s), and every method gets the same draws (paired). Rows:
 
 - ``lanp``: no labels (``lanp propagate --preset P`` then ``lanp train``), P = ``preset``
-  (tail-adjusted by default, or paper: the in-video recipes the few-shot recipe builds on, so that
-  0 shots equals it exactly; the dual-prior recipe of ``--preset recommended`` takes no labels); one
-  run per seed, paired with every draw of that seed;
+  (tail-adjusted by default, or paper: the in-video recipes the two-class few-shot recipe builds
+  on; or dual-prior, the default's, whose few-shot form fixes the labelled snippets and ranks the
+  rest; 0 shots equals P exactly); one run per seed, paired with every draw of that seed;
 - ``lanp-fewshot``: the draw written as a labels CSV, ``lanp propagate --labels-file`` (the few-shot
   recipe: two classes, prototype transfer), then ``lanp train`` on the labels file it wrote (the
   human labels it carries, ``--human-weight``, ``--mil-weight``);
@@ -57,7 +57,7 @@ from lanp.kernels import InputError
 FEWSHOT_METHODS = ("lanp", "lanp-fewshot", "lanp-hard-overrides", "mil", "span-classifier", "prototype")
 BASELINE_FUNCTIONS = {"mil": "mil_sultani", "span-classifier": "span_classifier", "prototype": "nearest_prototype"}
 ADAPTS = ("none", "coral", "whiten")
-FEWSHOT_BASES = ("tail-adjusted", "paper")     # presets few-shot lanp builds on (lanp.method.fewshot)
+FEWSHOT_BASES = ("tail-adjusted", "paper", "dual-prior")   # presets few-shot lanp builds on (fewshot, dualprior)
 METRICS = ("auc", "ap", "auc_abnormal", "video_auc")
 QUALITY = ("pseudo_precision", "pseudo_recall", "unlabelled_precision", "unlabelled_recall", "split_accuracy")
 DESCRIPTIONS = {
@@ -103,7 +103,7 @@ class FewShotConfig:
             raise InputError(f"--shots {self.shots!r} is invalid: give integers >= 0, e.g. 1,2,5,10")
         if self.preset not in FEWSHOT_BASES:
             raise InputError(f"--preset {self.preset!r} is invalid for the few-shot comparison: choose "
-                             f"{' or '.join(FEWSHOT_BASES)} (the in-video recipes few-shot lanp builds on)")
+                             f"{', '.join(FEWSHOT_BASES)} (the recipes few-shot lanp builds on)")
         if self.label_kind not in ("video", "span"):
             raise InputError(f"--label-kind {self.label_kind!r} is invalid: choose video or span")
         for name, low in (("draws", 1), ("seeds", 1), ("epochs", 1), ("episodes", 1), ("queries", 1),

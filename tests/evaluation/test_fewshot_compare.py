@@ -192,3 +192,17 @@ def test_files_through_the_cli(tmp_path, capsys):
                                                                      ("lanp-fewshot", 1, 1)]
     assert all(r["pseudo_precision"] is not None for r in runs)
     assert (tmp_path / "o" / "runs" / "seed0" / "labels.k1.d0.csv").read_text().count("abnormal_span") == 0
+
+
+def test_the_dual_prior_base_zero_shots_is_its_lanp_row(tmp_path):
+    """--preset dual-prior: every lanp row runs the default's recipe; 0 shots equals it, a 1-shot
+    draw labels 2 videos; other presets are refused."""
+    config = FewShotConfig(methods=["lanp", "lanp-fewshot"], shots=[0, 1], draws=1, epochs=1, lr=1e-3,
+                           episodes=2, queries=2, preset="dual-prior")
+    payload = run_fewshot_worlds(["scenes"], tmp_path / "fs", config, log=lambda m: None, **TINY)
+    by = {(r["shots"], r["method"]): r for r in payload["results"]["scenes"]["runs"]}
+    for key in ("auc", "ap", "auc_abnormal", "video_auc"):
+        assert by[(0, "lanp-fewshot")][key] == by[(0, "lanp")][key]
+    assert len(by[(1, "lanp-fewshot")]["labelled"]) == 2
+    with pytest.raises(InputError, match="cross-video"):
+        FewShotConfig(preset="cross-video").check()
