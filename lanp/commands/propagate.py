@@ -135,12 +135,12 @@ def check_fewshot_args(args, sharded: bool) -> None:
                          "tail-adjusted or paper with it, not --preset dual-prior")
     if args.source_features is not None and sharded:
         raise InputError("--source-features works with one --features file (no --scheduler / --resume)")
-    if args.labels_file is None and args.video_score is not None and args.preset in ("recommended", "dual-prior"):
+    if args.labels_file is None and args.video_score is not None:
+        from lanp.method.dualprior import check_split_options
         from lanp.method.registry import preset_name
-        if preset_name(config_from_args(args)) == "dual-prior":
-            raise InputError(f"--video-score {args.video_score} does not apply to --preset {args.preset} (the dual "
-                             f"prior labels the dataset's most abnormal snippets, without a video split): use "
-                             f"--preset tail-adjusted or --preset paper to rank videos")
+        config = config_from_args(args)
+        if preset_name(config) == "dual-prior":                     # it ranks snippets, not videos
+            check_split_options(config, video_score_given=True)
 
 
 def fewshot_builder(args):

@@ -250,14 +250,16 @@ class DualPriorRecipe(CrossVideoRecipe):
         z = np.asarray(z, np.float64)
         return 1.0 - 0.5 * (cdf_zn(z[:, 0]) + (1.0 - cdf_u(1.0 - z[:, 1])))
 
-    def tables(self, stats: dict) -> Tuple[HistogramCdf, HistogramCdf]:
-        return HistogramCdf(stats["dual_hist_zn"].sum(axis=0)), HistogramCdf(stats["dual_hist_u"].sum(axis=0))
-
     def decide(self, first: FirstPass, video_ids, where: str) -> Decision:
-        """tau from the weighted sample; video score = the sample's share above tau."""
-        cdf_zn, cdf_u = self.tables(first.stats)
-        if cdf_zn.total == 0:
-            raise InputError(f"{where}: every video is labelled: the dual prior needs unlabelled snippets to rank")
+        """F_z and F_n from the summed histograms (kept in the attrs as cumulative tables: what pass 2
+        and the outputs use), tau from the weighted sample; video score = the sample's share above tau."""
+        cumulative = {}
+        for name, stat in (("dual_cdf_zn", "dual_hist_zn"), ("dual_cdf_u", "dual_hist_u")):
+            counts = first.stats[stat].sum(axis=0)
+            if counts.sum() == 0:
+                raise InputError(f"{where}: every video is labelled: the dual prior needs unlabelled snippets to rank")
+            cumulative[name] = np.concatenate([[0.0], np.cumsum(counts)]) / counts.sum()
+        cdf_zn, cdf_u = self.tables_from_attrs(cumulative)
         sample = first.stats["dual_sample"]
         free = first.stats["dual_unlabelled"].astype(np.float64)        # unlabelled snippets per video
         taken = np.isfinite(sample[:, :, 0])
@@ -275,16 +277,14 @@ class DualPriorRecipe(CrossVideoRecipe):
         listed = np.asarray(L.confident_normal_videos(scores, abnormal, self.config.confident_fraction)
                             if (~abnormal).any() else np.argsort(scores, kind="stable")[:1], dtype=np.int64)
         attrs = {"n_normal": int((~abnormal).sum()), "confident_videos": len(listed), "dual_threshold": float(tau),
-                 "dual_cdf_zn": np.concatenate([[0.0], np.cumsum(cdf_zn.counts)]) / cdf_zn.total,
-                 "dual_cdf_u": np.concatenate([[0.0], np.cumsum(cdf_u.counts)]) / cdf_u.total,
+                 **cumulative,
                  **diagnostics.diagnose_from_summaries(first.lengths, scores, abnormal, first.iterations,
                                                        first.residual, first.stats[PRIOR_VIOLATION])}
         return Decision(scores, abnormal, listed, first.rows[listed], attrs)
 
     @staticmethod
     def tables_from_attrs(attrs: dict) -> Tuple[HistogramCdf, HistogramCdf]:
-        """The CDFs of a decision (its attrs carry the cumulative tables, so a shard's worker needs
-        nothing else)."""
+        """F_z and F_u from a decision's cumulative tables (so a shard's worker needs nothing else)."""
         return tuple(HistogramCdf(np.diff(np.asarray(attrs[k], np.float64))) for k in ("dual_cdf_zn", "dual_cdf_u"))
 
     # -- pass 2 ---------------------------------------------------------------------------
