@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Optional, Sequence
 
-from lanp.method.options import PropagateConfig
+from lanp.method.options import RANKING_PRESETS, PropagateConfig
 from lanp.method.recipe import Recipe
 from lanp.method.registry import preset_name, preset_recipe
 from lanp.method.results import Labels
@@ -72,7 +72,7 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
     if recipe is None:
         config = PropagateConfig(preset=preset, **options)
         if human is None:
-            if "video_score" in options and preset_name(config) == "dual-prior":
+            if "video_score" in options and preset_name(config) in RANKING_PRESETS:
                 from lanp.method.dualprior import check_split_options
                 check_split_options(config, video_score_given=True)
             recipe = preset_recipe(config)

@@ -127,19 +127,21 @@ def check_fewshot_args(args, sharded: bool) -> None:
         raise InputError("--source-features needs --labels-file: the labels of the source videos")
     if args.adapt is not None and args.source_features is None:
         raise InputError(f"--adapt {args.adapt} needs --source-features (it aligns the source domain's rows)")
-    if args.labels_file is not None and args.preset not in ("recommended", "tail-adjusted", "paper", "dual-prior"):
+    if args.labels_file is not None and args.preset not in ("recommended", "tail-adjusted", "paper", "dual-prior",
+                                                            "tri-prior"):
         raise InputError(f"--labels-file works with --preset recommended (few-shot builds on the in-video "
-                         f"tail-adjusted recipe), tail-adjusted, paper or dual-prior, not --preset {args.preset}")
-    if args.source_features is not None and args.preset == "dual-prior":
-        raise InputError("--source-features needs the in-video few-shot recipe: use --preset recommended, "
-                         "tail-adjusted or paper with it, not --preset dual-prior")
+                         f"tail-adjusted recipe), tail-adjusted, paper, dual-prior or tri-prior, not --preset "
+                         f"{args.preset}")
+    if args.source_features is not None and args.preset in ("dual-prior", "tri-prior"):
+        raise InputError(f"--source-features needs the in-video few-shot recipe: use --preset recommended, "
+                         f"tail-adjusted or paper with it, not --preset {args.preset}")
     if args.source_features is not None and sharded:
         raise InputError("--source-features works with one --features file (no --scheduler / --resume)")
     if args.labels_file is None and args.video_score is not None:
         from lanp.method.dualprior import check_split_options
         from lanp.method.registry import preset_name
         config = config_from_args(args)
-        if preset_name(config) == "dual-prior":                     # it ranks snippets, not videos
+        if preset_name(config) in ("dual-prior", "tri-prior"):      # they rank snippets, not videos
             check_split_options(config, video_score_given=True)
 
 

@@ -144,9 +144,13 @@ def check_split_options(config: PropagateConfig, video_score_given: bool = False
     if video_score_given:
         given.append(f"video_score={config.video_score!r}")
     if given:
-        raise ValueError(f"{', '.join(given)} does not apply to the dual-prior recipe (preset 'dual-prior', "
-                         f"today's 'recommended'): it labels the top abnormal_share of the dataset's snippets "
-                         f"without a video split; use preset 'tail-adjusted' or 'paper' for the paper's split")
+        from lanp.method.options import RANKING_PRESETS, RECOMMENDED
+        name = RECOMMENDED if config.preset == "recommended" else config.preset
+        name = name if name in RANKING_PRESETS else "dual-prior"
+        raise ValueError(f"{', '.join(given)} does not apply to the {name} recipe (preset {name!r}"
+                         f"{', today the recommended one' if name == RECOMMENDED else ''}): it labels the top "
+                         f"abnormal_share of the dataset's snippets without a video split; use preset "
+                         f"'tail-adjusted' or 'paper' for the paper's split")
 
 
 class DualPriorRecipe(CrossVideoRecipe):
@@ -154,6 +158,8 @@ class DualPriorRecipe(CrossVideoRecipe):
     context pass, the paper's in-video propagation."""
 
     name = "dual-prior"
+    TERMS = 2               # normality columns of z before the human-label columns
+    TABLES = (("dual_cdf_zn", "dual_hist_zn"), ("dual_cdf_u", "dual_hist_u"))   # (attr, stat) per term
 
     def __init__(self, config: Optional[PropagateConfig] = None, settings: Optional[DualPriorSettings] = None,
                  human=None, video_ids: Sequence[str] = (), lengths=None):
@@ -217,31 +223,35 @@ class DualPriorRecipe(CrossVideoRecipe):
         zn = np.divide(z, scale, out=np.zeros_like(z), where=scale > 0)
         n = self.anchor_similarity(x, offsets, video_ids, where, first_video)[:, -1]
         n = np.where(np.isfinite(n), n, -1.0)                        # no eligible anchor: least normal
-        columns = [zn, n]
+        columns = [zn, n, *self.extra_terms(x)]
         if self.human is not None:                                   # + the snippet's and its video's human label
             a = int(self.global_offsets[first_video])
             columns.append(self.snippet_human[a:a + x.shape[0]])
             columns.append(np.repeat(self.video_human[first_video:first_video + offsets.shape[0] - 1], np.diff(offsets)))
         return replace(inside, z=np.stack(columns, axis=1), backend=f"{inside.backend}+anchors")
 
+    def extra_terms(self, x: np.ndarray) -> list:
+        """Further normality columns after (zn, n), one (n,) array each (none here; the tri prior adds one)."""
+        return []
+
     def video_stats(self, z: np.ndarray, offsets: np.ndarray) -> dict:
         """Histograms of zn and 1 - n over the unlabelled snippets, the (zn, n) sample of them, and
         the prior violations of zn (and, with human labels, each video's label)."""
-        lengths = np.diff(offsets)
-        free = np.ones(z.shape[0], bool) if z.shape[1] == 2 else z[:, 2] < 0
-        sample = np.full((lengths.shape[0], SAMPLE, 2), np.nan, dtype=np.float32)
+        lengths, k = np.diff(offsets), self.TERMS
+        free = np.ones(z.shape[0], bool) if z.shape[1] == k else z[:, k] < 0
+        sample = np.full((lengths.shape[0], SAMPLE, k), np.nan, dtype=np.float32)
         for v in range(lengths.shape[0]):
             rows = offsets[v] + np.flatnonzero(free[offsets[v]:offsets[v + 1]])
             pos = sample_positions(int(rows.size))
-            sample[v, :pos.size] = z[rows[pos], :2]
+            sample[v, :pos.size] = z[rows[pos], :k]
         weights = free.astype(np.int64)
         stats = {"dual_hist_zn": video_histograms(z[:, 0], offsets, weights),
                  "dual_hist_u": video_histograms(1.0 - z[:, 1].astype(np.float64), offsets, weights),
                  "dual_sample": sample, "dual_unlabelled": np.add.reduceat(weights, offsets[:-1]) if z.shape[0] else
                  np.zeros(lengths.shape[0], np.int64),
                  PRIOR_VIOLATION: diagnostics.prior_violations(np.ascontiguousarray(z[:, 0]), offsets, 0.4)}
-        if z.shape[1] > 2:
-            stats["video_human"] = z[offsets[:-1], 3].astype(np.int8)
+        if z.shape[1] > k:
+            stats["video_human"] = z[offsets[:-1], k + 1].astype(np.int8)
         return stats
 
     # -- global step ----------------------------------------------------------------------
@@ -254,18 +264,18 @@ class DualPriorRecipe(CrossVideoRecipe):
         """F_z and F_n from the summed histograms (kept in the attrs as cumulative tables: what pass 2
         and the outputs use), tau from the weighted sample; video score = the sample's share above tau."""
         cumulative = {}
-        for name, stat in (("dual_cdf_zn", "dual_hist_zn"), ("dual_cdf_u", "dual_hist_u")):
+        for name, stat in self.TABLES:
             counts = first.stats[stat].sum(axis=0)
             if counts.sum() == 0:
                 raise InputError(f"{where}: every video is labelled: the dual prior needs unlabelled snippets to rank")
             cumulative[name] = np.concatenate([[0.0], np.cumsum(counts)]) / counts.sum()
-        cdf_zn, cdf_u = self.tables_from_attrs(cumulative)
+        tables = self.tables_from_attrs(cumulative)
         sample = first.stats["dual_sample"]
         free = first.stats["dual_unlabelled"].astype(np.float64)        # unlabelled snippets per video
         taken = np.isfinite(sample[:, :, 0])
         m = taken.sum(axis=1)
         a = np.full(taken.shape, -np.inf)
-        a[taken] = self.abnormality(sample[taken], cdf_zn, cdf_u)
+        a[taken] = self.abnormality(sample[taken], *tables)
         weights = np.broadcast_to((free / np.maximum(m, 1))[:, None], taken.shape)[taken]
         tau = weighted_quantile(a[taken], weights, 1.0 - self.dual.abnormal_share)
         scores = (a > tau).sum(axis=1) / np.maximum(m, 1)
@@ -282,20 +292,21 @@ class DualPriorRecipe(CrossVideoRecipe):
                                                        first.residual, first.stats[PRIOR_VIOLATION])}
         return Decision(scores, abnormal, listed, first.rows[listed], attrs)
 
-    @staticmethod
-    def tables_from_attrs(attrs: dict) -> Tuple[HistogramCdf, HistogramCdf]:
-        """F_z and F_u from a decision's cumulative tables (so a shard's worker needs nothing else)."""
-        return tuple(HistogramCdf(np.diff(np.asarray(attrs[k], np.float64))) for k in ("dual_cdf_zn", "dual_cdf_u"))
+    @classmethod
+    def tables_from_attrs(cls, attrs: dict) -> Tuple[HistogramCdf, ...]:
+        """F_z and F_u (and the subclasses' further terms) from a decision's cumulative tables (so a
+        shard's worker needs nothing else)."""
+        return tuple(HistogramCdf(np.diff(np.asarray(attrs[k], np.float64))) for k, _ in cls.TABLES)
 
     # -- pass 2 ---------------------------------------------------------------------------
     def second_pass(self, x, z, offsets, abnormal, decision: Decision):
         """pseudo = a > tau (uint8), weights 1 (float32)."""
-        cdf_zn, cdf_u = self.tables_from_attrs(decision.attrs)
-        a = self.abnormality(z, cdf_zn, cdf_u)
+        a = self.abnormality(z, *self.tables_from_attrs(decision.attrs))
         pseudo = (a > decision.attrs["dual_threshold"]).astype(np.uint8)
-        if z.shape[1] > 2:                                          # human labels win
-            labelled = z[:, 2] >= 0
-            pseudo[labelled] = z[labelled, 2].astype(np.uint8)
+        k = self.TERMS
+        if z.shape[1] > k:                                          # human labels win
+            labelled = z[:, k] >= 0
+            pseudo[labelled] = z[labelled, k].astype(np.uint8)
         return pseudo, np.ones(a.shape[0], np.float32)
 
     def outputs(self, first: FirstPass, decision: Optional[Decision] = None) -> dict:
@@ -306,8 +317,8 @@ class DualPriorRecipe(CrossVideoRecipe):
             out["normality"] = (1.0 - self.abnormality(z, *self.tables_from_attrs(decision.attrs))).astype(np.float32)
         else:
             out["normality"] = z[:, 0].astype(np.float32)
-        if z.shape[1] > 2:
+        if z.shape[1] > self.TERMS:
             out.update({"abnormality": (1.0 - out["normality"]).astype(np.float32),
-                        "label_source": (z[:, 2] >= 0).astype(np.uint8),
+                        "label_source": (z[:, self.TERMS] >= 0).astype(np.uint8),
                         "video_human": np.asarray(first.stats["video_human"], np.int8)})
         return out

@@ -12,6 +12,7 @@ from lanp.method.official import PRESETS as OFFICIAL_PRESETS
 from lanp.method.official import OfficialRecipe
 from lanp.method.options import RECOMMENDED, PropagateConfig
 from lanp.method.recipe import Recipe
+from lanp.method.triprior import TriPriorRecipe
 
 
 def preset_name(config: PropagateConfig) -> str:
@@ -26,6 +27,8 @@ def preset_recipe(config: PropagateConfig) -> Recipe:
         return Recipe(config)
     if preset == "dual-prior":
         return DualPriorRecipe(config)
+    if preset == "tri-prior":
+        return TriPriorRecipe(config)
     if config.preset == "cross-video":
         return CrossVideoRecipe(config)
     return OfficialRecipe(config, OFFICIAL_PRESETS[config.preset])
@@ -58,6 +61,7 @@ METHOD_RECIPES.update({
     "cross-video": lambda config, seed: CrossVideoRecipe(config),
     "cross-video-otsu": lambda config, seed: CrossVideoRecipe(replace(config, normal_split="otsu")),
     "lanp-dual-prior": lambda config, seed: DualPriorRecipe(config),
+    "lanp-tri-prior": lambda config, seed: TriPriorRecipe(config),
     "joint-graph": lambda config, seed: JointGraphRecipe(config),
     "joint-graph-adjusted": lambda config, seed: JointGraphRecipe(config, JointSettings(
         video_score="seed-low-tail-length-adjusted")),
@@ -73,6 +77,7 @@ METHOD_DESCRIPTIONS = {
     "cross-video": "normality = similarity to the nearest seed snippet of another video; low-tail score, r = 0.2",
     "cross-video-otsu": "cross-video, N_nor by an Otsu cut of the video scores",
     "lanp-dual-prior": "dual prior: mean dataset rank of in-video z (seed-calibrated) and cross-video similarity; top 15 % pseudo-abnormal",
+    "lanp-tri-prior": "tri prior: the dual prior's two ranks and an isolation forest's, averaged; top 15 % pseudo-abnormal",
     "joint-graph": "one CG over all videos: a 5-neighbour temporal band + edges to the 3 nearest seeds of other videos",
     "joint-graph-adjusted": "joint-graph with the length-free seed-low-tail-length-adjusted video score",
 }

@@ -35,12 +35,14 @@ def fewshot_recipe(config, target, human=None, source=None, adapt: str = "coral"
     from lanp.method.registry import preset_recipe
 
     human = human if human is not None else HumanLabels.empty()
-    if config.preset == "dual-prior":           # human labels over the dual prior's ranking (no transfer)
+    if config.preset in ("dual-prior", "tri-prior"):   # human labels over the dataset ranking (no transfer)
         from lanp.method.dualprior import DualPriorRecipe
+        from lanp.method.triprior import TriPriorRecipe
         if source is not None:
-            raise ValueError("cross-domain labels (source=, --source-features) need the in-video few-shot recipe: "
-                             "use preset 'recommended', 'tail-adjusted' or 'paper' with them, not 'dual-prior'")
-        return DualPriorRecipe(config, human=human, video_ids=target.video_ids, lengths=target.lengths)
+            raise ValueError(f"cross-domain labels (source=, --source-features) need the in-video few-shot recipe: "
+                             f"use preset 'recommended', 'tail-adjusted' or 'paper' with them, not {config.preset!r}")
+        kind = DualPriorRecipe if config.preset == "dual-prior" else TriPriorRecipe
+        return kind(config, human=human, video_ids=target.video_ids, lengths=target.lengths)
     if source is None:
         return FewShotRecipe(config, human, target.video_ids, target.lengths, settings)
     check_source_labels(human, source.video_ids, source.lengths)       # before the label-free pass

@@ -89,7 +89,7 @@ REFUSALS = [
     ("{v1},normal\n", [], r"few.csv' line 1 \(video '{v1}'\): kind 'normal' is invalid"),
     ("{v1};normal_video\n", [], r"few.csv' line 1: expected 'video_id,kind'"),
     ("{v1},abnormal_span,1,2\n", ["--span-units", "frame"], r"span \[1, 2\) is invalid|"),   # touches snippet 0: fine
-    ("{v1},normal_video\n", ["--preset", "cross-video"], r"--labels-file works with --preset recommended .*tail-adjusted, paper or dual-prior"),
+    ("{v1},normal_video\n", ["--preset", "cross-video"], r"--labels-file works with --preset recommended .*tail-adjusted, paper, dual-prior or tri-prior"),
     ("{v1},normal_video\n", ["--adapt", "coral"], r"--adapt coral needs --source-features"),
     ("{v1},normal_video\n", ["--source-features", "{d}/d8.h5"], r"has feature size D = 8 but --features has D = 16"),
     ("{s1},abnormal_span,1,3\n", ["--source-features", "{d}/s.h5", "--resume"],

@@ -1,0 +1,177 @@
+"""The tri-prior recipe: its third term against an independently fitted forest, its labels against
+exact dataset ranks, equal labels from every runner, refusals, human labels."""
+import h5py
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+import lanp
+from lanp.cli import propagate_main
+from lanp.kernels import anchor_neighbours, propagate
+from lanp.method.crossvideo import CrossVideoSettings
+from lanp.method.dualprior import DualPriorSettings, sample_positions
+from lanp.method.triprior import SAMPLE_MARK, TriPriorRecipe, TriPriorSettings
+from lanp.runners.file import label_file
+
+DATASETS = ("normality", "pseudo_label", "weight", "video_score", "video_abnormal", "in_video_normality",
+            "cross_video_normality", "isolation_score")
+EXACT = TriPriorSettings(dual=DualPriorSettings(crossvideo=CrossVideoSettings(anchor_search="exact")))
+
+
+def _videos(rng, n_videos=12, dim=10):
+    """Videos of three shared scenes; every fourth holds an anomaly no other video has."""
+    base = rng.gamma(2.0, 0.2, size=(3, dim))
+    out = []
+    for v, n in enumerate(rng.integers(8, 40, size=n_videos)):
+        x = base[v % 3] + 0.03 * rng.normal(size=(n, dim))
+        if v % 4 == 1:
+            x[n // 3: n // 2] += rng.gamma(2.0, 0.5, size=dim)
+        out.append(np.abs(x).astype(np.float32))
+    return out
+
+
+def _packed(videos):
+    return np.concatenate(videos), np.concatenate([[0], np.cumsum([len(v) for v in videos])]).astype(np.int64)
+
+
+def _get(labels, name):
+    return labels.extra[name] if name in labels.extra else getattr(labels, name)
+
+
+def test_context_rows_hold_the_anchors_then_the_marked_sample():
+    recipe = TriPriorRecipe(settings=TriPriorSettings(per_video=3))
+    x = np.arange(11 * 2, dtype=np.float32).reshape(11, 2)
+    offsets = np.array([0, 2, 11])                     # lengths 2 (all of it) and 9 (rows 1, 4, 7)
+    rows, videos = recipe.context_rows(x, offsets, first_video=5)
+    mark = SAMPLE_MARK
+    assert videos.tolist() == [5, 5, 6, 6, 5 + mark, 5 + mark, 6 + mark, 6 + mark, 6 + mark]
+    want = [0, 1, 2, 10, 0, 1, 2 + 1, 2 + 4, 2 + 7]
+    np.testing.assert_array_equal(rows, x[want].astype(np.float64))
+    assert sample_positions(9, 3).tolist() == [1, 4, 7]
+
+
+def test_isolation_score_is_sklearns_forest_on_the_sample(rng):
+    from sklearn.ensemble import IsolationForest
+
+    videos = _videos(rng, n_videos=20)
+    x, offsets = _packed(videos)
+    out = lanp.label(x, offsets, recipe=TriPriorRecipe(settings=EXACT))
+    picks = np.concatenate([offsets[v] + sample_positions(len(videos[v]), 8) for v in range(len(videos))])
+    forest = IsolationForest(n_estimators=100, max_samples=min(256, picks.size), random_state=0).fit(x[picks])
+    want = -forest.score_samples(x)
+    got = out.extra["isolation_score"].astype(np.float64)
+    assert np.max(np.abs(got - want) / want) < 1e-6                 # float32 output of a float64 score
+    assert out.attrs["tri_forest_rows"] == picks.size and out.attrs["recipe"] == "tri-prior"
+
+
+def test_labels_are_the_exact_dataset_ranks(rng):
+    """a_i = 1 - (F_z(zn) + F_n(n) + 1 - F_r(r)) / 3 with exact ranks over every snippet, the top q
+    pseudo-abnormal; the recipe's histogram CDFs and sampled threshold may move snippets next to
+    the threshold only."""
+    videos = _videos(rng, n_videos=30)
+    x, offsets = _packed(videos)
+    out = lanp.label(x, offsets, recipe=TriPriorRecipe(settings=EXACT))
+    V, N = len(videos), x.shape[0]
+    z = np.asarray(propagate(x, offsets, warn=False).z, np.float64)
+    zn = z / np.repeat(0.5 * (z[offsets[:-1]] + z[offsets[1:] - 1]), np.diff(offsets))
+    video = np.repeat(np.arange(V), np.diff(offsets))
+    seeds = np.stack([offsets[:-1], offsets[1:] - 1], axis=1).ravel()
+    n = anchor_neighbours(x, offsets, x[seeds], video[seeds], k=1).similarity[:, 0]
+    r = out.extra["isolation_score"].astype(np.float64)             # checked against sklearn above
+    np.testing.assert_allclose(out.extra["in_video_normality"], zn, rtol=2e-6)
+    np.testing.assert_allclose(out.extra["cross_video_normality"], n, rtol=1e-6)
+    a = 1.0 - (rankdata(zn, method="max") / N + rankdata(n, method="max") / N + 1.0 - rankdata(r, method="max") / N) / 3
+    assert np.corrcoef(a, 1.0 - out.normality)[0, 1] > 0.99
+    want = rankdata(a, method="max") / N > 0.85
+    got = out.pseudo_label.astype(bool)
+    assert abs(got.mean() - 0.15) < 0.03
+    assert np.mean(got == want) > 0.97
+    assert np.all(out.weight == 1.0)
+    holds = np.maximum.reduceat(out.pseudo_label, offsets[:-1]) > 0
+    np.testing.assert_array_equal(out.video_abnormal, holds)
+    worst = np.argsort(out.normality)[:5]                           # the planted anomalies
+    assert set((np.searchsorted(offsets, worst, side="right") - 1).tolist()) <= {v for v in range(V) if v % 4 == 1}
+
+
+def test_the_third_term_changes_the_dual_priors_labels_only_through_its_rank(rng):
+    """With the forest's rank constant the abnormality is the dual prior's, rescaled: the same order."""
+    videos = _videos(rng, n_videos=16)
+    tri = lanp.label(videos, preset="tri-prior")
+    dual = lanp.label(videos, preset="dual-prior")
+    for k in ("in_video_normality", "cross_video_normality"):
+        np.testing.assert_array_equal(tri.extra[k], dual.extra[k], err_msg=k)
+    assert not np.array_equal(tri.normality, dual.normality)
+
+
+def test_every_runner_gives_the_same_labels(tmp_path, rng):
+    videos = _videos(rng)
+    x, offsets = _packed(videos)
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["offsets"] = x, offsets
+    memory = lanp.label(videos, recipe=TriPriorRecipe())
+    chunked = label_file(path, TriPriorRecipe(), progress=False, chunk_bytes=4 * 10 * 25)   # many chunks
+    assert propagate_main(["--features", str(path), "--out", str(tmp_path / "l.h5"), "--preset", "tri-prior",
+                           "--quiet"]) == 0
+    with h5py.File(tmp_path / "l.h5", "r") as f:
+        cli = {k: f[k][()] for k in DATASETS}
+        assert f.attrs["recipe"] == "tri-prior" and f.attrs["tri_trees"] == 100
+    for k in DATASETS:
+        np.testing.assert_array_equal(_get(chunked, k), _get(memory, k), err_msg=k)
+        np.testing.assert_array_equal(cli[k], _get(memory, k), err_msg=k)
+
+
+def test_sharded_equals_single(tmp_path, rng):
+    pytest.importorskip("distributed")
+    videos = _videos(rng)
+    paths = []
+    for i, part in enumerate((videos[:5], videos[5:])):
+        p = tmp_path / f"part{i}.h5"
+        with h5py.File(p, "w") as f:
+            f["features"], f["offsets"] = _packed(part)
+        paths.append(p)
+    assert propagate_main(["--features", *map(str, paths), "--out", str(tmp_path / "out"), "--preset", "tri-prior",
+                           "--quiet"]) == 0
+    single = lanp.label(videos, recipe=TriPriorRecipe())
+    for k in DATASETS:
+        got = []
+        for p in paths:
+            with h5py.File(tmp_path / "out" / f"{p.stem}.labels.h5", "r") as f:
+                got.append(f[k][()])
+        np.testing.assert_array_equal(np.concatenate(got), _get(single, k), err_msg=k)
+
+
+def test_refusals(tmp_path):
+    for name, bad in (("per_video", 0), ("trees", 0), ("trees", 2.5), ("forest_seed", -1), ("per_video", True)):
+        with pytest.raises(ValueError, match=f"{name}="):
+            TriPriorSettings(**{name: bad})
+    recipe = TriPriorRecipe()
+    recipe.anchors = np.ones((2, 3))                               # anchors but no forest
+    with pytest.raises(RuntimeError, match="needs its forest"):
+        recipe.extra_terms(np.ones((4, 3), np.float32))
+    for option in ({"n_normal": 3}, {"abnormal_ratio": 0.2}, {"video_score": "std"}):
+        with pytest.raises(ValueError, match=f"{next(iter(option))}=.*does not apply to the tri-prior recipe"):
+            lanp.label([np.ones((4, 3), np.float32)] * 3, preset="tri-prior", **option)
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["offsets"] = np.abs(np.random.default_rng(0).normal(size=(12, 3))), np.array([0, 4, 8, 12])
+    out = tmp_path / "l.h5"
+    out.write_bytes(b"keep me")
+    assert propagate_main(["--features", str(path), "--out", str(out), "--preset", "tri-prior", "--n-normal", "1"]) == 2
+    assert out.read_bytes() == b"keep me"
+
+
+def test_human_labels_override(rng):
+    from lanp.data.human_labels import HumanLabels
+
+    videos = _videos(rng, n_videos=16)
+    x, offsets = _packed(videos)
+    ids = [f"v{i}" for i in range(len(videos))]
+    human = HumanLabels({ids[0]: "normal_video", ids[1]: "abnormal_video"}, {ids[1]: ((1, 4),)}, "few.csv")
+    out = lanp.label(x, offsets, video_ids=ids, preset="tri-prior", human=human)
+    label, video = human.snippet_arrays(ids, offsets)
+    np.testing.assert_array_equal(out.pseudo_label[label >= 0], label[label >= 0])
+    np.testing.assert_array_equal(out.extra["label_source"], (label >= 0).astype(np.uint8))
+    assert abs(out.pseudo_label[label < 0].mean() - 0.15) < 0.03
+    plain = lanp.label(x, offsets, video_ids=ids, preset="tri-prior", human=HumanLabels.empty())
+    np.testing.assert_array_equal(plain.pseudo_label, lanp.label(x, offsets, video_ids=ids, preset="tri-prior").pseudo_label)
