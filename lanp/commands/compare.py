@@ -49,6 +49,9 @@ def configure(parser):
                         help=f"methods to run (default all): {', '.join(METHODS)}; with --shots: "
                              f"{', '.join(FEWSHOT_METHODS)}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per method: 0..N-1 (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start the seeds here: first..first+N-1 (default 0); with --worlds, fresh world draws "
+                             "never looked at while choosing a method")
     f = parser.add_argument_group("few-shot (issue 16)")
     f.add_argument("--shots", type=_int_list, default=None,
                    help="comma-separated K: K abnormal + K normal labelled training videos per draw, e.g. 1,2,5,10 "
@@ -104,6 +107,9 @@ def run_fewshot(args) -> int:
         run_fewshot_worlds
     from lanp.kernels import InputError
 
+    if args.first_seed != 0:
+        raise InputError(f"--first-seed {args.first_seed}: the few-shot comparison (--shots, --labels-file) runs "
+                         f"seeds 0..N-1 only; drop --first-seed")
     config = FewShotConfig(methods=args.methods or list(FEWSHOT_METHODS), shots=args.shots or [1], draws=args.draws,
                            label_kind=args.label_kind, seeds=args.seeds, epochs=args.epochs, lr=args.lr,
                            normal_fraction=args.normal_fraction, preset=args.preset or "tail-adjusted",
@@ -145,7 +151,7 @@ def run(args) -> int:
     if given:
         raise InputError(f"{', '.join(given)} belong to the few-shot comparison: give --shots too")
     config = CompareConfig(methods=args.methods or list(METHODS), seeds=args.seeds, epochs=args.epochs, lr=args.lr,
-                           device=args.device, frames_per_snippet=args.frames_per_snippet,
+                           first_seed=args.first_seed, device=args.device, frames_per_snippet=args.frames_per_snippet,
                            torch_threads=args.torch_threads,
                            propagate=PropagateConfig(preset="paper", normal_fraction=args.normal_fraction))
     if args.worlds is not None:

@@ -68,6 +68,7 @@ DESCRIPTIONS = {
 class CompareConfig:
     methods: Sequence[str] = METHODS
     seeds: int = 3
+    first_seed: int = 0           # seeds first_seed .. first_seed + seeds - 1 (fresh world draws for a check)
     epochs: int = 300
     lr: float = 1e-4
     propagate: PropagateConfig = field(default_factory=lambda: PropagateConfig(preset="paper"))
@@ -90,6 +91,8 @@ class CompareConfig:
             raise InputError(f"seeds={self.seeds!r} is invalid: it must be >= 1")
         if int(self.epochs) < 1:
             raise InputError(f"epochs={self.epochs!r} is invalid: it must be >= 1")
+        if isinstance(self.first_seed, bool) or int(self.first_seed) != self.first_seed or not 0 <= self.first_seed < 2 ** 31:
+            raise InputError(f"first_seed={self.first_seed!r} is invalid: it must be an integer in [0, 2**31)")
         if int(self.seeds) > 10_000:
             raise InputError(f"seeds={self.seeds!r} is invalid: at most 10000 seeds per method")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -290,7 +293,7 @@ def evaluate_methods(data: dict, gt_test, gt_train, config: CompareConfig, work:
     cache: dict = {}
     rows = []
     methods = list(dict.fromkeys(config.methods))
-    seeds = list(range(int(config.seeds))) if seeds is None else list(seeds)
+    seeds = list(range(int(config.first_seed), int(config.first_seed) + int(config.seeds))) if seeds is None else list(seeds)
     for k, name in enumerate(methods, 1):
         runs = []
         for seed in seeds:
@@ -393,7 +396,7 @@ def run_compare(train_path, test_path, test_gt, out_dir, config: Optional[Compar
 
 
 def settings(config: CompareConfig) -> dict:
-    return {"seeds": int(config.seeds), "epochs": int(config.epochs), "lr": config.lr,
+    return {"seeds": int(config.seeds), "first_seed": int(config.first_seed), "epochs": int(config.epochs), "lr": config.lr,
             "device": config.device, "frames_per_snippet": config.frames_per_snippet,
             "c2fpl_window": config.c2fpl_window, "lbr_drop_fraction": config.lbr_drop_fraction,
             "torch_threads": config.torch_threads,

@@ -88,7 +88,8 @@ def _fmt(v, scale=100.0, digits=2, sign=False):
 def markdown(payload: dict) -> str:
     s = payload["settings"]
     lines = ["# lanp compare across worlds", "",
-             f"worlds {', '.join(payload['worlds'])}; {s['seeds']} seed(s) per world (a fresh draw of the world and "
+             f"worlds {', '.join(payload['worlds'])}; {s['seeds']} seed(s) per world"
+             f"{' from seed ' + str(s['first_seed']) if s.get('first_seed') else ''} (a fresh draw of the world and "
              f"a training seed each), {s['epochs']} epochs, lr {s['lr']:g}; mean ± std over seeds; frame-level "
              f"metrics pooled over all test frames; nothing selected on test data.", "",
              "## Summary (mean over worlds)", "",
@@ -156,7 +157,7 @@ def run_worlds(worlds: Sequence[str], out_dir, config: Optional[CompareConfig] =
     per_world = {}
     for world in worlds:
         runs: dict = {}
-        for seed in range(int(config.seeds)):
+        for seed in range(int(config.first_seed), int(config.first_seed) + int(config.seeds)):
             log(f"== world {world}, seed {seed}")
             data = world_split(world, seed, out / "worlds" / world / f"seed{seed}", train_videos, test_videos, dim)
             rows = evaluate_methods(data, _gt(data, "test", fps), _gt(data, "train", fps), config,

@@ -58,3 +58,22 @@ def test_an_existing_file_as_out_is_refused_before_any_work(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "== world" not in captured.out and "error:" in captured.err and "--out" in captured.err
     assert target.read_text() == "keep"
+
+
+def test_first_seed_draws_fresh_worlds_and_equals_those_seeds_run_from_zero(tmp_path):
+    """--first-seed 2 --seeds 1 runs seed 2 only: the same numbers as seed 2 of a run from 0."""
+    common = dict(methods=["trivial-ends"], epochs=1, lr=1e-3)
+    late = run_worlds(["easy"], tmp_path / "late", CompareConfig(seeds=1, first_seed=2, **common),
+                      train_videos=12, test_videos=8, dim=16, log=lambda m: None)
+    full = run_worlds(["easy"], tmp_path / "full", CompareConfig(seeds=3, **common),
+                      train_videos=12, test_videos=8, dim=16, log=lambda m: None)
+    (late_row,), (full_row,) = late["per_world"]["easy"], full["per_world"]["easy"]
+    assert [r["seed"] for r in late_row["runs"]] == [2]
+    assert late_row["runs"][0]["auc"] == full_row["runs"][2]["auc"]
+    assert late_row["runs"][0]["auc"] != full_row["runs"][0]["auc"]
+    assert late["settings"]["first_seed"] == 2
+    assert "from seed 2" in (tmp_path / "late" / "compare.md").read_text()
+    for bad in (-1, 1.5, True):
+        with pytest.raises(InputError, match="first_seed="):
+            CompareConfig(methods=["lanp"], first_seed=bad).check()
+    assert main(["compare", "--worlds", "easy", "--shots", "1", "--first-seed", "1", "--out", str(tmp_path / "f")]) == 2
