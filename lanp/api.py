@@ -22,9 +22,9 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
     features: packed (N, D) or (N, C, D) snippet features with ``offsets`` (V+1,) (video v owns
         rows offsets[v]:offsets[v+1]); or, with ``offsets=None``, a list of per-video (L, D) or
         (L, C, D) arrays. C crops are averaged (in float64) as when read from a file.
-    preset: 'recommended' (the default, today 'dual-prior': normality inside and across videos
-        ranked over the dataset, the top 15 % of snippets pseudo-abnormal, :mod:`lanp.method.dualprior`)
-        | 'paper' (the paper bit for bit) | 'tail-adjusted' (the paper's recipe with a length-free
+    preset: 'recommended' (the default, today 'tri-prior': normality inside and across videos and an
+        isolation forest's rarity, ranked over the dataset, the top 15 % of snippets pseudo-abnormal,
+        :mod:`lanp.method.triprior`) | 'dual-prior' (the same without the forest) | 'paper' (the paper bit for bit) | 'tail-adjusted' (the paper's recipe with a length-free
         video score) | 'official-ucf' | 'official-sht' | 'cross-video'.
     options: any option of :class:`lanp.method.options.PropagateConfig` (alpha, sigma, window,
         seeds, n_normal, video_score, ...), as ``lanp propagate`` takes them.

@@ -67,10 +67,10 @@ def configure(parser):
     f.add_argument("--adapt", type=_world_list, default=["none", "coral"],
                    help="cross-domain feature adaptations to report, comma-separated from none,coral,whiten "
                         "(default none,coral)")
-    f.add_argument("--preset", default=None, choices=("tail-adjusted", "paper", "dual-prior"),
+    f.add_argument("--preset", default=None, choices=("tail-adjusted", "paper", "dual-prior", "tri-prior"),
                    help="preset of every lanp row's propagate (default tail-adjusted: the in-video recipe the "
-                        "two-class few-shot lanp builds on; dual-prior: the default's, labelled snippets fixed and "
-                        "the rest ranked; --shots 0 equals the preset)")
+                        "two-class few-shot lanp builds on; tri-prior (the default's) or dual-prior: labelled "
+                        "snippets fixed and the rest ranked; --shots 0 equals the preset)")
     f.add_argument("--human-weight", type=float, default=1.0, help="lanp train --human-weight (default 1)")
     f.add_argument("--mil-weight", type=float, default=0.0, help="lanp train --mil-weight (default 0: off)")
     f.add_argument("--episodes", type=int, default=100, help="episodes of the episodic protocol per K (default 100)")

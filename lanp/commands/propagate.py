@@ -62,9 +62,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     d = p.add_argument_group("preset and video score")
     d.add_argument("--preset", choices=PRESETS, default="recommended",
-                   help="recommended (default; today dual-prior), dual-prior (normality inside each video and "
-                        "across videos, ranked over the whole dataset: the top 15 %% of snippets pseudo-abnormal; "
-                        "won across the synthetic worlds, docs/compare.md), tail-adjusted (the paper's recipe with "
+                   help="recommended (default; today tri-prior), tri-prior (normality inside each video, "
+                        "across videos and an isolation forest's rarity, ranked over the whole dataset: the top "
+                        "15 %% of snippets pseudo-abnormal; won across the synthetic worlds, docs/compare.md), "
+                        "dual-prior (the same without the forest; the default before), tail-adjusted (the paper's recipe with "
                         "the length-free seed-low-tail-length-adjusted video score; the default before; few-shot "
                         "runs build on it), paper (the options above with the "
                         "paper's std(z) score: the paper bit for bit), the public code's rules for UCF-Crime / "

@@ -6,8 +6,8 @@ nested over K, seed s), and every method gets the same draws (paired). Rows:
 
 - ``lanp``: no labels (``lanp propagate --preset P`` then ``lanp train``), P = ``preset``
   (tail-adjusted by default, or paper: the in-video recipes the two-class few-shot recipe builds
-  on; or dual-prior, the default's, whose few-shot form fixes the labelled snippets and ranks the
-  rest; 0 shots equals P exactly); one run per seed, paired with every draw of that seed;
+  on; or tri-prior, the default's, or dual-prior, whose few-shot forms fix the labelled snippets and
+  rank the rest; 0 shots equals P exactly); one run per seed, paired with every draw of that seed;
 - ``lanp-fewshot``: the draw written as a labels CSV, ``lanp propagate --labels-file`` (the few-shot
   recipe: two classes, prototype transfer), then ``lanp train`` on the labels file it wrote (the
   human labels it carries, ``--human-weight``, ``--mil-weight``);
@@ -57,7 +57,7 @@ from lanp.kernels import InputError
 FEWSHOT_METHODS = ("lanp", "lanp-fewshot", "lanp-hard-overrides", "mil", "span-classifier", "prototype")
 BASELINE_FUNCTIONS = {"mil": "mil_sultani", "span-classifier": "span_classifier", "prototype": "nearest_prototype"}
 ADAPTS = ("none", "coral", "whiten")
-FEWSHOT_BASES = ("tail-adjusted", "paper", "dual-prior")   # presets few-shot lanp builds on (fewshot, dualprior)
+FEWSHOT_BASES = ("tail-adjusted", "paper", "dual-prior", "tri-prior")   # presets few-shot lanp builds on (fewshot, dualprior)
 METRICS = ("auc", "ap", "auc_abnormal", "video_auc")
 QUALITY = ("pseudo_precision", "pseudo_recall", "unlabelled_precision", "unlabelled_recall", "split_accuracy")
 DESCRIPTIONS = {

@@ -12,7 +12,7 @@ from lanp.method.splits import SPLITS
 
 PRESETS = ("recommended", "paper", "dual-prior", "tri-prior", "tail-adjusted", "official-ucf", "official-sht", "cross-video")
 # what 'recommended' stands for (docs/presets.md: the preset that won across the synthetic worlds)
-RECOMMENDED = "dual-prior"
+RECOMMENDED = "tri-prior"
 RANKING_PRESETS = ("dual-prior", "tri-prior")   # label the top share of the dataset's snippets, no video split
 # the video score each preset uses unless one is given: the paper's std(z), and for the in-video
 # recipe the length-free score that won on every synthetic world before the dual prior
@@ -28,15 +28,16 @@ class PropagateConfig:
     Graph: alpha, sigma, distance, normalize ('l2' | 'none'), window (None: dense), temporal_scale
     (None: s = L), terms ('both' | 'feature' | 'temporal'), seeds. Split and labels: n_normal or
     normal_fraction (default half the videos), abnormal_ratio r, confident_fraction h. Solver: tol,
-    maxiter, backend, dtype. preset: 'recommended' (the default: today 'dual-prior', the paper's
-    graph with normality inside and across videos ranked over the dataset,
-    :mod:`lanp.method.dualprior`), 'paper' (these options with the paper's std(z) score: the paper
-    bit for bit), 'tail-adjusted' (the paper's recipe with the length-free
+    maxiter, backend, dtype. preset: 'recommended' (the default: today 'tri-prior', the paper's
+    graph with normality inside and across videos and an isolation forest's rarity, ranked over the
+    dataset, :mod:`lanp.method.triprior`), 'dual-prior' (the same without the forest, the default
+    before it, :mod:`lanp.method.dualprior`), 'paper' (these options with the paper's std(z)
+    score: the paper bit for bit), 'tail-adjusted' (the paper's recipe with the length-free
     seed-low-tail-length-adjusted video score; the default before the dual prior), an official
     preset (which fixes the graph, solver, split and weights) or 'cross-video'. video_score: a name
     of :mod:`lanp.method.video_scores`; None takes the preset's (std, or
-    seed-low-tail-length-adjusted for 'tail-adjusted' and 'recommended'; the dual prior ranks
-    snippets, not videos, and takes none).
+    seed-low-tail-length-adjusted for 'tail-adjusted' and for few-shot 'recommended'; the dual and
+    tri priors rank snippets, not videos, and take none).
     normal_split: 'count' (N_nor from n_normal / normal_fraction, the paper) | 'otsu' | 'gmm'
     (N_nor from the video scores, :mod:`lanp.method.splits`).
     """

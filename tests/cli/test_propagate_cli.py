@@ -78,18 +78,22 @@ def test_tail_adjusted_is_the_paper_with_a_length_free_video_score(demo, tmp_pat
     assert (~rec["video_abnormal"]).sum() == 12                                   # N_nor = V / 2 as before
 
 
-def test_the_default_preset_is_the_dual_prior(demo, tmp_path):
-    """No --preset: the dual prior, the same numbers as --preset dual-prior; its in-video normality
-    is the paper's z over its seeds' mean."""
+def test_the_default_preset_is_the_tri_prior(demo, tmp_path):
+    """No --preset: the tri prior, the same numbers as --preset tri-prior; its in-video normality
+    is the paper's z over its seeds' mean, and the dual prior's as well."""
     d, data = demo
     assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "r.h5"), "--quiet"]) == 0
-    assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / "d.h5"), "--quiet",
-                           "--preset", "dual-prior"]) == 0
+    for preset in ("tri-prior", "dual-prior"):
+        assert propagate_main(["--features", str(d / "demo.h5"), "--out", str(tmp_path / f"{preset}.h5"), "--quiet",
+                               "--preset", preset]) == 0
     rec, attrs = read_all(tmp_path / "r.h5")
-    dual, _ = read_all(tmp_path / "d.h5")
-    assert attrs["recipe"] == "dual-prior" and attrs["preset"] == "recommended"
-    for name in ("normality", "pseudo_label", "weight", "video_score", "video_abnormal"):
-        np.testing.assert_array_equal(rec[name], dual[name], err_msg=name)
+    tri, _ = read_all(tmp_path / "tri-prior.h5")
+    dual, _ = read_all(tmp_path / "dual-prior.h5")
+    assert attrs["recipe"] == "tri-prior" and attrs["preset"] == "recommended"
+    for name in ("normality", "pseudo_label", "weight", "video_score", "video_abnormal", "isolation_score"):
+        np.testing.assert_array_equal(rec[name], tri[name], err_msg=name)
+    np.testing.assert_array_equal(rec["in_video_normality"], dual["in_video_normality"])
+    assert not np.array_equal(rec["pseudo_label"], dual["pseudo_label"])
     z = np.asarray(K.propagate(data.features, data.offsets).z, np.float64)
     seeds = np.repeat(0.5 * (z[data.offsets[:-1]] + z[data.offsets[1:] - 1]), np.diff(data.offsets))
     np.testing.assert_allclose(rec["in_video_normality"], z / seeds, rtol=1e-6)
@@ -194,7 +198,9 @@ def test_bad_inputs_fail_clearly_and_write_nothing(tmp_path, capsys, monkeypatch
     _fails([*g, "--window", "0"], capsys, "window=0 is invalid", out=out)
     _fails([*g, "--seeds", "0,5"], capsys, "seeds=[0, 5] are out of range for video v0", out=out)
     _fails([*g, "--n-normal", "3", "--preset", "tail-adjusted"], capsys, "n_normal=3 is invalid", "[1, 2]", out=out)
-    _fails([*g, "--n-normal", "1"], capsys, "n_normal=1 does not apply to the dual-prior recipe", out=out)
+    _fails([*g, "--n-normal", "1"], capsys, "n_normal=1 does not apply to the tri-prior recipe", out=out)
+    _fails([*g, "--n-normal", "1", "--preset", "dual-prior"], capsys, "n_normal=1 does not apply to the dual-prior",
+           out=out)
     import lanp.kernels.backends as B
     monkeypatch.setattr(B, "available_memory_bytes", lambda: 300)
     _fails(g, capsys, "video v1 (#1) has L = 6", "GB", "--window", out=out)

@@ -42,7 +42,7 @@ def _propagate_file(tmp_path, videos, options):
     ([], {}),
     (["--window", "4", "--video-score", "std-length-adjusted", "--preset", "tail-adjusted"],
      {"window": 4, "video_score": "std-length-adjusted", "preset": "tail-adjusted"}),
-    (["--window", "4"], {"window": 4}),                                   # the default: the dual prior
+    (["--window", "4"], {"window": 4}),                                   # the default: the tri prior
     (["--preset", "official-sht"], {"preset": "official-sht"}),
 ])
 def test_label_equals_lanp_propagate(tmp_path, seed, crops, options, kwargs):
