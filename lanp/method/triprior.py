@@ -41,6 +41,27 @@ SAMPLE_MARK = 1 << 40         # context rows of the forest's sample carry video 
                               # run shifts every video index by its shard's start, which keeps the mark)
 
 
+SCORE_BLOCK = 8192            # rows per thread task when scoring
+
+
+def forest_scores(forest, x: np.ndarray) -> np.ndarray:
+    """``forest.score_samples(x)`` (n,), in row blocks on a thread pool (one thread per usable core).
+    A row's score sums its path lengths over the trees in a fixed order and never looks at other
+    rows, so the blocks give the sequential result bit for bit (scikit-learn's own n_jobs splits the
+    trees instead, and sums them in whatever order the threads finish); the trees release the GIL."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                  -(-x.shape[0] // SCORE_BLOCK))
+    if threads <= 1:
+        return forest.score_samples(x)
+    starts = np.linspace(0, x.shape[0], threads + 1).astype(np.int64)
+    with ThreadPoolExecutor(threads) as pool:
+        parts = pool.map(lambda k: forest.score_samples(x[starts[k]:starts[k + 1]]), range(threads))
+        return np.concatenate(list(parts))
+
+
 @dataclass(frozen=True)
 class TriPriorSettings:
     """The tri prior's constants: the dual prior's (``dual``), and the isolation forest's —
@@ -139,7 +160,7 @@ class TriPriorRecipe(DualPriorRecipe):
             raise RuntimeError("the tri-prior recipe needs its forest: run it through a runner "
                                "(lanp.label, lanp.runners), which fits it in the context pass")
         x = np.asarray(x, dtype=np.float32)
-        return [-self.forest.score_samples(x).astype(np.float64) if x.shape[0] else np.zeros(0)]
+        return [-forest_scores(self.forest, x).astype(np.float64) if x.shape[0] else np.zeros(0)]
 
     def video_stats(self, z: np.ndarray, offsets: np.ndarray) -> dict:
         """The dual prior's statistics (its sample holds all three columns) and the histogram of r."""

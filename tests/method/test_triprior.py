@@ -1,5 +1,7 @@
 """The tri-prior recipe: its third term against an independently fitted forest, its labels against
 exact dataset ranks, equal labels from every runner, refusals, human labels."""
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -62,6 +64,19 @@ def test_isolation_score_is_sklearns_forest_on_the_sample(rng):
     got = out.extra["isolation_score"].astype(np.float64)
     assert np.max(np.abs(got - want) / want) < 1e-6                 # float32 output of a float64 score
     assert out.attrs["tri_forest_rows"] == picks.size and out.attrs["recipe"] == "tri-prior"
+
+
+def test_threaded_forest_scores_are_the_sequential_ones_bit_for_bit(rng, monkeypatch):
+    from sklearn.ensemble import IsolationForest
+
+    import lanp.method.triprior as T
+
+    x = rng.normal(size=(5000, 6)).astype(np.float32)
+    forest = IsolationForest(n_estimators=20, random_state=1).fit(x[:500])
+    monkeypatch.setattr(T, "SCORE_BLOCK", 700)                     # several blocks, uneven ends
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(3)), raising=False)   # 3 threads
+    np.testing.assert_array_equal(T.forest_scores(forest, x), forest.score_samples(x))
+    np.testing.assert_array_equal(T.forest_scores(forest, x[:5]), forest.score_samples(x[:5]))
 
 
 def test_labels_are_the_exact_dataset_ranks(rng):
