@@ -28,6 +28,7 @@ dual prior by about 3 points (docs/compare.md).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -129,15 +130,13 @@ class TriPriorRecipe(DualPriorRecipe):
         if sample.shape[0]:
             out.forest = IsolationForest(n_estimators=int(self.tri.trees), max_samples=min(256, sample.shape[0]),
                                          random_state=int(self.tri.forest_seed), n_jobs=1).fit(sample.astype(np.float32))
-        out._sample = sample
+        # the sample's digest, not its rows, identifies the context (the recipe travels to every shard's worker)
+        out._sample_digest = hashlib.sha256(np.ascontiguousarray(sample).tobytes()).hexdigest()
         return out
 
     def _context_digest(self) -> str:
-        import hashlib
-
         h = hashlib.sha256(super()._context_digest().encode())
-        sample = getattr(self, "_sample", None)
-        h.update(b"" if sample is None else np.ascontiguousarray(sample).tobytes())
+        h.update(getattr(self, "_sample_digest", "none").encode())
         return h.hexdigest()[:32]
 
     # -- identity -------------------------------------------------------------------------

@@ -190,3 +190,19 @@ def test_human_labels_override(rng):
     assert abs(out.pseudo_label[label < 0].mean() - 0.15) < 0.03
     plain = lanp.label(x, offsets, video_ids=ids, preset="tri-prior", human=HumanLabels.empty())
     np.testing.assert_array_equal(plain.pseudo_label, lanp.label(x, offsets, video_ids=ids, preset="tri-prior").pseudo_label)
+
+
+def test_the_forests_sample_is_part_of_the_run_key(rng):
+    """A resumed run must not reuse pass-1 results computed with another forest: the key follows the
+    sample (by digest: the rows themselves are not kept, the recipe is sent to every shard)."""
+    x = rng.normal(size=(40, 5)).astype(np.float32)
+    offsets = np.array([0, 20, 40])
+    recipe = TriPriorRecipe()
+    rows, videos = recipe.context_rows(x, offsets, 0)
+    same = recipe.with_context(rows, videos).pass1_key()
+    assert recipe.with_context(rows.copy(), videos).pass1_key() == same
+    moved = rows.copy()
+    moved[np.flatnonzero(videos >= SAMPLE_MARK)[3]] += 1.0       # a sample row, not an anchor
+    assert recipe.with_context(moved, videos).pass1_key() != same
+    assert not any(isinstance(v, np.ndarray) and v.shape == rows[videos >= SAMPLE_MARK].shape
+                   for v in vars(recipe.with_context(rows, videos)).values())
