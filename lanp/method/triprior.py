@@ -29,6 +29,8 @@ dual prior by about 3 points (docs/compare.md).
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -40,9 +42,7 @@ from lanp.method.options import PropagateConfig
 MAX_FIT_ROWS = 1 << 20        # refuse to fit the forest on more rows than this (memory)
 SAMPLE_MARK = 1 << 40         # context rows of the forest's sample carry video + SAMPLE_MARK (a sharded
                               # run shifts every video index by its shard's start, which keeps the mark)
-
-
-SCORE_BLOCK = 8192            # rows per thread task when scoring
+SCORE_BLOCK = 8192            # at least this many rows per thread when scoring
 
 
 def forest_scores(forest, x: np.ndarray) -> np.ndarray:
@@ -50,9 +50,6 @@ def forest_scores(forest, x: np.ndarray) -> np.ndarray:
     A row's score sums its path lengths over the trees in a fixed order and never looks at other
     rows, so the blocks give the sequential result bit for bit (scikit-learn's own n_jobs splits the
     trees instead, and sums them in whatever order the threads finish); the trees release the GIL."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     threads = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
                   -(-x.shape[0] // SCORE_BLOCK))
     if threads <= 1:
