@@ -150,3 +150,26 @@ class FakeCupy(types.ModuleType):
         else:
             scratch = np.full(max(1, shared_mem // 8), np.nan)
             getattr(self.lib, kernel.name + "_host")(*c[:4], n, *c[4:14], ptr(scratch), *c[14:])
+
+
+def clear_cupy_caches() -> None:
+    """Forget the cupy backend's compiled modules and kernels (they belong to one stand-in)."""
+    from lanp.kernels.cuda import cupy_backend
+
+    cupy_backend.module.cache_clear()
+    cupy_backend.kernel.cache_clear()
+
+
+def install_fake_cupy(monkeypatch, fake):
+    """Put ``fake`` where ``import cupy`` finds it, with fresh backend caches and device limits, and
+    register the 'cupy-host' backend over it; returns ``fake``."""
+    import sys
+
+    from lanp.kernels import backends
+    from lanp.kernels.cuda import cupy_backend, devices
+
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    clear_cupy_caches()
+    monkeypatch.setattr(devices, "_LIMITS", {})
+    monkeypatch.setitem(backends._REGISTRY, "cupy-host", cupy_backend.CupyBackend())
+    return fake

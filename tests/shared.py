@@ -173,3 +173,77 @@ def learnable_snippets(rng, V, D, min_length, max_length):
     x = rng.normal(0, 1, (N, D)).astype(np.float32)
     x[:, 0] += 3.0 * y
     return x, y, offsets, lengths
+
+
+def scene_videos(rng, n_videos=12, dim=10):
+    """Videos of three shared scenes, each a little noisy; every fourth (v % 4 == 1) holds an anomaly
+    no other video has (snippets L//3 .. L//2). A list of (L, dim) float32."""
+    base = rng.gamma(2.0, 0.2, size=(3, dim))
+    out = []
+    for v, n in enumerate(rng.integers(8, 40, size=n_videos)):
+        x = base[v % 3] + 0.03 * rng.normal(size=(n, dim))
+        if v % 4 == 1:
+            x[n // 3: n // 2] += rng.gamma(2.0, 0.5, size=dim)
+        out.append(np.abs(x).astype(np.float32))
+    return out
+
+
+def packed(videos):
+    """(x (N, D), offsets (V+1,) int64) of a list of per-video arrays."""
+    return np.concatenate(videos), np.concatenate([[0], np.cumsum([len(v) for v in videos])]).astype(np.int64)
+
+
+def labels_dataset(labels, name):
+    """A dataset of a lanp.label result by its file name (the recipe's extras or the fields)."""
+    return labels.extra[name] if name in labels.extra else getattr(labels, name)
+
+
+def assert_every_runner_agrees(tmp_path, videos, make_recipe, preset, datasets):
+    """In memory, one file in many chunks and the CLI (``--preset preset``) give the same datasets
+    bit for bit; returns the CLI file's attributes."""
+    import h5py
+
+    import lanp
+    from lanp.cli import propagate_main
+    from lanp.runners.file import label_file
+
+    x, offsets = packed(videos)
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w") as f:
+        f["features"], f["offsets"] = x, offsets
+    memory = lanp.label(videos, recipe=make_recipe())
+    chunked = label_file(path, make_recipe(), progress=False, chunk_bytes=4 * x.shape[1] * 25)   # many chunks
+    assert propagate_main(["--features", str(path), "--out", str(tmp_path / "l.h5"), "--preset", preset,
+                           "--quiet"]) == 0
+    with h5py.File(tmp_path / "l.h5", "r") as f:
+        cli, attrs = {k: f[k][()] for k in datasets}, dict(f.attrs)
+    for k in datasets:
+        np.testing.assert_array_equal(labels_dataset(chunked, k), labels_dataset(memory, k), err_msg=k)
+        np.testing.assert_array_equal(cli[k], labels_dataset(memory, k), err_msg=k)
+    return attrs
+
+
+def assert_sharded_equals_single(tmp_path, videos, make_recipe, preset, datasets, split=5):
+    """A Dask run over two shard files (videos[:split], videos[split:]) writes what one in-memory
+    run gives, bit for bit (needs the 'dist' extra)."""
+    import h5py
+
+    import lanp
+    from lanp.cli import propagate_main
+
+    pytest.importorskip("distributed")
+    paths = []
+    for i, part in enumerate((videos[:split], videos[split:])):
+        p = tmp_path / f"part{i}.h5"
+        with h5py.File(p, "w") as f:
+            f["features"], f["offsets"] = packed(part)
+        paths.append(p)
+    assert propagate_main(["--features", *map(str, paths), "--out", str(tmp_path / "out"), "--preset", preset,
+                           "--quiet"]) == 0
+    single = lanp.label(videos, recipe=make_recipe())
+    for k in datasets:
+        got = []
+        for p in paths:
+            with h5py.File(tmp_path / "out" / f"{p.stem}.labels.h5", "r") as f:
+                got.append(f[k][()])
+        np.testing.assert_array_equal(np.concatenate(got), labels_dataset(single, k), err_msg=k)

@@ -6,15 +6,12 @@ refusals, and the unfused similarity/solve pair, against the CPU backend and the
 reference."""
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 
 from cuda_build import NVCC, build_host_library
 from cuda_build import KERNEL_DIR
-from lanp.kernels import InputError, backends, propagate, similarity, solve
-from lanp.kernels.cuda import devices
+from lanp.kernels import InputError, propagate, similarity, solve
 from lanp.kernels.cuda import plan as cuda_plan
 from reference import propagate_reference, relative_error
 from shared import DEVICES
@@ -30,21 +27,13 @@ def lib(tmp_path_factory):
 @pytest.fixture
 def install(lib, monkeypatch):
     """install(arch, free_bytes, pool_free) -> the fake cupy, with a 'cupy-host' backend."""
-    from fake_cupy import FakeCupy
-    from lanp.kernels.cuda import cupy_backend
+    from fake_cupy import FakeCupy, clear_cupy_caches, install_fake_cupy
 
     def make(arch="sm_86", free=2 ** 34, pool=0):
-        fake = FakeCupy(lib, DEVICES[arch], free, pool)
-        monkeypatch.setitem(sys.modules, "cupy", fake)
-        cupy_backend.module.cache_clear()
-        cupy_backend.kernel.cache_clear()
-        monkeypatch.setattr(devices, "_LIMITS", {})
-        monkeypatch.setitem(backends._REGISTRY, "cupy-host", cupy_backend.CupyBackend())
-        return fake
+        return install_fake_cupy(monkeypatch, FakeCupy(lib, DEVICES[arch], free, pool))
 
     yield make
-    cupy_backend.module.cache_clear()
-    cupy_backend.kernel.cache_clear()
+    clear_cupy_caches()
 
 
 def ragged(seed, lengths, D, dtype):

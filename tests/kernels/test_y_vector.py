@@ -321,9 +321,7 @@ def lanp_cu(tmp_path_factory):
 def cupy_host(lanp_cu, monkeypatch):
     """The 'cupy-host' backend: CupyBackend over a numpy stand-in for cupy that knows lanp_solve_y
     too; returns the stand-in (its .launches lists every launch)."""
-    from fake_cupy import FakeCupy
-    from lanp.kernels import backends
-    from lanp.kernels.cuda import cupy_backend, devices
+    from fake_cupy import FakeCupy, clear_cupy_caches, install_fake_cupy
 
     class FakeCupyWithY(FakeCupy):
         def launch(self, kernel, grid, block, args, shared_mem):
@@ -335,17 +333,10 @@ def cupy_host(lanp_cu, monkeypatch):
             self.lib.lanp_solve_y_host(*c[:4], grid[0], *c[4:])      # as lanp_solve_host, y last
 
     def make(arch="sm_86", free=2 ** 34):
-        fake = FakeCupyWithY(lanp_cu, DEVICES[arch], free)
-        monkeypatch.setitem(sys.modules, "cupy", fake)
-        cupy_backend.module.cache_clear()
-        cupy_backend.kernel.cache_clear()
-        monkeypatch.setattr(devices, "_LIMITS", {})
-        monkeypatch.setitem(backends._REGISTRY, "cupy-host", cupy_backend.CupyBackend())
-        return fake
+        return install_fake_cupy(monkeypatch, FakeCupyWithY(lanp_cu, DEVICES[arch], free))
 
     yield make
-    cupy_backend.module.cache_clear()
-    cupy_backend.kernel.cache_clear()
+    clear_cupy_caches()
 
 
 HOST_LENGTHS = [1, 2, 33, 75, 128, 129, 300, 17]     # fused (L <= 128 and fits) and two-step videos

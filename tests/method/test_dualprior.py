@@ -11,26 +11,11 @@ from lanp.kernels import anchor_neighbours, propagate
 from lanp.method.crossvideo import CrossVideoSettings
 from lanp.method.dualprior import (HIST_BINS, HIST_RANGE, DualPriorRecipe, DualPriorSettings, HistogramCdf,
                                    sample_positions, seed_means, video_histograms, weighted_quantile)
-from lanp.runners.file import label_file
+from shared import assert_every_runner_agrees, assert_sharded_equals_single, packed, scene_videos
 
 DATASETS = ("normality", "pseudo_label", "weight", "video_score", "video_abnormal", "in_video_normality",
             "cross_video_normality")
 EXACT = DualPriorSettings(crossvideo=CrossVideoSettings(anchor_search="exact"))
-
-
-def _videos(rng, n_videos=12, dim=10):
-    base = rng.gamma(2.0, 0.2, size=(3, dim))                      # three shared scenes
-    out = []
-    for v, n in enumerate(rng.integers(8, 40, size=n_videos)):
-        x = base[v % 3] + 0.03 * rng.normal(size=(n, dim))
-        if v % 4 == 1:
-            x[n // 3: n // 2] += rng.gamma(2.0, 0.5, size=dim)       # an anomaly no other video has
-        out.append(np.abs(x).astype(np.float32))
-    return out
-
-
-def _packed(videos):
-    return np.concatenate(videos), np.concatenate([[0], np.cumsum([len(v) for v in videos])]).astype(np.int64)
 
 
 def test_histogram_cdf_is_the_empirical_cdf_up_to_one_bin(rng):
@@ -63,8 +48,8 @@ def test_labels_are_the_exact_dataset_ranks(rng):
     """Against the definition with exact ranks over every snippet: a_i = 1 - (F_z + F_n) / 2, the
     top q of a pseudo-abnormal. The recipe's CDFs come from histograms and its threshold from a
     sample, so a few snippets next to the threshold may differ; everything else must agree."""
-    videos = _videos(rng, n_videos=30)
-    x, offsets = _packed(videos)
+    videos = scene_videos(rng, n_videos=30)
+    x, offsets = packed(videos)
     out = lanp.label(x, offsets, recipe=DualPriorRecipe(settings=EXACT))
     V = len(videos)
     z = np.asarray(propagate(x, offsets, warn=False).z, np.float64)
@@ -92,43 +77,12 @@ def test_labels_are_the_exact_dataset_ranks(rng):
 
 
 def test_every_runner_gives_the_same_labels(tmp_path, rng):
-    videos = _videos(rng)
-    x, offsets = _packed(videos)
-    path = tmp_path / "f.h5"
-    with h5py.File(path, "w") as f:
-        f["features"], f["offsets"] = x, offsets
-    memory = lanp.label(videos, recipe=DualPriorRecipe())
-    chunked = label_file(path, DualPriorRecipe(), progress=False, chunk_bytes=4 * 10 * 25)   # many chunks
-    assert propagate_main(["--features", str(path), "--out", str(tmp_path / "l.h5"), "--preset", "dual-prior",
-                           "--quiet"]) == 0
-    with h5py.File(tmp_path / "l.h5", "r") as f:
-        cli = {k: f[k][()] for k in DATASETS}
-        assert f.attrs["recipe"] == "dual-prior"
-    for k in DATASETS:
-        mine = memory.extra[k] if k in memory.extra else getattr(memory, k)
-        np.testing.assert_array_equal(chunked.extra[k] if k in chunked.extra else getattr(chunked, k), mine, err_msg=k)
-        np.testing.assert_array_equal(cli[k], mine, err_msg=k)
+    attrs = assert_every_runner_agrees(tmp_path, scene_videos(rng), DualPriorRecipe, "dual-prior", DATASETS)
+    assert attrs["recipe"] == "dual-prior"
 
 
 def test_sharded_equals_single(tmp_path, rng):
-    pytest.importorskip("distributed")
-    videos = _videos(rng)
-    paths = []
-    for i, part in enumerate((videos[:5], videos[5:])):
-        p = tmp_path / f"part{i}.h5"
-        with h5py.File(p, "w") as f:
-            f["features"], f["offsets"] = _packed(part)
-        paths.append(p)
-    assert propagate_main(["--features", *map(str, paths), "--out", str(tmp_path / "out"), "--preset", "dual-prior",
-                           "--quiet"]) == 0
-    single = lanp.label(videos, recipe=DualPriorRecipe())
-    for k in DATASETS:
-        got = []
-        for p in paths:
-            with h5py.File(tmp_path / "out" / f"{p.stem}.labels.h5", "r") as f:
-                got.append(f[k][()])
-        want = single.extra[k] if k in single.extra else getattr(single, k)
-        np.testing.assert_array_equal(np.concatenate(got), want, err_msg=k)
+    assert_sharded_equals_single(tmp_path, scene_videos(rng), DualPriorRecipe, "dual-prior", DATASETS)
 
 
 def test_refusals(tmp_path):
@@ -161,7 +115,7 @@ def _human(ids, offsets):
 
 def test_empty_human_labels_give_the_dual_prior_exactly(rng):
     from lanp.data.human_labels import HumanLabels
-    videos = _videos(rng)
+    videos = scene_videos(rng)
     plain = lanp.label(videos, preset="dual-prior")
     few = lanp.label(videos, preset="dual-prior", human=HumanLabels.empty())
     for k in DATASETS:
@@ -171,8 +125,8 @@ def test_empty_human_labels_give_the_dual_prior_exactly(rng):
 
 
 def test_human_labels_override_and_the_ranks_come_from_the_rest(rng, tmp_path):
-    videos = _videos(rng, n_videos=16)
-    x, offsets = _packed(videos)
+    videos = scene_videos(rng, n_videos=16)
+    x, offsets = packed(videos)
     ids = [f"v{i}" for i in range(len(videos))]
     human = _human(ids, offsets)
     out = lanp.label(x, offsets, video_ids=ids, preset="dual-prior", human=human)
@@ -212,7 +166,7 @@ def test_human_labels_override_and_the_ranks_come_from_the_rest(rng, tmp_path):
 
 
 def test_dual_prior_refuses_cross_domain_labels(tmp_path, rng):
-    x, offsets = _packed(_videos(rng))
+    x, offsets = packed(scene_videos(rng))
     path = tmp_path / "f.h5"
     with h5py.File(path, "w") as f:
         f["features"], f["offsets"] = x, offsets

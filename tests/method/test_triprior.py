@@ -13,31 +13,11 @@ from lanp.kernels import anchor_neighbours, propagate
 from lanp.method.crossvideo import CrossVideoSettings
 from lanp.method.dualprior import DualPriorSettings, sample_positions
 from lanp.method.triprior import SAMPLE_MARK, TriPriorRecipe, TriPriorSettings
-from lanp.runners.file import label_file
+from shared import assert_every_runner_agrees, assert_sharded_equals_single, packed, scene_videos
 
 DATASETS = ("normality", "pseudo_label", "weight", "video_score", "video_abnormal", "in_video_normality",
             "cross_video_normality", "isolation_score")
 EXACT = TriPriorSettings(dual=DualPriorSettings(crossvideo=CrossVideoSettings(anchor_search="exact")))
-
-
-def _videos(rng, n_videos=12, dim=10):
-    """Videos of three shared scenes; every fourth holds an anomaly no other video has."""
-    base = rng.gamma(2.0, 0.2, size=(3, dim))
-    out = []
-    for v, n in enumerate(rng.integers(8, 40, size=n_videos)):
-        x = base[v % 3] + 0.03 * rng.normal(size=(n, dim))
-        if v % 4 == 1:
-            x[n // 3: n // 2] += rng.gamma(2.0, 0.5, size=dim)
-        out.append(np.abs(x).astype(np.float32))
-    return out
-
-
-def _packed(videos):
-    return np.concatenate(videos), np.concatenate([[0], np.cumsum([len(v) for v in videos])]).astype(np.int64)
-
-
-def _get(labels, name):
-    return labels.extra[name] if name in labels.extra else getattr(labels, name)
 
 
 def test_context_rows_hold_the_anchors_then_the_marked_sample():
@@ -55,8 +35,8 @@ def test_context_rows_hold_the_anchors_then_the_marked_sample():
 def test_isolation_score_is_sklearns_forest_on_the_sample(rng):
     from sklearn.ensemble import IsolationForest
 
-    videos = _videos(rng, n_videos=20)
-    x, offsets = _packed(videos)
+    videos = scene_videos(rng, n_videos=20)
+    x, offsets = packed(videos)
     out = lanp.label(x, offsets, recipe=TriPriorRecipe(settings=EXACT))
     picks = np.concatenate([offsets[v] + sample_positions(len(videos[v]), 8) for v in range(len(videos))])
     forest = IsolationForest(n_estimators=100, max_samples=min(256, picks.size), random_state=0).fit(x[picks])
@@ -83,8 +63,8 @@ def test_labels_are_the_exact_dataset_ranks(rng):
     """a_i = 1 - (F_z(zn) + F_n(n) + 1 - F_r(r)) / 3 with exact ranks over every snippet, the top q
     pseudo-abnormal; the recipe's histogram CDFs and sampled threshold may move snippets next to
     the threshold only."""
-    videos = _videos(rng, n_videos=30)
-    x, offsets = _packed(videos)
+    videos = scene_videos(rng, n_videos=30)
+    x, offsets = packed(videos)
     out = lanp.label(x, offsets, recipe=TriPriorRecipe(settings=EXACT))
     V, N = len(videos), x.shape[0]
     z = np.asarray(propagate(x, offsets, warn=False).z, np.float64)
@@ -110,7 +90,7 @@ def test_labels_are_the_exact_dataset_ranks(rng):
 
 def test_the_third_term_changes_the_dual_priors_labels_only_through_its_rank(rng):
     """With the forest's rank constant the abnormality is the dual prior's, rescaled: the same order."""
-    videos = _videos(rng, n_videos=16)
+    videos = scene_videos(rng, n_videos=16)
     tri = lanp.label(videos, preset="tri-prior")
     dual = lanp.label(videos, preset="dual-prior")
     for k in ("in_video_normality", "cross_video_normality"):
@@ -119,41 +99,12 @@ def test_the_third_term_changes_the_dual_priors_labels_only_through_its_rank(rng
 
 
 def test_every_runner_gives_the_same_labels(tmp_path, rng):
-    videos = _videos(rng)
-    x, offsets = _packed(videos)
-    path = tmp_path / "f.h5"
-    with h5py.File(path, "w") as f:
-        f["features"], f["offsets"] = x, offsets
-    memory = lanp.label(videos, recipe=TriPriorRecipe())
-    chunked = label_file(path, TriPriorRecipe(), progress=False, chunk_bytes=4 * 10 * 25)   # many chunks
-    assert propagate_main(["--features", str(path), "--out", str(tmp_path / "l.h5"), "--preset", "tri-prior",
-                           "--quiet"]) == 0
-    with h5py.File(tmp_path / "l.h5", "r") as f:
-        cli = {k: f[k][()] for k in DATASETS}
-        assert f.attrs["recipe"] == "tri-prior" and f.attrs["tri_trees"] == 100
-    for k in DATASETS:
-        np.testing.assert_array_equal(_get(chunked, k), _get(memory, k), err_msg=k)
-        np.testing.assert_array_equal(cli[k], _get(memory, k), err_msg=k)
+    attrs = assert_every_runner_agrees(tmp_path, scene_videos(rng), TriPriorRecipe, "tri-prior", DATASETS)
+    assert attrs["recipe"] == "tri-prior" and attrs["tri_trees"] == 100
 
 
 def test_sharded_equals_single(tmp_path, rng):
-    pytest.importorskip("distributed")
-    videos = _videos(rng)
-    paths = []
-    for i, part in enumerate((videos[:5], videos[5:])):
-        p = tmp_path / f"part{i}.h5"
-        with h5py.File(p, "w") as f:
-            f["features"], f["offsets"] = _packed(part)
-        paths.append(p)
-    assert propagate_main(["--features", *map(str, paths), "--out", str(tmp_path / "out"), "--preset", "tri-prior",
-                           "--quiet"]) == 0
-    single = lanp.label(videos, recipe=TriPriorRecipe())
-    for k in DATASETS:
-        got = []
-        for p in paths:
-            with h5py.File(tmp_path / "out" / f"{p.stem}.labels.h5", "r") as f:
-                got.append(f[k][()])
-        np.testing.assert_array_equal(np.concatenate(got), _get(single, k), err_msg=k)
+    assert_sharded_equals_single(tmp_path, scene_videos(rng), TriPriorRecipe, "tri-prior", DATASETS)
 
 
 def test_refusals(tmp_path):
@@ -179,8 +130,8 @@ def test_refusals(tmp_path):
 def test_human_labels_override(rng):
     from lanp.data.human_labels import HumanLabels
 
-    videos = _videos(rng, n_videos=16)
-    x, offsets = _packed(videos)
+    videos = scene_videos(rng, n_videos=16)
+    x, offsets = packed(videos)
     ids = [f"v{i}" for i in range(len(videos))]
     human = HumanLabels({ids[0]: "normal_video", ids[1]: "abnormal_video"}, {ids[1]: ((1, 4),)}, "few.csv")
     out = lanp.label(x, offsets, video_ids=ids, preset="tri-prior", human=human)
