@@ -74,7 +74,7 @@ def label(features, offsets=None, *, preset: str = "recommended", video_ids: Opt
         if human is None:
             if "video_score" in options and preset_name(config) in RANKING_PRESETS:
                 from lanp.method.dualprior import check_split_options
-                check_split_options(config, video_score_given=True)
+                check_split_options(config, preset_name(config), video_score_given=True)
             recipe = preset_recipe(config)
         else:
             from lanp.runners.fewshot import fewshot_recipe

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 def configure(parser):
     from lanp.evaluation.compare import METHODS
-    from lanp.evaluation.fewshot_compare import FEWSHOT_METHODS
+    from lanp.evaluation.fewshot_compare import FEWSHOT_BASES, FEWSHOT_METHODS
 
     parser.add_argument("--train", help="training feature file (packed or grouped HDF5)")
     parser.add_argument("--test", help="test feature file")
@@ -67,7 +67,7 @@ def configure(parser):
     f.add_argument("--adapt", type=_world_list, default=["none", "coral"],
                    help="cross-domain feature adaptations to report, comma-separated from none,coral,whiten "
                         "(default none,coral)")
-    f.add_argument("--preset", default=None, choices=("tail-adjusted", "paper", "dual-prior", "tri-prior"),
+    f.add_argument("--preset", default=None, choices=FEWSHOT_BASES,
                    help="preset of every lanp row's propagate (default tail-adjusted: the in-video recipe the "
                         "two-class few-shot lanp builds on; tri-prior (the default's) or dual-prior: labelled "
                         "snippets fixed and the rest ranked; --shots 0 equals the preset)")

@@ -16,7 +16,7 @@ import numpy as np
 
 from lanp.kernels import DISTANCES, ConvergenceWarning, backend_names
 from lanp.method import video_scores
-from lanp.method.options import PRESETS
+from lanp.method.options import PRESETS, RANKING_PRESETS
 from lanp.method.splits import SPLITS
 
 
@@ -128,12 +128,11 @@ def check_fewshot_args(args, sharded: bool) -> None:
         raise InputError("--source-features needs --labels-file: the labels of the source videos")
     if args.adapt is not None and args.source_features is None:
         raise InputError(f"--adapt {args.adapt} needs --source-features (it aligns the source domain's rows)")
-    if args.labels_file is not None and args.preset not in ("recommended", "tail-adjusted", "paper", "dual-prior",
-                                                            "tri-prior"):
+    if args.labels_file is not None and args.preset not in ("recommended", "tail-adjusted", "paper", *RANKING_PRESETS):
         raise InputError(f"--labels-file works with --preset recommended (few-shot builds on the in-video "
                          f"tail-adjusted recipe), tail-adjusted, paper, dual-prior or tri-prior, not --preset "
                          f"{args.preset}")
-    if args.source_features is not None and args.preset in ("dual-prior", "tri-prior"):
+    if args.source_features is not None and args.preset in RANKING_PRESETS:
         raise InputError(f"--source-features needs the in-video few-shot recipe: use --preset recommended, "
                          f"tail-adjusted or paper with it, not --preset {args.preset}")
     if args.source_features is not None and sharded:
@@ -142,8 +141,8 @@ def check_fewshot_args(args, sharded: bool) -> None:
         from lanp.method.dualprior import check_split_options
         from lanp.method.registry import preset_name
         config = config_from_args(args)
-        if preset_name(config) in ("dual-prior", "tri-prior"):      # they rank snippets, not videos
-            check_split_options(config, video_score_given=True)
+        if preset_name(config) in RANKING_PRESETS:                 # they rank snippets, not videos
+            check_split_options(config, preset_name(config), video_score_given=True)
 
 
 def fewshot_builder(args):

@@ -46,18 +46,19 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from lanp.kernels import InputError
+from lanp.method.options import RANKING_PRESETS
 
 FEWSHOT_METHODS = ("lanp", "lanp-fewshot", "lanp-hard-overrides", "mil", "span-classifier", "prototype")
 BASELINE_FUNCTIONS = {"mil": "mil_sultani", "span-classifier": "span_classifier", "prototype": "nearest_prototype"}
 ADAPTS = ("none", "coral", "whiten")
-FEWSHOT_BASES = ("tail-adjusted", "paper", "dual-prior", "tri-prior")   # presets few-shot lanp builds on (fewshot, dualprior)
+FEWSHOT_BASES = ("tail-adjusted", "paper", *RANKING_PRESETS)   # presets few-shot lanp builds on (fewshot, dualprior)
 METRICS = ("auc", "ap", "auc_abnormal", "video_auc")
 QUALITY = ("pseudo_precision", "pseudo_recall", "unlabelled_precision", "unlabelled_recall", "split_accuracy")
 DESCRIPTIONS = {

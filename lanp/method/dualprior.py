@@ -50,7 +50,7 @@ from lanp.kernels import InputError, pack_seeds
 from lanp.method import diagnostics
 from lanp.method import labels as L
 from lanp.method.crossvideo import CrossVideoRecipe, CrossVideoSettings
-from lanp.method.options import PropagateConfig
+from lanp.method.options import RECOMMENDED, PropagateConfig
 from lanp.method.recipe import PRIOR_VIOLATION, Recipe
 from lanp.method.results import Decision, FirstPass
 
@@ -136,19 +136,17 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
 SPLIT_OPTIONS = ("n_normal", "normal_fraction", "normal_split", "abnormal_ratio")
 
 
-def check_split_options(config: PropagateConfig, video_score_given: bool = False) -> None:
-    """ValueError for an option of the paper's video split set on a dual-prior run (it would be
-    ignored): the dual prior labels a share of the dataset's snippets, without a video split."""
+def check_split_options(config: PropagateConfig, recipe: str, video_score_given: bool = False) -> None:
+    """ValueError for an option of the paper's video split set on a run of ``recipe`` (the dual or
+    tri prior; it would be ignored): they label a share of the dataset's snippets, without a video
+    split."""
     defaults = PropagateConfig()
     given = [f"{k}={getattr(config, k)!r}" for k in SPLIT_OPTIONS if getattr(config, k) != getattr(defaults, k)]
     if video_score_given:
         given.append(f"video_score={config.video_score!r}")
     if given:
-        from lanp.method.options import RANKING_PRESETS, RECOMMENDED
-        name = RECOMMENDED if config.preset == "recommended" else config.preset
-        name = name if name in RANKING_PRESETS else "dual-prior"
-        raise ValueError(f"{', '.join(given)} does not apply to the {name} recipe (preset {name!r}"
-                         f"{', today the recommended one' if name == RECOMMENDED else ''}): it labels the top "
+        raise ValueError(f"{', '.join(given)} does not apply to the {recipe} recipe (preset {recipe!r}"
+                         f"{', today the recommended one' if recipe == RECOMMENDED else ''}): it labels the top "
                          f"abnormal_share of the dataset's snippets without a video split; use preset "
                          f"'tail-adjusted' or 'paper' for the paper's split")
 
@@ -163,7 +161,7 @@ class DualPriorRecipe(CrossVideoRecipe):
 
     def __init__(self, config: Optional[PropagateConfig] = None, settings: Optional[DualPriorSettings] = None,
                  human=None, video_ids: Sequence[str] = (), lengths=None):
-        check_split_options(config or PropagateConfig())
+        check_split_options(config or PropagateConfig(), self.name)
         self.dual = settings or DualPriorSettings()
         super().__init__(config, self.dual.crossvideo)
         self.human = human if human is not None and len(human) else None
@@ -234,11 +232,16 @@ class DualPriorRecipe(CrossVideoRecipe):
         """Further normality columns after (zn, n), one (n,) array each (none here; the tri prior adds one)."""
         return []
 
+    def unlabelled(self, z: np.ndarray) -> np.ndarray:
+        """(n,) bool: the rows of z without a human label (all of them without human labels)."""
+        k = self.TERMS
+        return np.ones(z.shape[0], bool) if z.shape[1] == k else z[:, k] < 0
+
     def video_stats(self, z: np.ndarray, offsets: np.ndarray) -> dict:
         """Histograms of zn and 1 - n over the unlabelled snippets, the (zn, n) sample of them, and
         the prior violations of zn (and, with human labels, each video's label)."""
         lengths, k = np.diff(offsets), self.TERMS
-        free = np.ones(z.shape[0], bool) if z.shape[1] == k else z[:, k] < 0
+        free = self.unlabelled(z)
         sample = np.full((lengths.shape[0], SAMPLE, k), np.nan, dtype=np.float32)
         for v in range(lengths.shape[0]):
             rows = offsets[v] + np.flatnonzero(free[offsets[v]:offsets[v + 1]])

@@ -161,8 +161,7 @@ class TriPriorRecipe(DualPriorRecipe):
     def video_stats(self, z: np.ndarray, offsets: np.ndarray) -> dict:
         """The dual prior's statistics (its sample holds all three columns) and the histogram of r."""
         stats = super().video_stats(z, offsets)
-        free = np.ones(z.shape[0], bool) if z.shape[1] == self.TERMS else z[:, self.TERMS] < 0
-        stats["dual_hist_r"] = video_histograms(z[:, 2], offsets, free.astype(np.int64))
+        stats["dual_hist_r"] = video_histograms(z[:, 2], offsets, self.unlabelled(z).astype(np.int64))
         return stats
 
     # -- global step ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lanp.data.io import CHUNK_BYTES
+from lanp.method.options import RANKING_PRESETS
 from lanp.method.recipe import Recipe
 from lanp.runners import passes
 
@@ -35,7 +36,7 @@ def fewshot_recipe(config, target, human=None, source=None, adapt: str = "coral"
     from lanp.method.registry import preset_recipe
 
     human = human if human is not None else HumanLabels.empty()
-    if config.preset in ("dual-prior", "tri-prior"):   # human labels over the dataset ranking (no transfer)
+    if config.preset in RANKING_PRESETS:       # human labels over the dataset ranking (no transfer)
         from lanp.method.dualprior import DualPriorRecipe
         from lanp.method.triprior import TriPriorRecipe
         if source is not None:
