@@ -24,10 +24,12 @@ points here, 20 on length-biased-long). The video score is the share of a video'
 tau, so video_abnormal (a score > 0) marks the videos that hold pseudo-abnormal snippets.
 
 Every runner computes the same labels (in memory, one file, sharded): the first pass keeps
-(zn, n) per snippet and, per video, histograms of zn on [0, 2] and of 1 - n on [0, 2]
-(``HIST_BINS`` bins each; out-of-range values in the end bins), from which the global step builds
-F_z and F_n (piecewise linear inside a bin), and a sample of at most ``SAMPLE`` evenly spaced
-snippets per video (all of a shorter video), from which it estimates tau (each sampled snippet
+(zn, n) per snippet and, per video, histograms of zn on [0, 4] and of u = 1 - n on [0, 2]
+(``HIST_BINS`` bins each, equal in log(v + 1e-6): 0.75 % wide relative to v above 1e-6, so a term
+that crowds into a sliver is still ranked; in lanp's scene worlds u sits in [5e-4, 2e-3], where the
+earlier equal bins of width 1e-3 put 34-58 % of the snippets in one bin; out-of-range values in the
+end bins), from which the global step builds F_z and F_n (piecewise linear inside a bin), and a
+sample of at most ``SAMPLE`` evenly spaced snippets per video (all of a shorter video), from which it estimates tau (each sampled snippet
 weighted by L_v / m_v) and the video scores. The second pass applies a_i > tau to every snippet
 exactly. The cost over the paper is the cross-video recipe's anchor search (2V anchors).
 
@@ -55,7 +57,6 @@ from lanp.method.recipe import PRIOR_VIOLATION, Recipe
 from lanp.method.results import Decision, FirstPass
 
 HIST_BINS = 2048
-HIST_RANGE = (0.0, 2.0)
 SAMPLE = 64
 
 
@@ -84,19 +85,44 @@ def seed_means(z: np.ndarray, offsets: np.ndarray, seeds) -> np.ndarray:
     return sums / np.diff(seed_offsets)
 
 
-def _bin_index(values: np.ndarray) -> np.ndarray:
-    lo, hi = HIST_RANGE
-    i = np.floor((np.asarray(values, np.float64) - lo) * (HIST_BINS / (hi - lo)))
-    return np.clip(np.nan_to_num(i, nan=HIST_BINS - 1), 0, HIST_BINS - 1).astype(np.int64)
+@dataclass(frozen=True)
+class Bins:
+    """``count`` bins of [0, hi] for a term's histogram, equal in t(v) = log(v + floor) when
+    ``floor`` > 0 (fine near 0, relative width (hi / floor)^(1/count) - 1 above floor), else
+    equal in v. position(v) = count (t(v) - t(0)) / (t(hi) - t(0)), clipped to [0, count]; NaN
+    counts as hi."""
+
+    hi: float
+    floor: float = 0.0
+    count: int = HIST_BINS
+
+    def position(self, values: np.ndarray) -> np.ndarray:
+        v = np.clip(np.nan_to_num(np.asarray(values, np.float64), nan=self.hi), 0.0, self.hi)
+        if self.floor > 0.0:
+            t = np.log1p(v / self.floor) / np.log1p(self.hi / self.floor)
+        else:
+            t = v / self.hi
+        return t * self.count
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        return np.minimum(np.floor(self.position(values)).astype(np.int64), self.count - 1)
+
+    def describe(self) -> str:
+        kind = f"log(v + {self.floor:g})" if self.floor > 0.0 else "v"
+        return f"{self.count} bins of [0, {self.hi:g}] equal in {kind}"
 
 
-def video_histograms(values: np.ndarray, offsets: np.ndarray, weights=None) -> np.ndarray:
-    """(V, HIST_BINS) int64: per-video counts of ``values`` in HIST_BINS equal bins of HIST_RANGE
-    (values outside it counted in the end bins); ``weights`` (N,) int: what each value counts (1)."""
+ZN_BINS = Bins(hi=4.0, floor=1e-6)        # zn = z / seed mean: near 0 the most abnormal, real data reaches 2.3
+U_BINS = Bins(hi=2.0, floor=1e-6)         # u = 1 - cosine to the nearest anchor, in [0, 2]
+
+
+def video_histograms(values: np.ndarray, offsets: np.ndarray, bins: Bins, weights=None) -> np.ndarray:
+    """(V, bins.count) int64: per-video counts of ``values`` in ``bins`` (values outside [0, hi]
+    counted in the end bins); ``weights`` (N,) int: what each value counts (1)."""
     V = offsets.shape[0] - 1
     video = np.repeat(np.arange(V), np.diff(offsets))
-    out = np.zeros((V, HIST_BINS), dtype=np.int64)
-    np.add.at(out, (video, _bin_index(values)), 1 if weights is None else weights)
+    out = np.zeros((V, bins.count), dtype=np.int64)
+    np.add.at(out, (video, bins.index(values)), 1 if weights is None else weights)
     return out
 
 
@@ -109,19 +135,21 @@ def sample_positions(length: int, m: int = SAMPLE) -> np.ndarray:
 
 
 class HistogramCdf:
-    """The empirical CDF of a dataset from summed bin counts, linear inside a bin:
-    F(v) = (count of bins below v's + fraction of v's bin) / total, in [0, 1]."""
+    """The empirical CDF of a dataset from summed bin counts of ``bins``, linear in the bin's
+    position inside a bin: F(v) = (count of bins below v's + fraction of v's bin) / total, in [0, 1]."""
 
-    def __init__(self, counts: np.ndarray):
+    def __init__(self, counts: np.ndarray, bins: Bins):
         counts = np.asarray(counts, dtype=np.float64)
+        if counts.shape != (bins.count,):
+            raise ValueError(f"counts of shape {counts.shape} do not fit {bins.describe()}")
+        self.bins = bins
         self.total = float(counts.sum())
         self.below = np.concatenate([[0.0], np.cumsum(counts)])[:-1]
         self.counts = counts
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        lo, hi = HIST_RANGE
-        pos = np.clip((np.asarray(values, np.float64) - lo) * (HIST_BINS / (hi - lo)), 0.0, HIST_BINS)
-        i = np.minimum(np.floor(pos).astype(np.int64), HIST_BINS - 1)
+        pos = self.bins.position(values)
+        i = np.minimum(np.floor(pos).astype(np.int64), self.bins.count - 1)
         return (self.below[i] + self.counts[i] * (pos - i)) / self.total
 
 
@@ -157,7 +185,7 @@ class DualPriorRecipe(CrossVideoRecipe):
 
     name = "dual-prior"
     TERMS = 2               # normality columns of z before the human-label columns
-    TABLES = (("dual_cdf_zn", "dual_hist_zn"), ("dual_cdf_u", "dual_hist_u"))   # (attr, stat) per term
+    TABLES = (("dual_cdf_zn", "dual_hist_zn", ZN_BINS), ("dual_cdf_u", "dual_hist_u", U_BINS))   # (attr, stat, bins) per term
 
     def __init__(self, config: Optional[PropagateConfig] = None, settings: Optional[DualPriorSettings] = None,
                  human=None, video_ids: Sequence[str] = (), lengths=None):
@@ -189,7 +217,8 @@ class DualPriorRecipe(CrossVideoRecipe):
 
     # -- identity -------------------------------------------------------------------------
     def pass1_key(self) -> dict:
-        return {**super().pass1_key(), "recipe": self.name, "dual": asdict(self.dual)}
+        return {**super().pass1_key(), "recipe": self.name, "dual": asdict(self.dual),
+                "bins": [bins.describe() for _, _, bins in self.TABLES]}
 
     def run_key(self) -> dict:
         return {**super().run_key(), "recipe": self.name, "dual": asdict(self.dual)}
@@ -248,8 +277,8 @@ class DualPriorRecipe(CrossVideoRecipe):
             pos = sample_positions(int(rows.size))
             sample[v, :pos.size] = z[rows[pos], :k]
         weights = free.astype(np.int64)
-        stats = {"dual_hist_zn": video_histograms(z[:, 0], offsets, weights),
-                 "dual_hist_u": video_histograms(1.0 - z[:, 1].astype(np.float64), offsets, weights),
+        stats = {"dual_hist_zn": video_histograms(z[:, 0], offsets, ZN_BINS, weights),
+                 "dual_hist_u": video_histograms(1.0 - z[:, 1].astype(np.float64), offsets, U_BINS, weights),
                  "dual_sample": sample, "dual_unlabelled": np.add.reduceat(weights, offsets[:-1]) if z.shape[0] else
                  np.zeros(lengths.shape[0], np.int64),
                  PRIOR_VIOLATION: diagnostics.prior_violations(np.ascontiguousarray(z[:, 0]), offsets, 0.4)}
@@ -267,7 +296,7 @@ class DualPriorRecipe(CrossVideoRecipe):
         """F_z and F_n from the summed histograms (kept in the attrs as cumulative tables: what pass 2
         and the outputs use), tau from the weighted sample; video score = the sample's share above tau."""
         cumulative = {}
-        for name, stat in self.TABLES:
+        for name, stat, _ in self.TABLES:
             counts = first.stats[stat].sum(axis=0)
             if counts.sum() == 0:
                 raise InputError(f"{where}: every video is labelled: the dual prior needs unlabelled snippets to rank")
@@ -299,7 +328,7 @@ class DualPriorRecipe(CrossVideoRecipe):
     def tables_from_attrs(cls, attrs: dict) -> Tuple[HistogramCdf, ...]:
         """F_z and F_u (and the subclasses' further terms) from a decision's cumulative tables (so a
         shard's worker needs nothing else)."""
-        return tuple(HistogramCdf(np.diff(np.asarray(attrs[k], np.float64))) for k, _ in cls.TABLES)
+        return tuple(HistogramCdf(np.diff(np.asarray(attrs[k], np.float64)), bins) for k, _, bins in cls.TABLES)
 
     # -- pass 2 ---------------------------------------------------------------------------
     def second_pass(self, x, z, offsets, abnormal, decision: Decision):

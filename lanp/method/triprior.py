@@ -36,13 +36,14 @@ from typing import Optional
 
 import numpy as np
 
-from lanp.method.dualprior import DualPriorRecipe, DualPriorSettings, HistogramCdf, sample_positions, video_histograms
+from lanp.method.dualprior import Bins, DualPriorRecipe, DualPriorSettings, HistogramCdf, sample_positions, video_histograms
 from lanp.method.options import PropagateConfig
 
 MAX_FIT_ROWS = 1 << 20        # refuse to fit the forest on more rows than this (memory)
 SAMPLE_MARK = 1 << 40         # context rows of the forest's sample carry video + SAMPLE_MARK (a sharded
                               # run shifts every video index by its shard's start, which keeps the mark)
 SCORE_BLOCK = 8192            # at least this many rows per thread when scoring
+R_BINS = Bins(hi=1.0)         # r in (0, 1], spread over the middle: equal bins
 
 
 def forest_scores(forest, x: np.ndarray) -> np.ndarray:
@@ -87,7 +88,7 @@ class TriPriorRecipe(DualPriorRecipe):
 
     name = "tri-prior"
     TERMS = 3
-    TABLES = DualPriorRecipe.TABLES + (("dual_cdf_r", "dual_hist_r"),)
+    TABLES = DualPriorRecipe.TABLES + (("dual_cdf_r", "dual_hist_r", R_BINS),)
 
     def __init__(self, config: Optional[PropagateConfig] = None, settings: Optional[TriPriorSettings] = None,
                  human=None, video_ids=(), lengths=None):
@@ -161,7 +162,7 @@ class TriPriorRecipe(DualPriorRecipe):
     def video_stats(self, z: np.ndarray, offsets: np.ndarray) -> dict:
         """The dual prior's statistics (its sample holds all three columns) and the histogram of r."""
         stats = super().video_stats(z, offsets)
-        stats["dual_hist_r"] = video_histograms(z[:, 2], offsets, self.unlabelled(z).astype(np.int64))
+        stats["dual_hist_r"] = video_histograms(z[:, 2], offsets, R_BINS, self.unlabelled(z).astype(np.int64))
         return stats
 
     # -- global step ----------------------------------------------------------------------
