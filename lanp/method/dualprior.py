@@ -25,12 +25,14 @@ tau, so video_abnormal (a score > 0) marks the videos that hold pseudo-abnormal 
 
 Every runner computes the same labels (in memory, one file, sharded): the first pass keeps
 (zn, n) per snippet and, per video, histograms of zn on [0, 4] and of u = 1 - n on [0, 2]
-(``HIST_BINS`` bins each, equal in log(v + 1e-6): 0.75 % wide relative to v above 1e-6, so a term
-that crowds into a sliver is still ranked; in lanp's scene worlds u sits in [5e-4, 2e-3], where the
-earlier equal bins of width 1e-3 put 34-58 % of the snippets in one bin; out-of-range values in the
+(``HIST_BINS`` bins each, equal in log(v + f): 0.4-0.6 % wide relative to v above the floor f, so a
+term that crowds into a sliver is still ranked; in lanp's scene worlds u sits in [5e-4, 2e-3], where
+the earlier equal bins of width 1e-3 put 34-58 % of the snippets in one bin. The floors, f = 1e-3
+for zn and 1e-5 for u, keep the bins near 0 wider than what the float32 solve and cosine resolve: zn
+below 1e-6 differs by up to 175 % between float32 and float64 runs. Out-of-range values go in the
 end bins), from which the global step builds F_z and F_n (piecewise linear inside a bin), and a
-sample of at most ``SAMPLE`` evenly spaced snippets per video (all of a shorter video), from which it estimates tau (each sampled snippet
-weighted by L_v / m_v) and the video scores. The second pass applies a_i > tau to every snippet
+sample of at most ``SAMPLE`` evenly spaced snippets per video (all of a shorter video), from which
+it estimates tau (each sampled snippet weighted by L_v / m_v) and the video scores. The second pass applies a_i > tau to every snippet
 exactly. The cost over the paper is the cross-video recipe's anchor search (2V anchors).
 
 Human labels (few-shot, ``human=``; ``lanp propagate --preset dual-prior --labels-file``): the
@@ -112,8 +114,8 @@ class Bins:
         return f"{self.count} bins of [0, {self.hi:g}] equal in {kind}"
 
 
-ZN_BINS = Bins(hi=4.0, floor=1e-6)        # zn = z / seed mean: near 0 the most abnormal, real data reaches 2.3
-U_BINS = Bins(hi=2.0, floor=1e-6)         # u = 1 - cosine to the nearest anchor, in [0, 2]
+ZN_BINS = Bins(hi=4.0, floor=1e-3)        # zn = z / seed mean: near 0 the most abnormal, real data reaches 2.3
+U_BINS = Bins(hi=2.0, floor=1e-5)         # u = 1 - cosine to the nearest anchor, in [0, 2]
 
 
 def video_histograms(values: np.ndarray, offsets: np.ndarray, bins: Bins, weights=None) -> np.ndarray:
