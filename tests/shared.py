@@ -223,9 +223,9 @@ def assert_every_runner_agrees(tmp_path, videos, make_recipe, preset, datasets):
     return attrs
 
 
-def assert_sharded_equals_single(tmp_path, videos, make_recipe, preset, datasets, split=5):
-    """A Dask run over two shard files (videos[:split], videos[split:]) writes what one in-memory
-    run gives, bit for bit (needs the 'dist' extra)."""
+def assert_sharded_equals_single(tmp_path, videos, make_recipe, preset, datasets, split=5, options=()):
+    """A Dask run over two shard files (videos[:split], videos[split:]), with the CLI ``options``,
+    writes what one in-memory run gives, bit for bit (needs the 'dist' extra)."""
     import h5py
 
     import lanp
@@ -239,7 +239,7 @@ def assert_sharded_equals_single(tmp_path, videos, make_recipe, preset, datasets
             f["features"], f["offsets"] = packed(part)
         paths.append(p)
     assert propagate_main(["--features", *map(str, paths), "--out", str(tmp_path / "out"), "--preset", preset,
-                           "--quiet"]) == 0
+                           "--quiet", *options]) == 0
     single = lanp.label(videos, recipe=make_recipe())
     for k in datasets:
         got = []

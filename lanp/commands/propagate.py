@@ -16,6 +16,7 @@ import numpy as np
 
 from lanp.kernels import DISTANCES, ConvergenceWarning, backend_names
 from lanp.method import video_scores
+from lanp.method.anchor_search import SEARCHES
 from lanp.method.options import PRESETS, RANKING_PRESETS
 from lanp.method.splits import SPLITS
 
@@ -74,6 +75,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     d.add_argument("--video-score", choices=video_scores.names(), default=None,
                    help="how videos are ranked for the split (default: the preset's, std for paper): " + "; ".join(
                        f"{s}: {video_scores.get(s).description}" for s in video_scores.names()).replace("%", "%%"))
+    r = p.add_argument_group("ranking presets (tri-prior, the default, and dual-prior; docs/presets.md)")
+    r.add_argument("--abnormal-share", type=float, default=None,
+                   help="q: the share of the dataset's snippets labelled pseudo-abnormal, in (0, 1) (default 0.15)")
+    r.add_argument("--anchor-search", choices=SEARCHES, default=None,
+                   help="how the nearest seed snippet of another video is found: projected (default; candidates "
+                        "from a 64-d PCA projection, every similarity exact in full D) or exact (full D)")
+    r.add_argument("--forest-trees", type=int, default=None,
+                   help="tri-prior: trees of the isolation forest (default 100)")
+    r.add_argument("--forest-per-video", type=int, default=None,
+                   help="tri-prior: evenly spaced snippets per video the forest is fit on (default 8)")
+    r.add_argument("--forest-seed", type=int, default=None, help="tri-prior: the forest's random seed (default 0)")
     dist = p.add_argument_group("sharded runs (dask; pip install 'lanp[dist]')")
     dist.add_argument("--scheduler", default=None,
                       help="dask scheduler address, e.g. tcp://host:8786 (default: local worker processes); "
@@ -106,6 +118,55 @@ def config_from_args(args):
                            confident_fraction=args.confident_fraction, tol=args.tol, maxiter=args.maxiter,
                            backend=args.backend, dtype=args.dtype, preset=args.preset,
                            video_score=args.video_score, normal_split=args.normal_split)
+
+
+# option -> (settings field, the presets it applies to)
+RANKING_OPTIONS = {"abnormal_share": ("--abnormal-share", RANKING_PRESETS),
+                   "anchor_search": ("--anchor-search", RANKING_PRESETS),
+                   "forest_trees": ("--forest-trees", ("tri-prior",)),
+                   "forest_per_video": ("--forest-per-video", ("tri-prior",)),
+                   "forest_seed": ("--forest-seed", ("tri-prior",))}
+
+
+def ranking_settings(args):
+    """The ranking preset's settings from --abnormal-share, --anchor-search and the --forest-*
+    options (None when none is given); InputError for one given with a preset it does not apply to
+    (a few-shot run of 'recommended' builds on the in-video recipe) or with a bad value."""
+    from dataclasses import replace
+    from lanp.kernels import InputError
+    from lanp.method.crossvideo import CrossVideoSettings
+    from lanp.method.dualprior import DualPriorSettings
+    from lanp.method.registry import preset_name
+    from lanp.method.triprior import TriPriorSettings
+
+    given = {k: getattr(args, k) for k in RANKING_OPTIONS if getattr(args, k, None) is not None}
+    if not given:
+        return None
+    preset = args.preset if args.labels_file is not None else preset_name(config_from_args(args))
+    for key, value in given.items():
+        flag, presets = RANKING_OPTIONS[key]
+        if preset not in presets:
+            few = " (a few-shot run of 'recommended' builds on the in-video recipe)" if preset == "recommended" else ""
+            raise InputError(f"{flag} {value} applies to --preset {' or '.join(presets)}, not --preset "
+                             f"{args.preset}{few}")
+    field = {"abnormal_share": "abnormal_share", "forest_trees": "trees", "forest_per_video": "per_video",
+             "forest_seed": "forest_seed"}
+    try:
+        search = CrossVideoSettings(anchor_search=given.get("anchor_search", CrossVideoSettings.anchor_search))
+        dual = DualPriorSettings(crossvideo=search)
+        if "abnormal_share" in given:
+            dual = replace(dual, abnormal_share=given["abnormal_share"])
+        if preset == "dual-prior":
+            return dual
+        tri = TriPriorSettings(dual=dual)
+        for key in ("forest_trees", "forest_per_video", "forest_seed"):
+            if key in given:
+                tri = replace(tri, **{field[key]: given[key]})
+        return tri
+    except ValueError as exc:
+        name = str(exc).split("=")[0]
+        flag = next((RANKING_OPTIONS[k][0] for k, f in field.items() if f == name), "a ranking option")
+        raise InputError(f"{flag}: {exc}") from None
 
 
 def summary_lines(out, path) -> list:
@@ -159,7 +220,7 @@ def fewshot_builder(args):
     def build(target):
         if args.source_features is None:
             human = read_labels_file(args.labels_file, target.video_ids, target.lengths, args.span_units)
-            return fewshot_recipe(config, target, human)
+            return fewshot_recipe(config, target, human, ranking=ranking_settings(args))
         with FeatureFile(args.source_features) as source:
             if source.dim != target.dim:
                 from lanp.kernels import InputError
@@ -198,13 +259,14 @@ def run(args) -> int:
         check_output(out, "output" if as_folder else "--out", named_inputs)
     sharded = len(inputs) > 1 or bool(args.scheduler) or bool(args.resume)
     check_fewshot_args(args, sharded)
+    ranking = ranking_settings(args)                 # before any work: a bad value is refused first
     if sharded:
-        return _run_sharded(args, config, inputs, outputs)
+        return _run_sharded(args, config, inputs, outputs, ranking)
     features = args.features[0] if Path(args.features[0]) == inputs[0] else str(inputs[0])   # as typed, or the glob's match
     out_path = outputs[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        out = label_file(features, fewshot_builder(args) or preset_recipe(config), progress=not args.quiet)
+        out = label_file(features, fewshot_builder(args) or preset_recipe(config, ranking), progress=not args.quiet)
     write_labels(out_path, out, features)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -215,10 +277,11 @@ def run(args) -> int:
     return 0
 
 
-def _run_sharded(args, config, inputs, outputs) -> int:
+def _run_sharded(args, config, inputs, outputs, ranking=None) -> int:
     """Several inputs, --scheduler or --resume: lanp.runners.sharded (one task per shard)."""
+    from lanp.method.registry import preset_recipe
     from lanp.runners.sharded import run_sharded, summary_lines as sharded_lines
-    recipe = config
+    recipe = config if ranking is None else preset_recipe(config, ranking)
     build = fewshot_builder(args)
     if build is not None:                      # the labels are matched to the shards' videos, in order
         recipe = build(_ShardedVideos(inputs))

@@ -177,7 +177,7 @@ def check_split_options(config: PropagateConfig, recipe: str, video_score_given:
     if given:
         raise ValueError(f"{', '.join(given)} does not apply to the {recipe} recipe (preset {recipe!r}"
                          f"{', today the recommended one' if recipe == RECOMMENDED else ''}): it labels the top "
-                         f"abnormal_share of the dataset's snippets without a video split; use preset "
+                         f"abnormal_share (--abnormal-share) of the dataset's snippets without a video split; use preset "
                          f"'tail-adjusted' or 'paper' for the paper's split")
 
 

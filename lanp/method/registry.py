@@ -6,13 +6,13 @@ from typing import Callable, Dict, Optional
 
 from lanp.method.ablations import ABLATIONS, AblationRecipe
 from lanp.method.crossvideo import CrossVideoRecipe
-from lanp.method.dualprior import DualPriorRecipe
+from lanp.method.dualprior import DualPriorRecipe, DualPriorSettings
 from lanp.method.joint import JointGraphRecipe, JointSettings
 from lanp.method.official import PRESETS as OFFICIAL_PRESETS
 from lanp.method.official import OfficialRecipe
 from lanp.method.options import RECOMMENDED, PropagateConfig
 from lanp.method.recipe import Recipe
-from lanp.method.triprior import TriPriorRecipe
+from lanp.method.triprior import TriPriorRecipe, TriPriorSettings
 
 
 def preset_name(config: PropagateConfig) -> str:
@@ -20,15 +20,21 @@ def preset_name(config: PropagateConfig) -> str:
     return RECOMMENDED if config.preset == "recommended" else config.preset
 
 
-def preset_recipe(config: PropagateConfig) -> Recipe:
-    """The recipe of ``config.preset`` ('recommended' stands for :data:`RECOMMENDED`)."""
+def preset_recipe(config: PropagateConfig, ranking=None) -> Recipe:
+    """The recipe of ``config.preset`` ('recommended' stands for :data:`RECOMMENDED`); ``ranking``:
+    the settings of a ranking preset (:class:`DualPriorSettings` for 'dual-prior',
+    :class:`TriPriorSettings` for 'tri-prior'; None: its defaults), refused for any other preset."""
     preset = preset_name(config)
+    expected = {"dual-prior": DualPriorSettings, "tri-prior": TriPriorSettings}.get(preset)
+    if ranking is not None and not (expected and isinstance(ranking, expected)):
+        raise ValueError(f"ranking settings of type {type(ranking).__name__} do not fit preset {preset!r}: "
+                         f"dual-prior takes DualPriorSettings, tri-prior TriPriorSettings, other presets none")
     if preset in ("paper", "tail-adjusted"):          # one recipe; the presets differ in the score
         return Recipe(config)
     if preset == "dual-prior":
-        return DualPriorRecipe(config)
+        return DualPriorRecipe(config, ranking)
     if preset == "tri-prior":
-        return TriPriorRecipe(config)
+        return TriPriorRecipe(config, ranking)
     if config.preset == "cross-video":
         return CrossVideoRecipe(config)
     return OfficialRecipe(config, OFFICIAL_PRESETS[config.preset])

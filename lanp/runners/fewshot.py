@@ -23,10 +23,11 @@ def confident_normal_rows(recipe: Recipe, source, chunk_bytes: int = CHUNK_BYTES
 
 
 def fewshot_recipe(config, target, human=None, source=None, adapt: str = "coral", settings=None,
-                   chunk_bytes: int = CHUNK_BYTES):
+                   chunk_bytes: int = CHUNK_BYTES, ranking=None):
     """The :class:`lanp.method.fewshot.FewShotRecipe` of ``config`` for the videos of ``target`` (a
-    runner source: a feature file, an ArraySource); with preset 'dual-prior' the
-    :class:`lanp.method.dualprior.DualPriorRecipe` with the human labels (in-domain only). In-domain: ``human`` names target videos.
+    runner source: a feature file, an ArraySource); with preset 'dual-prior' or 'tri-prior' that
+    preset's recipe with the human labels (in-domain only), its settings ``ranking`` (None: the
+    defaults). In-domain: ``human`` names target videos.
     Cross-domain (``source`` given, another runner source): ``human`` names SOURCE videos; their
     spans, aligned into the target's space by ``adapt`` (coral | whiten | none, fitted on the
     target's confident normal snippets from a label-free first pass), become prototypes, and the
@@ -43,7 +44,10 @@ def fewshot_recipe(config, target, human=None, source=None, adapt: str = "coral"
             raise ValueError(f"cross-domain labels (source=, --source-features) need the in-video few-shot recipe: "
                              f"use preset 'recommended', 'tail-adjusted' or 'paper' with them, not {config.preset!r}")
         kind = DualPriorRecipe if config.preset == "dual-prior" else TriPriorRecipe
-        return kind(config, human=human, video_ids=target.video_ids, lengths=target.lengths)
+        return kind(config, ranking, human=human, video_ids=target.video_ids, lengths=target.lengths)
+    if ranking is not None:
+        raise ValueError(f"ranking settings apply to preset 'dual-prior' or 'tri-prior'; few-shot preset "
+                         f"{config.preset!r} builds on the in-video recipe")
     if source is None:
         return FewShotRecipe(config, human, target.video_ids, target.lengths, settings)
     check_source_labels(human, source.video_ids, source.lengths)       # before the label-free pass
