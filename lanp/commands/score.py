@@ -4,8 +4,12 @@
 within its video (cut at the video's ends). It is an inference-time choice: papers that smooth
 report it separately, so compare smoothed numbers only with smoothed numbers.
 
+--fuse-forest TRAIN.h5 fuses the detector's score with an isolation forest fit on the model's
+training features (lanp.model.fusion): each snippet's score is the mean of the two scores' CDFs over
+training snippets, so it depends on nothing else in the scored file.
+
 Example:
-  lanp score --model model.pt --features test.h5 --out scores.h5 [--smooth 5]
+  lanp score --model model.pt --features test.h5 --out scores.h5 [--smooth 5] [--fuse-forest train.h5]
 """
 from __future__ import annotations
 
@@ -18,6 +22,11 @@ def configure(parser):
     parser.add_argument("--smooth", type=int, default=0,
                         help="centred moving average over K snippets (odd K >= 3) within each video; "
                              "default 0: off")
+    parser.add_argument("--fuse-forest", metavar="TRAIN.h5", default=None,
+                        help="the model's training features: the score becomes the mean of the detector's and an "
+                             "isolation forest's ranks against those training snippets (the forest fit on 8 "
+                             "snippets per training video, 100 trees; docs/compare.md), and detector_score and "
+                             "isolation_score are written too")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -26,8 +35,9 @@ def run(args) -> int:
     from lanp.model.score import score_file
 
     s = score_file(args.model, args.features, args.out, device=args.device, quiet=args.quiet,
-                   smooth=args.smooth, attrs=config_file.output_attrs())
+                   smooth=args.smooth, attrs=config_file.output_attrs(), fuse_forest=args.fuse_forest)
     crops = f", {s['crops']} crops averaged" if s["crops"] else ""
     smooth = f", smoothed over {s['smooth']} snippets" if s["smooth"] else ""
-    print(f"scored {s['videos']} videos, {s['snippets']} snippets{crops}{smooth}; wrote {s['out']}")
+    fused = f", fused with an isolation forest of {args.fuse_forest}" if s["fused"] else ""
+    print(f"scored {s['videos']} videos, {s['snippets']} snippets{crops}{fused}{smooth}; wrote {s['out']}")
     return 0

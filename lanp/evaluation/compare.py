@@ -42,9 +42,10 @@ from lanp.method.options import PropagateConfig
 BASELINES = ("c2fpl", "lbr-spr", "trivial-ends", "iforest")
 CEILINGS = ("oracle",)
 REFINED = {"lanp-refine": "lanp", "cross-video-refine": "cross-video"}     # method -> the recipe it refines
+FUSED = {"lanp-tri-prior-fused": "lanp-tri-prior"}        # method -> the recipe whose detector is fused
 VARIANTS = tuple(m for m in METHOD_RECIPES if m not in ABLATIONS)     # beyond the paper (issue 15)
 RECIPE_METHODS = tuple(ABLATIONS) + VARIANTS
-METHODS = RECIPE_METHODS + tuple(REFINED) + BASELINES + CEILINGS
+METHODS = RECIPE_METHODS + tuple(REFINED) + tuple(FUSED) + BASELINES + CEILINGS
 DESCRIPTIONS = {
     "lanp": "LANP: normality prior, W = Wf*Wt, propagation, loss re-weighting",
     "lanp-random-seeds": "ablation: random seed snippets (same count, seeded)",
@@ -61,6 +62,8 @@ DESCRIPTIONS = {
     **METHOD_DESCRIPTIONS,
     "lanp-refine": "lanp, then self-paced refinement: re-label from the detector's training scores, retrain",
     "cross-video-refine": "cross-video, then self-paced refinement: re-label from the detector's training scores",
+    "lanp-tri-prior-fused": "the tri prior's detector, its test score fused with an isolation forest's "
+                            "(mean of their CDFs over training snippets; lanp score --fuse-forest)",
 }
 
 
@@ -216,6 +219,18 @@ def run_method(name: str, seed: int, data: dict, config: CompareConfig, work: Pa
         if key not in cache:
             cache[key] = label_arrays(recipe, xtr, otr, idtr, data["train_path"])
         return refined(name, seed, data, config, work, cache[key], recipe.abnormal_ratio)
+    if name in FUSED:                  # the recipe's detector (trained as that method is), fused at test time
+        from lanp.model.fusion import fit_fusion
+        base = FUSED[name]
+        if (base, None) not in cache:
+            cache[(base, None)] = label_arrays(method_recipe(base, pc, seed), xtr, otr, idtr, data["train_path"])
+        labels = cache[(base, None)]
+        test_scores, train_scores = _train_and_score(data["train_path"], data["test_path"], work, name, seed,
+                                                     labels.pseudo_label, labels.weight, otr, idtr, config,
+                                                     also_train=True)
+        fused, _ = fit_fusion(xtr, otr, train_scores).fuse(test_scores, xte)
+        return {"test_scores": fused, "pseudo": labels.pseudo_label, "video_score": labels.video_score,
+                "video_abnormal": labels.video_abnormal}
     if name in RECIPE_METHODS:
         key = (name, seed if name in ABLATIONS and ABLATIONS[name].seeds == "random" else None)
         if key not in cache:

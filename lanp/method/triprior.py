@@ -46,6 +46,16 @@ SCORE_BLOCK = 8192            # at least this many rows per thread when scoring
 R_BINS = Bins(hi=1.0)         # r in (0, 1], spread over the middle: equal bins
 
 
+def fit_forest(sample: np.ndarray, trees: int, seed: int):
+    """scikit-learn's ``IsolationForest`` of ``trees`` trees on the (m, D) ``sample`` (psi =
+    min(256, m) rows per tree, random_state ``seed``, one job: the same sample gives the same forest)."""
+    from sklearn.ensemble import IsolationForest
+
+    sample = np.asarray(sample, dtype=np.float32)
+    return IsolationForest(n_estimators=int(trees), max_samples=min(256, sample.shape[0]), random_state=int(seed),
+                           n_jobs=1).fit(sample)
+
+
 def forest_scores(forest, x: np.ndarray) -> np.ndarray:
     """``forest.score_samples(x)`` (n,), in row blocks on a thread pool (one thread per usable core).
     A row's score sums its path lengths over the trees in a fixed order and never looks at other
@@ -115,8 +125,6 @@ class TriPriorRecipe(DualPriorRecipe):
                 np.concatenate([np.asarray(videos, np.int64), owner + first_video + SAMPLE_MARK]))
 
     def with_context(self, rows: np.ndarray, videos: np.ndarray) -> "TriPriorRecipe":
-        from sklearn.ensemble import IsolationForest
-
         videos = np.asarray(videos, dtype=np.int64)
         anchor = videos < SAMPLE_MARK
         out = super().with_context(np.asarray(rows)[anchor], videos[anchor])
@@ -126,8 +134,7 @@ class TriPriorRecipe(DualPriorRecipe):
                              f"forest on, more than {MAX_FIT_ROWS}: lower per_video")
         out.forest_rows = int(sample.shape[0])
         if sample.shape[0]:
-            out.forest = IsolationForest(n_estimators=int(self.tri.trees), max_samples=min(256, sample.shape[0]),
-                                         random_state=int(self.tri.forest_seed), n_jobs=1).fit(sample.astype(np.float32))
+            out.forest = fit_forest(sample, self.tri.trees, self.tri.forest_seed)
         # the sample's digest, not its rows, identifies the context (the recipe travels to every shard's worker)
         out._sample_digest = hashlib.sha256(np.ascontiguousarray(sample).tobytes()).hexdigest()
         return out

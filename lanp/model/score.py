@@ -16,7 +16,7 @@ then carries them as the attribute ``human_video_ids`` (JSON list; absent when t
 from __future__ import annotations
 
 import json
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -99,12 +99,31 @@ def smooth_scores(scores: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarray
     return out.astype(np.asarray(scores).dtype)
 
 
+def fused_scores(fusion, ff: FeatureFile, detector: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(fused (N,), forest score (N,)) of every snippet of an open feature file, whose detector
+    scores are ``detector`` (:class:`lanp.model.fusion.ForestFusion`), chunk by chunk."""
+    fused = np.empty(ff.num_snippets, np.float32)
+    forest = np.empty(ff.num_snippets, np.float32)
+    for v0, v1 in ff.chunks():
+        lo, hi = int(ff.offsets[v0]), int(ff.offsets[v1])
+        x, _ = ff.read(v0, v1)
+        fused[lo:hi], forest[lo:hi] = fusion.fuse(detector[lo:hi], x)
+        checkpoint()
+    return fused, forest
+
+
 def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: bool = False,
-               smooth: int = 0, attrs: dict = None) -> dict:
+               smooth: int = 0, attrs: dict = None, fuse_forest=None) -> dict:
+    """Score ``features_path`` with the checkpoint ``model_path`` into ``out_path`` (``score``,
+    ``offsets``, ``video_ids``). ``fuse_forest``: the model's training feature file; ``score`` is
+    then the detector's score fused with an isolation forest fit on it (:mod:`lanp.model.fusion`),
+    and ``detector_score`` and ``isolation_score`` are written too. ``smooth`` applies last."""
     from lanp.model.train import load_checkpoint, resolve_device
 
     smooth = check_smooth(smooth)
     inputs = [("--model", model_path), ("--features", features_path)]
+    if fuse_forest is not None:
+        inputs.append(("--fuse-forest", fuse_forest))
     check_output(out_path, "--out", inputs)
     dev = resolve_device(device)
     model, ckpt = load_checkpoint(model_path, dev)
@@ -113,17 +132,35 @@ def score_file(model_path, features_path, out_path, device: str = "cpu", quiet: 
         if ff.dim != model.feature_size:
             raise InputError(f"model {str(model_path)!r}: features file {ff.path!r} has feature size D = {ff.dim} "
                              f"but the model was trained on D = {model.feature_size}")
+        fusion = extra = None
+        if fuse_forest is not None:
+            fusion = _fusion_of(model, fuse_forest, dev, quiet)
         scores = score_features(model, ff, dev, quiet)
+        if fusion is not None:
+            fused, forest = fused_scores(fusion, ff, scores)
+            extra, scores = {"detector_score": scores, "isolation_score": forest}, fused
         ids, offsets, crops = list(ff.video_ids), ff.offsets.copy(), ff.crops
     if smooth:
         scores = smooth_scores(scores, offsets, smooth)
     human = ({"human_video_ids": json.dumps(human_ids),
               "human_labels": str(ckpt.get("human_labels") or ckpt.get("labels", ""))} if human_ids else {})
-    write_h5(out_path, {"score": scores, "offsets": offsets, "video_ids": ids},
+    write_h5(out_path, {"score": scores, "offsets": offsets, "video_ids": ids, **(extra or {})},
              {"model": str(model_path), "features": str(features_path), "crops": crops or 0,
-              "smooth": smooth, "lanp_version": __version__, **human, **(attrs or {})}, what="--out", inputs=inputs)
+              "smooth": smooth, "lanp_version": __version__, **human,
+              **(fusion.attrs(fuse_forest) if fusion is not None else {}), **(attrs or {})}, what="--out", inputs=inputs)
     return {"out": str(out_path), "videos": len(ids), "snippets": int(offsets[-1]), "crops": crops,
-            "smooth": smooth}
+            "smooth": smooth, "fused": fusion is not None}
+
+
+def _fusion_of(model, train_path, device, quiet: bool):
+    """The :class:`lanp.model.fusion.ForestFusion` of the model's training feature file."""
+    from lanp.model.fusion import fit_fusion_file
+
+    with FeatureFile(train_path) as ff:
+        if ff.dim != model.feature_size:
+            raise InputError(f"--fuse-forest {str(train_path)!r} has feature size D = {ff.dim} but the model was "
+                             f"trained on D = {model.feature_size}: give the model's training features")
+        return fit_fusion_file(ff, score_features(model, ff, device, quiet))
 
 
 def _checkpoint_human_ids(model_path, ckpt: dict) -> List[str]:

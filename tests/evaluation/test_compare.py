@@ -123,3 +123,24 @@ def test_refinement_retrains_on_its_own_scores(tiny, monkeypatch):
         assert np.array_equal(per_video, want)                 # the recipe's split and ratio are kept
         assert np.all((weight > 0) & (weight <= 1))
     assert r["test_scores"].shape == (data["test"][1][-1],)
+
+
+def test_fused_row_fuses_the_tri_priors_own_detector(tiny):
+    """lanp-tri-prior-fused trains the detector lanp-tri-prior trains (same labels, same seed) and
+    scores the test file with lanp.model.fusion on it."""
+    import lanp.evaluation.compare as C
+    from lanp.model.fusion import fit_fusion
+
+    data = {"train": C.read_split(tiny / "train.h5"), "test": C.read_split(tiny / "test.h5"),
+            "train_path": str(tiny / "train.h5"), "test_path": str(tiny / "test.h5")}
+    config, cache = CompareConfig(epochs=2, lr=1e-3), {}
+    tri = C.run_method("lanp-tri-prior", 1, data, config, tiny / "fused", cache)
+    fused = C.run_method("lanp-tri-prior-fused", 1, data, config, tiny / "fused", cache)
+    assert np.array_equal(fused["pseudo"], tri["pseudo"])
+    test_scores, train_scores = C._train_and_score(data["train_path"], data["test_path"], tiny / "fused2",
+                                                   "check", 1, tri["pseudo"], np.ones(tri["pseudo"].shape, np.float32),
+                                                   data["train"][1], data["train"][2], config, also_train=True)
+    np.testing.assert_array_equal(test_scores, tri["test_scores"])          # the same detector
+    want, _ = fit_fusion(data["train"][0], data["train"][1], train_scores).fuse(test_scores, data["test"][0])
+    np.testing.assert_array_equal(fused["test_scores"], want)
+    assert not np.array_equal(fused["test_scores"], tri["test_scores"])

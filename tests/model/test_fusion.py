@@ -1,0 +1,119 @@
+"""Test-time fusion with an isolation forest (lanp.model.fusion, lanp score --fuse-forest): the
+fused score against its definition with an independently fitted scikit-learn forest, hand-checked
+pieces, the file path equal to the array path, the CLI's outputs and refusals."""
+import h5py
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+from sklearn.ensemble import IsolationForest  # noqa: E402
+
+from lanp.cli import main  # noqa: E402
+from lanp.data.io import FeatureFile, write_h5  # noqa: E402
+from lanp.model.fusion import CALIBRATION, empirical_cdf, fit_fusion, fit_fusion_file, read_rows, sample_rows  # noqa: E402
+from lanp.model.score import score_features  # noqa: E402
+from lanp.model.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from lanp.method.triprior import TriPriorSettings  # noqa: E402
+
+
+def split(tmp_path, name, rng, V=12, D=6, crops=None):
+    lengths = rng.integers(5, 90, V)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    y = np.zeros(offsets[-1], np.uint8)
+    for v in range(0, V, 3):
+        y[offsets[v] + lengths[v] // 3: offsets[v] + lengths[v] // 2] = 1
+    x = rng.normal(size=(offsets[-1], D)).astype(np.float32)
+    x[y == 1, :2] += 3.0
+    if crops:
+        x = x[:, None, :] + rng.normal(0, 0.05, (offsets[-1], crops, D)).astype(np.float32)
+    ids = [f"{name}_{v:03d}" for v in range(V)]
+    paths = {k: tmp_path / f"{name}.{k}.h5" for k in ("feats", "labels", "gt")}
+    write_h5(paths["feats"], {"features": x, "offsets": offsets, "video_ids": ids})
+    write_h5(paths["labels"], {"pseudo_label": y, "weight": np.ones(len(y), np.float32), "offsets": offsets,
+                               "video_ids": ids})
+    write_h5(paths["gt"], {"snippet_labels": y, "offsets": offsets, "video_ids": ids})
+    return paths, x, offsets
+
+
+@pytest.fixture
+def trained(tmp_path, rng):
+    tr, xtr, otr = split(tmp_path, "train", rng)
+    te, xte, ote = split(tmp_path, "test", rng, crops=3)
+    model = tmp_path / "model.pt"
+    train(tr["feats"], tr["labels"], model, TrainConfig(epochs=5, batch_videos=4, lr=1e-3, seed=0), quiet=True)
+    return tr, xtr, otr, te, xte, ote, model
+
+
+def test_hand_checked_pieces():
+    assert empirical_cdf(np.array([3.0, 1.0, 2.0, 2.0]), np.array([0.5, 1.0, 2.0, 2.5, 9.0])).tolist() == \
+        [0.0, 0.25, 0.75, 0.75, 1.0]
+    assert sample_rows(np.array([0, 3, 11]), 4).tolist() == [0, 1, 2, 4, 6, 8, 10]   # all of 3, then 4 of 8
+    assert sample_rows(np.array([0]), 4).size == 0
+
+
+def test_fused_score_is_its_definition(trained):
+    """s = (F_d(d) + F_r(r)) / 2 with F over the calibration rows and r from a forest fitted here on
+    the per_video sample with scikit-learn directly."""
+    tr, xtr, otr, te, xte, ote, model = trained
+    net = load_checkpoint(model)[0]
+    with FeatureFile(tr["feats"]) as ff:
+        dtr = score_features(net, ff)
+    with FeatureFile(te["feats"]) as ff:
+        dte = score_features(net, ff)
+    settings = TriPriorSettings(trees=30, per_video=5, forest_seed=2)
+    fusion = fit_fusion(xtr, otr, dtr, settings)
+    xmean = xte.mean(axis=1, dtype=np.float64).astype(np.float32)            # the reader's crop mean
+    fused, r = fusion.fuse(dte, xmean)
+    fit, cal = sample_rows(otr, 5), sample_rows(otr, CALIBRATION)
+    assert cal.size == sum(min(int(L), CALIBRATION) for L in np.diff(otr))
+    forest = IsolationForest(n_estimators=30, max_samples=min(256, fit.size), random_state=2).fit(xtr[fit])
+    r_ref = -forest.score_samples(xmean)
+    np.testing.assert_allclose(r, r_ref, rtol=1e-6)
+    ref_cal = -forest.score_samples(xtr[cal])
+    want = 0.5 * ((dtr[cal][None, :] <= dte[:, None]).mean(axis=1) + (ref_cal[None, :] <= r_ref[:, None]).mean(axis=1))
+    np.testing.assert_allclose(fused, want, atol=1e-6)
+    assert fused.min() >= 0.0 and fused.max() <= 1.0
+    # each snippet's score depends on it alone: fusing a subset gives the subset's scores
+    part, _ = fusion.fuse(dte[10:40], xmean[10:40])
+    np.testing.assert_array_equal(part, fused[10:40])
+    # the file path reads the same rows and gives the same fusion
+    with FeatureFile(tr["feats"]) as ff:
+        np.testing.assert_array_equal(read_rows(ff, fit), xtr[fit])
+        again = fit_fusion_file(ff, dtr, settings)
+    np.testing.assert_array_equal(again.fuse(dte, xmean)[0], fused)
+
+
+def test_cli_writes_fused_and_both_scores(trained, tmp_path, capsys):
+    tr, xtr, otr, te, xte, ote, model = trained
+    plain, fused = tmp_path / "plain.h5", tmp_path / "fused.h5"
+    assert main(["score", "--model", str(model), "--features", str(te["feats"]), "--out", str(plain), "--quiet"]) == 0
+    assert main(["score", "--model", str(model), "--features", str(te["feats"]), "--out", str(fused), "--quiet",
+                 "--fuse-forest", str(tr["feats"])]) == 0
+    assert "fused with an isolation forest" in capsys.readouterr().out
+    with h5py.File(plain, "r") as a, h5py.File(fused, "r") as b:
+        np.testing.assert_array_equal(b["detector_score"][()], a["score"][()])
+        assert "detector_score" not in a and "fusion" not in a.attrs
+        assert b.attrs["fusion"] == "isolation-forest" and b.attrs["fusion_trees"] == 100
+        assert b.attrs["fusion_per_video"] == 8 and b.attrs["fusion_train_features"] == str(tr["feats"])
+        s, d, r = b["score"][()], b["detector_score"][()], b["isolation_score"][()]
+    net = load_checkpoint(model)[0]
+    with FeatureFile(tr["feats"]) as ff:
+        fusion = fit_fusion(xtr, otr, score_features(net, ff))
+    want, want_r = fusion.fuse(d, xte.mean(axis=1, dtype=np.float64).astype(np.float32))
+    np.testing.assert_array_equal(s, want)
+    np.testing.assert_array_equal(r, want_r)
+    assert main(["evaluate", "--scores", str(fused), "--gt", str(te["gt"]), "--json"]) == 0
+
+
+def test_refusals_touch_nothing(trained, tmp_path, capsys, rng):
+    tr, xtr, otr, te, xte, ote, model = trained
+    other, _, _ = split(tmp_path, "other", rng, D=4)
+    out = tmp_path / "s.h5"
+    out.write_bytes(b"keep me")
+    for train_file, message in ((other["feats"], "has feature size D = 4 but the model was trained on D = 6"),
+                                (tmp_path / "missing.h5", "missing.h5")):
+        assert main(["score", "--model", str(model), "--features", str(te["feats"]), "--out", str(out), "--quiet",
+                     "--fuse-forest", str(train_file)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err
+        assert out.read_bytes() == b"keep me"
