@@ -15,10 +15,10 @@ import numpy as np
 from numba import njit
 
 from ..codes import COSINE, RMS, STATUS_NONFINITE, STATUS_OK, STATUS_ZERO
-from .flags import FASTMATH
+from .flags import FASTMATH_ORDERED
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def squared_norms(xv, zero, needs_nonzero, out):
     """out[i] = ||x_i||^2 (float64). Returns (status, snippet): a non-finite row, or a zero row
     when ``needs_nonzero`` (cosine or L2 normalisation), is reported instead of computed on."""
@@ -37,7 +37,7 @@ def squared_norms(xv, zero, needs_nonzero, out):
     return STATUS_OK, -1
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def centred_rows(xv, out):
     """out = x_i minus the video mean, in the feature dtype.
 
@@ -55,12 +55,12 @@ def centred_rows(xv, out):
             out[i, d] = xv[i, d] - mean[d]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def _row_scale(norms, i, unit, zero):
     return zero + (1.0 / math.sqrt(norms[i]) if unit else 1.0)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def pair_distances(xv, norms, unit, zero, k, dense_layout, B):
     """||x_i - x_j||^2 (rows scaled to unit norm if ``unit``) for i < j <= i + k by direct
     differences (exact zero for repeated snippets, accurate near zero), in 1 x 4 tiles.
@@ -95,7 +95,7 @@ def pair_distances(xv, norms, unit, zero, k, dense_layout, B):
             j += 4
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def log_affinity(d2, dt, D, distance, inv_two_sigma2, inv_scale):
     """a_ij = log Wf_ij - |i-j|/s from the squared distance d2 (of unit rows for cosine)."""
     if d2 < 0.0:

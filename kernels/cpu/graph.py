@@ -15,13 +15,13 @@ from numba import njit
 
 from ..codes import COSINE, RMS, SQEUCLIDEAN, STATUS_NONFINITE, STATUS_OK, STATUS_ZERO
 from .distances import centred_rows, log_affinity, pair_distances, squared_norms
-from .flags import FASTMATH
+from .flags import FASTMATH_ORDERED
 from .normalise import (banded_unit_graph, dense_unit_graph, mirror_upper, normalise_dense_shifted,
                         normalise_log_affinity, unit_graph_needs_no_shift)
 from .tiles import gram_tiles
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH_ORDERED, inline="always")
 def unit_gram(xv, zero, k, S, ahead, inv_norm):
     """Gram tiles of one video into S (dense layout if k == 0, else the band's), validated on
     their diagonal, and inv_norm[i] = 1 / ||x_i||. Returns (status, snippet) like
@@ -42,7 +42,7 @@ def unit_gram(xv, zero, k, S, ahead, inv_norm):
     return STATUS_OK, -1
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH_ORDERED, inline="always")
 def unit_weights(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, coarse_exp):
     """S from the Gram tiles of unit rows, sqeuclidean, where no W can underflow
     (:func:`dense_unit_graph` if k == 0, else :func:`banded_unit_graph`)."""
@@ -52,7 +52,7 @@ def unit_weights(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, coarse_exp):
         banded_unit_graph(S, inv_norm, k, inv_two_sigma2, inv_scale, lse, coarse_exp)
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH_ORDERED, inline="always")
 def build_unit_graph(xv, zero, k, inv_two_sigma2, temporal_scale, S, lse, ahead):
     """:func:`build_graph` for unit rows with the sqeuclidean distance where
     ``unit_graph_needs_no_shift`` holds (the caller checks it: the paper's settings), and nothing
@@ -67,7 +67,7 @@ def build_unit_graph(xv, zero, k, inv_two_sigma2, temporal_scale, S, lse, ahead)
     return STATUS_OK, -1
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH_ORDERED, inline="always")
 def build_graph(xv, zero, k, distance, normalize, inv_two_sigma2, temporal_scale, S, lse, ahead):
     """Fill S (L, L) if k == 0, else (L, 2k+1) band, with the normalised similarity of one video.
 

@@ -15,13 +15,13 @@ import math
 import numpy as np
 from numba import njit
 
-from .flags import FASTMATH
+from .flags import FASTMATH_ORDERED
 from .simd import exp_finite, exp_flush
 
 SHIFT_SPREAD_LIMIT = 700.0      # exp(-700) = 1e-304: still a normal float64
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def _finite_extremes(values, top, bottom):
     """(max(top, max values), min(bottom, min of the values > -inf)) in four independent lanes
     (LLVM does not vectorise float max/min reductions; four chains at least overlap)."""
@@ -52,7 +52,7 @@ def unit_graph_needs_no_shift(L, inv_two_sigma2, inv_scale):
     return 4.01 * inv_two_sigma2 + (L - 1) * inv_scale <= SHIFT_SPREAD_LIMIT
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree, coarse_exp):
     """The dense graph of unit rows, sqeuclidean, from the Gram tiles in S's upper triangle:
 
@@ -75,7 +75,7 @@ def dense_unit_graph(S, inv_norm, inv_two_sigma2, inv_scale, degree, coarse_exp)
     normalise_upper_weights(S, degree)
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH_ORDERED, inline="always")
 def normalise_upper_weights(S, degree):
     """S_ij <- W_ij / sqrt(d_i d_j), d_i = sum_j W_ij, for W held strictly above the diagonal of S
     (L, L) (what is on and below it is ignored); the result is symmetric, zero on the diagonal
@@ -117,7 +117,7 @@ def mirror_upper(S):
             S[i, j] = S[j, i]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def banded_unit_graph(S, inv_norm, k, inv_two_sigma2, inv_scale, degree, coarse_exp):
     """:func:`dense_unit_graph` for a band (L, 2k+1) whose upper half (columns c > k, j = i + c - k)
     holds the Gram tiles: W_ij = exp(-d2_ij / (2 sigma^2) - |i-j| / s) for 0 < j - i <= k (one
@@ -158,7 +158,7 @@ def banded_unit_graph(S, inv_norm, k, inv_two_sigma2, inv_scale, degree, coarse_
             S[i, k - 1 - t] = S[i - 1 - t, k + 1 + t]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def normalise_dense_shifted(S, degree):
     """S_ij <- W_ij / sqrt(d_i d_j), W_ij = exp(a_ij - m), d_i = sum_j W_ij, from the log
     affinities a in the strict upper triangle of S (L, L); the result is symmetric (mirrored).
@@ -188,7 +188,7 @@ def normalise_dense_shifted(S, degree):
     return True
 
 
-@njit(cache=True, fastmath=FASTMATH | {"nnan"})
+@njit(cache=True, fastmath=FASTMATH_ORDERED | {"nnan"})
 def _row_maximum(S, i):
     """max_c S[i, c] (vectorised: S holds no NaN here, the inputs were validated)."""
     m = -np.inf
@@ -197,7 +197,7 @@ def _row_maximum(S, i):
     return m
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def normalise_log_affinity(S, k, lse):
     """S_ij <- exp(a_ij - (lse_i + lse_j) / 2) from log affinities a (-inf: no edge), in place.
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from numba import njit
 
-from .flags import FASTMATH
+from .flags import FASTMATH_ORDERED
 from .simd import dot_tile_columns, dot_triangles_columns
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH_ORDERED, inline="always")
 def dot_tile(X, i0, i1, i2, i3, Y, j0, j1, j2, j3, zero, P, prefetch_lo, prefetch_hi):
     """The 4 x 4 tile ((X_ir . Y_jc)) accumulated in the dtype of ``zero`` (that of X and Y).
 
@@ -40,7 +40,7 @@ def dot_tile(X, i0, i1, i2, i3, Y, j0, j1, j2, j3, zero, P, prefetch_lo, prefetc
             (a20, a21, a22, a23), (a30, a31, a32, a33))
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH_ORDERED, inline="always")
 def dot_triangles(X, a0, a1, a2, a3, b0, b1, b2, b3, zero, P, prefetch_lo, prefetch_hi):
     """Upper triangles (diagonal included) of the 4 x 4 Gram blocks of rows a and rows b of X:
     two 10-tuples in row-major order (see :func:`simd.dot_triangles_columns`); strided rows are
@@ -87,7 +87,7 @@ def _store_triangle(G, i0, t, L, k, dense_layout):
             q += 1
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH_ORDERED)
 def gram_tiles(xv, zero, k, dense_layout, G, ahead):
     """G = x_i . x_j for i <= j <= i + k (the diagonal included), in register tiles: 4 x 4 tiles
     off the diagonal, and the upper triangles of two diagonal blocks at a time (528 dot products
