@@ -120,12 +120,12 @@ def config_from_args(args):
                            video_score=args.video_score, normal_split=args.normal_split)
 
 
-# option -> (settings field, the presets it applies to)
-RANKING_OPTIONS = {"abnormal_share": ("--abnormal-share", RANKING_PRESETS),
-                   "anchor_search": ("--anchor-search", RANKING_PRESETS),
-                   "forest_trees": ("--forest-trees", ("tri-prior",)),
-                   "forest_per_video": ("--forest-per-video", ("tri-prior",)),
-                   "forest_seed": ("--forest-seed", ("tri-prior",))}
+# argparse dest -> (option, the presets it applies to, the settings field it sets)
+RANKING_OPTIONS = {"abnormal_share": ("--abnormal-share", RANKING_PRESETS, "abnormal_share"),
+                   "anchor_search": ("--anchor-search", RANKING_PRESETS, "anchor_search"),
+                   "forest_trees": ("--forest-trees", ("tri-prior",), "trees"),
+                   "forest_per_video": ("--forest-per-video", ("tri-prior",), "per_video"),
+                   "forest_seed": ("--forest-seed", ("tri-prior",), "forest_seed")}
 
 
 def ranking_settings(args):
@@ -144,13 +144,11 @@ def ranking_settings(args):
         return None
     preset = args.preset if args.labels_file is not None else preset_name(config_from_args(args))
     for key, value in given.items():
-        flag, presets = RANKING_OPTIONS[key]
+        flag, presets, _ = RANKING_OPTIONS[key]
         if preset not in presets:
             few = " (a few-shot run of 'recommended' builds on the in-video recipe)" if preset == "recommended" else ""
             raise InputError(f"{flag} {value} applies to --preset {' or '.join(presets)}, not --preset "
                              f"{args.preset}{few}")
-    field = {"abnormal_share": "abnormal_share", "forest_trees": "trees", "forest_per_video": "per_video",
-             "forest_seed": "forest_seed"}
     try:
         search = CrossVideoSettings(anchor_search=given.get("anchor_search", CrossVideoSettings.anchor_search))
         dual = DualPriorSettings(crossvideo=search)
@@ -161,11 +159,11 @@ def ranking_settings(args):
         tri = TriPriorSettings(dual=dual)
         for key in ("forest_trees", "forest_per_video", "forest_seed"):
             if key in given:
-                tri = replace(tri, **{field[key]: given[key]})
+                tri = replace(tri, **{RANKING_OPTIONS[key][2]: given[key]})
         return tri
-    except ValueError as exc:
+    except ValueError as exc:                    # the settings name the field: say which option set it
         name = str(exc).split("=")[0]
-        flag = next((RANKING_OPTIONS[k][0] for k, f in field.items() if f == name), "a ranking option")
+        flag = next((f for f, _, field in RANKING_OPTIONS.values() if field == name), "a ranking option")
         raise InputError(f"{flag}: {exc}") from None
 
 
