@@ -227,7 +227,8 @@ class DualPriorRecipe(CrossVideoRecipe):
 
     def attrs(self) -> dict:
         out = {**super().attrs(), "preset": self.config.preset, "recipe": self.name, **self.dual.attrs(),
-               "video_score": "dual-share-above"}
+               "video_score": "dual-share-above",
+               "dual_bins": json.dumps({cdf: bins.describe() for cdf, _, bins in self.TABLES})}   # reads the dual_cdf_* tables
         if self.human is not None:
             out.update({"human_labels": self.human.source, "human_video_ids": json.dumps(list(self.human.kinds)),
                         "human_normal_videos": int((self.video_human == 0).sum()),

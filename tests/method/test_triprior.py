@@ -1,5 +1,6 @@
 """The tri-prior recipe: its third term against an independently fitted forest, its labels against
 exact dataset ranks, equal labels from every runner, refusals, human labels."""
+import json
 import os
 
 import h5py
@@ -11,8 +12,8 @@ import lanp
 from lanp.cli import propagate_main
 from lanp.kernels import anchor_neighbours, propagate
 from lanp.method.crossvideo import CrossVideoSettings
-from lanp.method.dualprior import DualPriorSettings, sample_positions
-from lanp.method.triprior import SAMPLE_MARK, TriPriorRecipe, TriPriorSettings
+from lanp.method.dualprior import U_BINS, ZN_BINS, DualPriorSettings, sample_positions
+from lanp.method.triprior import R_BINS, SAMPLE_MARK, TriPriorRecipe, TriPriorSettings
 from shared import assert_every_runner_agrees, assert_sharded_equals_single, packed, scene_videos
 
 DATASETS = ("normality", "pseudo_label", "weight", "video_score", "video_abnormal", "in_video_normality",
@@ -101,6 +102,11 @@ def test_the_third_term_changes_the_dual_priors_labels_only_through_its_rank(rng
 def test_every_runner_gives_the_same_labels(tmp_path, rng):
     attrs = assert_every_runner_agrees(tmp_path, scene_videos(rng), TriPriorRecipe, "tri-prior", DATASETS)
     assert attrs["recipe"] == "tri-prior" and attrs["tri_trees"] == 100
+    # the file says how to read its cumulative tables: one bin spec per table, of its length
+    bins = json.loads(attrs["dual_bins"])
+    assert bins == {"dual_cdf_zn": ZN_BINS.describe(), "dual_cdf_u": U_BINS.describe(), "dual_cdf_r": R_BINS.describe()}
+    for name, spec in ((n, b) for n, _, b in TriPriorRecipe.TABLES):
+        assert len(attrs[name]) == spec.count + 1 and attrs[name][0] == 0.0 and attrs[name][-1] == 1.0
 
 
 def test_sharded_equals_single(tmp_path, rng):
