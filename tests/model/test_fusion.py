@@ -117,3 +117,16 @@ def test_refusals_touch_nothing(trained, tmp_path, capsys, rng):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and "Traceback" not in err
         assert out.read_bytes() == b"keep me"
+
+
+def test_smoothing_applies_to_the_fused_score_last(trained, tmp_path):
+    from lanp.model.score import score_file, smooth_scores
+
+    tr, xtr, otr, te, xte, ote, model = trained
+    plain, smooth = tmp_path / "f.h5", tmp_path / "f5.h5"
+    score_file(model, te["feats"], plain, quiet=True, fuse_forest=tr["feats"])
+    score_file(model, te["feats"], smooth, quiet=True, fuse_forest=tr["feats"], smooth=5)
+    with h5py.File(plain, "r") as a, h5py.File(smooth, "r") as b:
+        np.testing.assert_array_equal(b["score"][()], smooth_scores(a["score"][()], ote, 5))
+        np.testing.assert_array_equal(b["detector_score"][()], a["detector_score"][()])   # kept as scored
+        assert b.attrs["smooth"] == 5 and b.attrs["fusion"] == "isolation-forest"
