@@ -1,5 +1,6 @@
 """The documentation holds together: every page of docs/ is in the mkdocs nav and the index, and
-every relative link in README.md and docs/ points at a file that exists (anchors not checked)."""
+every relative link in README.md and docs/ points at a file that exists (anchors not checked), and
+the compare page names every method."""
 import re
 from pathlib import Path
 
@@ -28,3 +29,14 @@ def test_relative_links_resolve(page):
         if re.match(r"^[a-z]+:", target):               # http:, https:, mailto:
             continue
         assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_every_compare_method_has_a_row_in_the_method_table():
+    """docs/compare.md's table of methods (before "Across synthetic worlds") names every method
+    `lanp compare --methods` accepts."""
+    from lanp.evaluation.compare import METHODS
+
+    table = (DOCS / "compare.md").read_text().split("## Across synthetic worlds")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    missing = [m for m in METHODS if not any(f"`{m}`" in line.split("|")[1] for line in rows)]
+    assert not missing, f"docs/compare.md's method table lacks {missing}"
