@@ -5,7 +5,9 @@ compare.md, compare.json and compare.png (test frame-level AUC mean +/- std, AP,
 --train-gt the precision and recall of each method's training pseudo-labels). Nothing is selected
 on the test set. Methods: lanp, lanp-random-seeds, lanp-data-driven-seeds, lanp-temporal-only,
 lanp-feature-only, lanp-direct, lanp-no-reweight, c2fpl, lbr-spr, trivial-ends, iforest
-(baselines are lanp's feature-level re-implementations; see lanp.evaluation.baselines).
+(baselines are lanp's feature-level re-implementations; see lanp.evaluation.baselines), and the
+variants beyond the paper, among them lanp-tri-prior (the default) and lanp-tri-prior-fused
+(--methods lists every one; docs/compare.md says what each changes).
 
 With --worlds, every method runs on fresh draws of lanp's synthetic worlds (lanp synth --world):
 one table per world, a summary with each method's mean rank and gap to the oracle, and a
