@@ -247,3 +247,66 @@ def assert_sharded_equals_single(tmp_path, videos, make_recipe, preset, datasets
             with h5py.File(tmp_path / "out" / f"{p.stem}.labels.h5", "r") as f:
                 got.append(f[k][()])
         np.testing.assert_array_equal(np.concatenate(got), labels_dataset(single, k), err_msg=k)
+
+
+def labelled_split(tmp_path, name, V=10, D=5, crops=None, seed=0, max_length=30):
+    """A features file, a labels file (the ground truth, weights 1) and a gt.h5 of V videos of
+    6..max_length-1 snippets; every second video is abnormal, its label-1 snippets (its middle third)
+    have a shifted first feature; with ``crops`` the features are (N, crops, D). Returns (paths
+    {feats, labels, gt}, x, offsets, ids)."""
+    from lanp.data.io import write_h5
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(6, max_length, V)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    y = np.zeros(offsets[-1], np.uint8)
+    for v in range(0, V, 2):
+        a = offsets[v] + lengths[v] // 3
+        y[a:a + lengths[v] // 3] = 1
+    x = rng.normal(0, 1, (offsets[-1], D)).astype(np.float32)
+    x[:, 0] += 3.0 * y
+    if crops:
+        x = x[:, None, :] + rng.normal(0, 0.05, (offsets[-1], crops, D)).astype(np.float32)
+    ids = [f"{name}_{v:03d}" for v in range(V)]
+    paths = {k: tmp_path / f"{name}.{k}.h5" for k in ("feats", "labels", "gt")}
+    write_h5(paths["feats"], {"features": x, "offsets": offsets, "video_ids": ids})
+    write_h5(paths["labels"], {"pseudo_label": y, "weight": np.ones(len(y), np.float32), "offsets": offsets,
+                               "video_ids": ids})
+    write_h5(paths["gt"], {"snippet_labels": y, "offsets": offsets, "video_ids": ids})
+    return paths, x, offsets, ids
+
+
+def independent_terms(x, offsets):
+    """(zn, n) float64 of the dual and tri priors computed here from the kernels directly: z over
+    the mean z at the video's first and last snippets, and the cosine to the nearest first or last
+    snippet of another video (exact search)."""
+    from lanp.kernels import anchor_neighbours, propagate
+
+    V = offsets.shape[0] - 1
+    z = np.asarray(propagate(x, offsets, warn=False).z, np.float64)
+    zn = z / np.repeat(0.5 * (z[offsets[:-1]] + z[offsets[1:] - 1]), np.diff(offsets))
+    video = np.repeat(np.arange(V), np.diff(offsets))
+    seeds = np.stack([offsets[:-1], offsets[1:] - 1], axis=1).ravel()
+    return zn, anchor_neighbours(x, offsets, x[seeds], video[seeds], k=1).similarity[:, 0]
+
+
+def assert_labels_follow_exact_ranks(out, offsets, a, q=0.15):
+    """A ranking preset's labels ``out`` against its abnormality ``a`` (N,) from exact ranks: the
+    normality follows 1 - a, the top q of a are pseudo-abnormal up to the snippets next to the
+    threshold (the recipe's CDFs come from histograms, its threshold from a sample), weights are 1,
+    video_abnormal marks the videos holding pseudo-abnormal snippets, and the most abnormal
+    snippets lie in the videos with a planted anomaly (v % 4 == 1, :func:`scene_videos`)."""
+    from scipy.stats import rankdata
+
+    N, V = a.shape[0], offsets.shape[0] - 1
+    assert np.corrcoef(a, 1.0 - out.normality)[0, 1] > 0.999
+    want = rankdata(a, method="max") / N > 1.0 - q
+    got = out.pseudo_label.astype(bool)
+    assert abs(got.mean() - q) < 0.03
+    assert np.mean(got == want) > 0.97
+    assert np.all(out.weight == 1.0)
+    # estimated from the sample: every video here is shorter than the sample, so it is exact
+    holds = np.maximum.reduceat(out.pseudo_label, offsets[:-1]) > 0
+    np.testing.assert_array_equal(out.video_abnormal, holds)
+    worst = np.argsort(out.normality)[:5]
+    assert set((np.searchsorted(offsets, worst, side="right") - 1).tolist()) <= {v for v in range(V) if v % 4 == 1}

@@ -136,6 +136,14 @@ def sample_positions(length: int, m: int = SAMPLE) -> np.ndarray:
     return np.floor((np.arange(m) + 0.5) * length / m).astype(np.int64)
 
 
+def sample_rows(offsets: np.ndarray, m: int = SAMPLE) -> np.ndarray:
+    """(sum of min(L_v, m),) int64 global rows of every video's :func:`sample_positions`, in video
+    order (offsets (V+1,))."""
+    offsets = np.asarray(offsets, np.int64)
+    parts = [offsets[v] + sample_positions(int(offsets[v + 1] - offsets[v]), m) for v in range(offsets.shape[0] - 1)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
 class HistogramCdf:
     """The empirical CDF of a dataset from summed bin counts of ``bins``, linear in the bin's
     position inside a bin: F(v) = (count of bins below v's + fraction of v's bin) / total, in [0, 1]."""

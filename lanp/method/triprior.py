@@ -36,7 +36,7 @@ from typing import Optional
 
 import numpy as np
 
-from lanp.method.dualprior import Bins, DualPriorRecipe, DualPriorSettings, HistogramCdf, sample_positions, video_histograms
+from lanp.method.dualprior import Bins, DualPriorRecipe, DualPriorSettings, HistogramCdf, sample_rows, video_histograms
 from lanp.method.options import PropagateConfig
 
 MAX_FIT_ROWS = 1 << 20        # refuse to fit the forest on more rows than this (memory)
@@ -115,12 +115,9 @@ class TriPriorRecipe(DualPriorRecipe):
         """The cross-video anchors (global video v), then every video's evenly spaced sample of at
         most ``per_video`` snippets, marked by the video v + SAMPLE_MARK."""
         rows, videos = super().context_rows(x, offsets, first_video)
-        picks, owner = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        for v in range(offsets.shape[0] - 1):
-            pos = sample_positions(int(offsets[v + 1] - offsets[v]), self.tri.per_video)
-            picks.append(offsets[v] + pos)
-            owner.append(np.full(pos.size, v, np.int64))
-        picks, owner = np.concatenate(picks).astype(np.int64), np.concatenate(owner)
+        picks = sample_rows(offsets, self.tri.per_video)
+        owner = np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64),
+                          np.minimum(np.diff(offsets), self.tri.per_video))       # min(L_v, m) picks each
         return (np.concatenate([rows, np.asarray(x[picks], dtype=np.float64).reshape(picks.size, -1)]),
                 np.concatenate([np.asarray(videos, np.int64), owner + first_video + SAMPLE_MARK]))
 

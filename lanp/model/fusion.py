@@ -27,43 +27,40 @@ import numpy as np
 
 from lanp.data.io import FeatureFile
 from lanp.kernels import InputError
-from lanp.method.dualprior import sample_positions
+from lanp.method.dualprior import sample_rows
 from lanp.method.triprior import TriPriorSettings, fit_forest, forest_scores
 
 CALIBRATION = 64          # calibration snippets per training video (evenly spaced)
 
 
-def sample_rows(offsets: np.ndarray, per_video: int) -> np.ndarray:
-    """(m,) int64 global rows of every video's evenly spaced sample of at most ``per_video``
-    snippets (:func:`lanp.method.dualprior.sample_positions`), in video order."""
-    offsets = np.asarray(offsets, np.int64)
-    parts = [offsets[v] + sample_positions(int(offsets[v + 1] - offsets[v]), per_video)
-             for v in range(offsets.shape[0] - 1)]
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-
-
-def read_rows(ff: FeatureFile, rows: np.ndarray) -> np.ndarray:
-    """(len(rows), D) float32 crop-averaged features of the sorted global ``rows`` of an open file."""
-    out = np.empty((rows.shape[0], ff.dim), np.float32)
+def read_rows(ff: FeatureFile, *row_sets: np.ndarray) -> Tuple[np.ndarray, ...]:
+    """(len(rows), D) float32 crop-averaged features for each of the sorted global ``row_sets`` of
+    an open file, in one pass over its chunks."""
+    out = [np.empty((rows.shape[0], ff.dim), np.float32) for rows in row_sets]
     for v0, v1 in ff.chunks():
         lo, hi = int(ff.offsets[v0]), int(ff.offsets[v1])
-        a, b = np.searchsorted(rows, [lo, hi])
-        if b > a:
+        spans = [np.searchsorted(rows, [lo, hi]) for rows in row_sets]
+        if any(b > a for a, b in spans):
             x, _ = ff.read(v0, v1)
-            out[a:b] = x[rows[a:b] - lo]
-    return out
+            for rows, dest, (a, b) in zip(row_sets, out, spans):
+                dest[a:b] = x[rows[a:b] - lo]
+    return tuple(out)
 
 
 def empirical_cdf(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
     """F(v) = #{reference <= v} / m for each value (float64, in [0, 1])."""
-    ref = np.sort(np.asarray(reference, np.float64))
-    return np.searchsorted(ref, np.asarray(values, np.float64), side="right") / ref.size
+    return _sorted_cdf(np.sort(np.asarray(reference, np.float64)), values)
+
+
+def _sorted_cdf(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.searchsorted(ordered, np.asarray(values, np.float64), side="right") / ordered.size
 
 
 @dataclass
 class ForestFusion:
     """A fitted fusion: the forest and the calibration scores of the detector and the forest over
-    the training sample (``calibration_detector``, ``calibration_forest``, (m,) each)."""
+    the training sample (``calibration_detector``, ``calibration_forest``, (m,) float64 each,
+    sorted once here: :meth:`fuse` runs once per chunk of the scored file)."""
 
     forest: object
     calibration_detector: np.ndarray
@@ -71,11 +68,15 @@ class ForestFusion:
     settings: TriPriorSettings
     forest_rows: int
 
+    def __post_init__(self):
+        self.calibration_detector = np.sort(np.asarray(self.calibration_detector, np.float64))
+        self.calibration_forest = np.sort(np.asarray(self.calibration_forest, np.float64))
+
     def fuse(self, detector: np.ndarray, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(fused (n,) float32, forest score r (n,) float32) of snippets with detector scores
         ``detector`` (n,) and crop-averaged features ``x`` (n, D)."""
         r = -forest_scores(self.forest, np.asarray(x, np.float32))
-        fused = 0.5 * (empirical_cdf(self.calibration_detector, detector) + empirical_cdf(self.calibration_forest, r))
+        fused = 0.5 * (_sorted_cdf(self.calibration_detector, detector) + _sorted_cdf(self.calibration_forest, r))
         return fused.astype(np.float32), r.astype(np.float32)
 
     def attrs(self, train_path) -> dict:
@@ -101,7 +102,7 @@ def fit_fusion_file(ff: FeatureFile, train_detector: np.ndarray,
     """:func:`fit_fusion` from an open training feature file and the detector's scores of its
     snippets (N,), read in chunks: only the two samples are kept."""
     fit, calibration = sample_rows(ff.offsets, settings.per_video), sample_rows(ff.offsets, CALIBRATION)
-    return _fitted(read_rows(ff, fit), read_rows(ff, calibration), np.asarray(train_detector)[calibration],
+    return _fitted(*read_rows(ff, fit, calibration), np.asarray(train_detector)[calibration],
                    settings, f"--fuse-forest {ff.path!r}")
 
 
@@ -110,5 +111,4 @@ def _fitted(fit_x, calibration_x, calibration_detector, settings: TriPriorSettin
         raise InputError(f"{where} has no snippets to fit the fusion's forest on")
     forest = fit_forest(fit_x, settings.trees, settings.forest_seed)
     r = -forest_scores(forest, np.asarray(calibration_x, np.float32))
-    return ForestFusion(forest, np.asarray(calibration_detector, np.float64), r.astype(np.float64), settings,
-                        int(fit_x.shape[0]))
+    return ForestFusion(forest, calibration_detector, r, settings, int(fit_x.shape[0]))

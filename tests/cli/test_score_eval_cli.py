@@ -11,28 +11,7 @@ from lanp.cli import main  # noqa: E402
 from lanp.data.io import write_h5  # noqa: E402
 from lanp.model.score import read_scores, score_file  # noqa: E402
 from lanp.model.train import TrainConfig, load_checkpoint, train  # noqa: E402
-
-
-def dataset(tmp_path, name, V=10, D=5, crops=None, seed=0):
-    """Videos whose label-1 snippets have a shifted first feature; labels file = ground truth."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(6, 30, V)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    y = np.zeros(offsets[-1], np.uint8)
-    for v in range(0, V, 2):
-        a = offsets[v] + lengths[v] // 3
-        y[a:a + lengths[v] // 3] = 1
-    x = rng.normal(0, 1, (offsets[-1], D)).astype(np.float32)
-    x[:, 0] += 3.0 * y
-    if crops:
-        x = x[:, None, :] + rng.normal(0, 0.05, (offsets[-1], crops, D)).astype(np.float32)
-    ids = [f"{name}_{v:03d}" for v in range(V)]
-    paths = {k: tmp_path / f"{name}.{k}.h5" for k in ("feats", "labels", "gt")}
-    write_h5(paths["feats"], {"features": x, "offsets": offsets, "video_ids": ids})
-    write_h5(paths["labels"], {"pseudo_label": y, "weight": np.ones(len(y), np.float32), "offsets": offsets,
-                               "video_ids": ids})
-    write_h5(paths["gt"], {"snippet_labels": y, "offsets": offsets, "video_ids": ids})
-    return paths, x, offsets, ids
+from shared import labelled_split as dataset  # noqa: E402
 
 
 def test_cli_round_trip_train_score_evaluate_plot(tmp_path, capsys):

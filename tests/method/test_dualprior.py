@@ -7,11 +7,11 @@ from scipy.stats import rankdata
 
 import lanp
 from lanp.cli import propagate_main
-from lanp.kernels import anchor_neighbours, propagate
 from lanp.method.crossvideo import CrossVideoSettings
 from lanp.method.dualprior import (U_BINS, ZN_BINS, Bins, DualPriorRecipe, DualPriorSettings, HistogramCdf,
                                    sample_positions, seed_means, video_histograms, weighted_quantile)
-from shared import assert_every_runner_agrees, assert_sharded_equals_single, packed, scene_videos
+from shared import (assert_every_runner_agrees, assert_labels_follow_exact_ranks, assert_sharded_equals_single,
+                    independent_terms, packed, scene_videos)
 
 DATASETS = ("normality", "pseudo_label", "weight", "video_score", "video_abnormal", "in_video_normality",
             "cross_video_normality")
@@ -78,32 +78,14 @@ def test_labels_are_the_exact_dataset_ranks(rng):
     """Against the definition with exact ranks over every snippet: a_i = 1 - (F_z + F_n) / 2, the
     top q of a pseudo-abnormal. The recipe's CDFs come from histograms and its threshold from a
     sample, so a few snippets next to the threshold may differ; everything else must agree."""
-    videos = scene_videos(rng, n_videos=30)
-    x, offsets = packed(videos)
+    x, offsets = packed(scene_videos(rng, n_videos=30))
     out = lanp.label(x, offsets, recipe=DualPriorRecipe(settings=EXACT))
-    V = len(videos)
-    z = np.asarray(propagate(x, offsets, warn=False).z, np.float64)
-    zn = z / np.repeat(0.5 * (z[offsets[:-1]] + z[offsets[1:] - 1]), np.diff(offsets))
-    video = np.repeat(np.arange(V), np.diff(offsets))
-    seeds = np.stack([offsets[:-1], offsets[1:] - 1], axis=1).ravel()
-    n = anchor_neighbours(x, offsets, x[seeds], video[seeds], k=1).similarity[:, 0]
+    zn, n = independent_terms(x, offsets)
     np.testing.assert_allclose(out.extra["in_video_normality"], zn, rtol=2e-6)
     np.testing.assert_allclose(out.extra["cross_video_normality"], n, rtol=1e-6)
     N = x.shape[0]
     a = 1.0 - 0.5 * (rankdata(zn, method="max") / N + rankdata(n, method="max") / N)
-    assert np.corrcoef(a, 1.0 - out.normality)[0, 1] > 0.999
-    want = rankdata(a, method="max") / N > 0.85
-    got = out.pseudo_label.astype(bool)
-    assert abs(got.mean() - 0.15) < 0.03
-    assert np.mean(got == want) > 0.97
-    assert np.all(out.weight == 1.0)
-    # video_abnormal marks exactly the videos holding pseudo-abnormal snippets (estimated from
-    # the sample: every video here is shorter than the sample, so it is exact)
-    holds = np.maximum.reduceat(out.pseudo_label, offsets[:-1]) > 0
-    np.testing.assert_array_equal(out.video_abnormal, holds)
-    # the planted anomalies are the most abnormal snippets of the dataset
-    worst = np.argsort(out.normality)[:5]
-    assert set((np.searchsorted(offsets, worst, side="right") - 1).tolist()) <= {v for v in range(V) if v % 4 == 1}
+    assert_labels_follow_exact_ranks(out, offsets, a)
 
 
 def test_every_runner_gives_the_same_labels(tmp_path, rng):

@@ -10,11 +10,11 @@ from scipy.stats import rankdata
 
 import lanp
 from lanp.cli import propagate_main
-from lanp.kernels import anchor_neighbours, propagate
 from lanp.method.crossvideo import CrossVideoSettings
 from lanp.method.dualprior import U_BINS, ZN_BINS, DualPriorSettings, sample_positions
 from lanp.method.triprior import R_BINS, SAMPLE_MARK, TriPriorRecipe, TriPriorSettings
-from shared import assert_every_runner_agrees, assert_sharded_equals_single, packed, scene_videos
+from shared import (assert_every_runner_agrees, assert_labels_follow_exact_ranks, assert_sharded_equals_single,
+                    independent_terms, packed, scene_videos)
 
 DATASETS = ("normality", "pseudo_label", "weight", "video_score", "video_abnormal", "in_video_normality",
             "cross_video_normality", "isolation_score")
@@ -64,29 +64,15 @@ def test_labels_are_the_exact_dataset_ranks(rng):
     """a_i = 1 - (F_z(zn) + F_n(n) + 1 - F_r(r)) / 3 with exact ranks over every snippet, the top q
     pseudo-abnormal; the recipe's histogram CDFs and sampled threshold may move snippets next to
     the threshold only."""
-    videos = scene_videos(rng, n_videos=30)
-    x, offsets = packed(videos)
+    x, offsets = packed(scene_videos(rng, n_videos=30))
     out = lanp.label(x, offsets, recipe=TriPriorRecipe(settings=EXACT))
-    V, N = len(videos), x.shape[0]
-    z = np.asarray(propagate(x, offsets, warn=False).z, np.float64)
-    zn = z / np.repeat(0.5 * (z[offsets[:-1]] + z[offsets[1:] - 1]), np.diff(offsets))
-    video = np.repeat(np.arange(V), np.diff(offsets))
-    seeds = np.stack([offsets[:-1], offsets[1:] - 1], axis=1).ravel()
-    n = anchor_neighbours(x, offsets, x[seeds], video[seeds], k=1).similarity[:, 0]
+    zn, n = independent_terms(x, offsets)
     r = out.extra["isolation_score"].astype(np.float64)             # checked against sklearn above
     np.testing.assert_allclose(out.extra["in_video_normality"], zn, rtol=2e-6)
     np.testing.assert_allclose(out.extra["cross_video_normality"], n, rtol=1e-6)
+    N = x.shape[0]
     a = 1.0 - (rankdata(zn, method="max") / N + rankdata(n, method="max") / N + 1.0 - rankdata(r, method="max") / N) / 3
-    assert np.corrcoef(a, 1.0 - out.normality)[0, 1] > 0.999
-    want = rankdata(a, method="max") / N > 0.85
-    got = out.pseudo_label.astype(bool)
-    assert abs(got.mean() - 0.15) < 0.03
-    assert np.mean(got == want) > 0.97
-    assert np.all(out.weight == 1.0)
-    holds = np.maximum.reduceat(out.pseudo_label, offsets[:-1]) > 0
-    np.testing.assert_array_equal(out.video_abnormal, holds)
-    worst = np.argsort(out.normality)[:5]                           # the planted anomalies
-    assert set((np.searchsorted(offsets, worst, side="right") - 1).tolist()) <= {v for v in range(V) if v % 4 == 1}
+    assert_labels_follow_exact_ranks(out, offsets, a)
 
 
 def test_the_third_term_changes_the_dual_priors_labels_only_through_its_rank(rng):

@@ -9,36 +9,20 @@ pytest.importorskip("torch")
 from sklearn.ensemble import IsolationForest  # noqa: E402
 
 from lanp.cli import main  # noqa: E402
-from lanp.data.io import FeatureFile, write_h5  # noqa: E402
-from lanp.model.fusion import CALIBRATION, empirical_cdf, fit_fusion, fit_fusion_file, read_rows, sample_rows  # noqa: E402
+from lanp.data.io import FeatureFile  # noqa: E402
+from lanp.method.dualprior import sample_rows  # noqa: E402
+from lanp.model.fusion import CALIBRATION, empirical_cdf, fit_fusion, fit_fusion_file, read_rows  # noqa: E402
 from lanp.model.score import score_features  # noqa: E402
 from lanp.model.train import TrainConfig, load_checkpoint, train  # noqa: E402
 from lanp.method.triprior import TriPriorSettings  # noqa: E402
-
-
-def split(tmp_path, name, rng, V=12, D=6, crops=None):
-    lengths = rng.integers(5, 90, V)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    y = np.zeros(offsets[-1], np.uint8)
-    for v in range(0, V, 3):
-        y[offsets[v] + lengths[v] // 3: offsets[v] + lengths[v] // 2] = 1
-    x = rng.normal(size=(offsets[-1], D)).astype(np.float32)
-    x[y == 1, :2] += 3.0
-    if crops:
-        x = x[:, None, :] + rng.normal(0, 0.05, (offsets[-1], crops, D)).astype(np.float32)
-    ids = [f"{name}_{v:03d}" for v in range(V)]
-    paths = {k: tmp_path / f"{name}.{k}.h5" for k in ("feats", "labels", "gt")}
-    write_h5(paths["feats"], {"features": x, "offsets": offsets, "video_ids": ids})
-    write_h5(paths["labels"], {"pseudo_label": y, "weight": np.ones(len(y), np.float32), "offsets": offsets,
-                               "video_ids": ids})
-    write_h5(paths["gt"], {"snippet_labels": y, "offsets": offsets, "video_ids": ids})
-    return paths, x, offsets
+from shared import labelled_split  # noqa: E402
 
 
 @pytest.fixture
 def trained(tmp_path, rng):
-    tr, xtr, otr = split(tmp_path, "train", rng)
-    te, xte, ote = split(tmp_path, "test", rng, crops=3)
+    tr, xtr, otr, _ = labelled_split(tmp_path, "train", V=12, D=6, seed=int(rng.integers(2 ** 31)), max_length=90)
+    te, xte, ote, _ = labelled_split(tmp_path, "test", V=12, D=6, crops=3, seed=int(rng.integers(2 ** 31)),
+                                     max_length=90)
     model = tmp_path / "model.pt"
     train(tr["feats"], tr["labels"], model, TrainConfig(epochs=5, batch_videos=4, lr=1e-3, seed=0), quiet=True)
     return tr, xtr, otr, te, xte, ote, model
@@ -78,7 +62,9 @@ def test_fused_score_is_its_definition(trained):
     np.testing.assert_array_equal(part, fused[10:40])
     # the file path reads the same rows and gives the same fusion
     with FeatureFile(tr["feats"]) as ff:
-        np.testing.assert_array_equal(read_rows(ff, fit), xtr[fit])
+        fit_x, cal_x = read_rows(ff, fit, cal)                           # one pass, both samples
+        np.testing.assert_array_equal(fit_x, xtr[fit])
+        np.testing.assert_array_equal(cal_x, xtr[cal])
         again = fit_fusion_file(ff, dtr, settings)
     np.testing.assert_array_equal(again.fuse(dte, xmean)[0], fused)
 
@@ -107,7 +93,7 @@ def test_cli_writes_fused_and_both_scores(trained, tmp_path, capsys):
 
 def test_refusals_touch_nothing(trained, tmp_path, capsys, rng):
     tr, xtr, otr, te, xte, ote, model = trained
-    other, _, _ = split(tmp_path, "other", rng, D=4)
+    other, *_ = labelled_split(tmp_path, "other", D=4, seed=int(rng.integers(2 ** 31)))
     out = tmp_path / "s.h5"
     out.write_bytes(b"keep me")
     for train_file, message in ((other["feats"], "has feature size D = 4 but the model was trained on D = 6"),
