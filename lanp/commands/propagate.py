@@ -204,9 +204,10 @@ def check_fewshot_args(args, sharded: bool) -> None:
             check_split_options(config, preset_name(config), video_score_given=True)
 
 
-def fewshot_builder(args):
+def fewshot_builder(args, ranking=None):
     """None without --labels-file; else recipe(target source) -> the few-shot recipe, the labels
-    read against the target's videos (or, with --source-features, the source's)."""
+    read against the target's videos (or, with --source-features, the source's); ``ranking``: the
+    ranking preset's settings from :func:`ranking_settings` (None: its defaults)."""
     if args.labels_file is None:
         return None
     from lanp.data.human_labels import read_labels_file
@@ -218,7 +219,7 @@ def fewshot_builder(args):
     def build(target):
         if args.source_features is None:
             human = read_labels_file(args.labels_file, target.video_ids, target.lengths, args.span_units)
-            return fewshot_recipe(config, target, human, ranking=ranking_settings(args))
+            return fewshot_recipe(config, target, human, ranking=ranking)
         with FeatureFile(args.source_features) as source:
             if source.dim != target.dim:
                 from lanp.kernels import InputError
@@ -264,7 +265,8 @@ def run(args) -> int:
     out_path = outputs[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        out = label_file(features, fewshot_builder(args) or preset_recipe(config, ranking), progress=not args.quiet)
+        recipe = fewshot_builder(args, ranking) or preset_recipe(config, ranking)
+        out = label_file(features, recipe, progress=not args.quiet)
     write_labels(out_path, out, features)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -280,7 +282,7 @@ def _run_sharded(args, config, inputs, outputs, ranking=None) -> int:
     from lanp.method.registry import preset_recipe
     from lanp.runners.sharded import run_sharded, summary_lines as sharded_lines
     recipe = config if ranking is None else preset_recipe(config, ranking)
-    build = fewshot_builder(args)
+    build = fewshot_builder(args, ranking)
     if build is not None:                      # the labels are matched to the shards' videos, in order
         recipe = build(_ShardedVideos(inputs))
     with warnings.catch_warnings(record=True) as caught:
