@@ -7,8 +7,9 @@ d_i is the detector's score of snippet i and r_i an isolation forest's anomaly s
 prior's forest: :func:`lanp.method.triprior.fit_forest` on at most ``per_video`` evenly spaced
 snippets of every *training* video, ``trees`` trees, seed ``forest_seed``). F_d and F_r are the
 empirical CDFs of the two scores over a calibration sample of the training snippets (at most
-``CALIBRATION`` evenly spaced snippets per training video, which the forest was not fit on where
-a video is long enough), F(v) = #{calibration scores <= v} / m. So each snippet's fused score
+``CALIBRATION`` evenly spaced snippets per training video: all of a video of up to 64 snippets,
+the forest's among them; in longer videos the two samples rarely share a snippet, none at 100 or
+500 snippets), F(v) = #{calibration scores <= v} / m. So each snippet's fused score
 depends on that snippet and the training data only, never on the rest of the scored file, and the
 two scores, on unrelated scales, are averaged as ranks against the training distribution.
 
